@@ -1,0 +1,56 @@
+"""Torch device choice for every panel: "auto" = cuda > mps > cpu, with a message when falling back.
+
+torch is imported lazily: the shell starts without it.
+"""
+
+from __future__ import annotations
+
+_choice = "auto"
+_threads: int | None = None
+
+
+def set_choice(choice: str) -> str:
+    """Set "auto", "cpu" or "cuda"; returns a message saying which device will be used and why."""
+    global _choice
+    if choice not in ("auto", "cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {choice!r}; use auto, cpu, cuda or mps")
+    _choice = choice
+    dev, why = resolve()
+    return f"compute device: {dev}" + (f" ({why})" if why else "")
+
+
+def choice() -> str:
+    return _choice
+
+
+def set_threads(n: int | None) -> None:
+    """Limit torch's intra-op threads (None = torch default)."""
+    global _threads
+    _threads = n
+    if n:
+        import torch
+
+        torch.set_num_threads(int(n))
+
+
+def resolve() -> tuple[str, str]:
+    """(device string, reason for a fallback or '')."""
+    import torch
+
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if _choice == "auto":
+        if torch.cuda.is_available():
+            return "cuda", ""
+        return ("mps", "") if has_mps else ("cpu", "")
+    if _choice == "cuda" and not torch.cuda.is_available():
+        return "cpu", "CUDA is not available on this machine; using the CPU"
+    if _choice == "mps" and not has_mps:
+        return "cpu", "MPS is not available on this machine; using the CPU"
+    return _choice, ""
+
+
+def current_device():
+    """The torch.device panels should pass to backends."""
+    import torch
+
+    return torch.device(resolve()[0])

@@ -1,0 +1,149 @@
+"""The export service every panel uses: images, plots, videos, arrays, and a sidecar session per file.
+
+Every writer checks the destination first and raises :class:`backends.common.UserError` with a message that
+names the file, so the GUI shows a dialog and the CLI prints one line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.common import UserError
+
+IMAGE_SUFFIXES = ("png",)
+VIDEO_SUFFIXES = ("mp4", "gif")
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """The path as a Path, or a clear error if its folder is missing or not writable."""
+    p = Path(path).expanduser()
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"cannot write {p}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UserError(f"cannot write {p}: permission denied")
+    return p
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'800x600' -> (800, 600) with a clear error for anything else or absurd sizes."""
+    try:
+        w_s, h_s = text.lower().split("x")
+        w, h = int(w_s), int(h_s)
+    except ValueError:
+        raise UserError(f"malformed size {text!r}: expected WIDTHxHEIGHT, e.g. 800x600") from None
+    if not (1 <= w <= 16384 and 1 <= h <= 16384):
+        raise UserError(f"size {w}x{h} out of range: each side must be 1..16384 pixels")
+    return w, h
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an RGB(A) uint8 (or float in [0, 1]) image as PNG."""
+    import imageio.v3 as iio
+
+    p = check_writable(path)
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        img = (np.clip(np.nan_to_num(img.astype(float)), 0, 1) * 255 + 0.5).astype(np.uint8)
+    iio.imwrite(p, img, extension=".png")
+    return p
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 30.0) -> Path:
+    """Write RGB(A) uint8 frames as MP4 (H.264 via imageio-ffmpeg) or GIF, chosen by the suffix."""
+    import imageio.v2 as iio2
+
+    p = check_writable(path)
+    suffix = p.suffix.lower().lstrip(".")
+    if suffix not in VIDEO_SUFFIXES:
+        raise UserError(f"cannot write video {p}: use .mp4 or .gif")
+    count = 0
+    if suffix == "mp4":
+        writer = iio2.get_writer(p, fps=fps, codec="libx264", quality=8, macro_block_size=16,
+                                 ffmpeg_log_level="error")
+    else:
+        writer = iio2.get_writer(p, mode="I", duration=1000.0 / fps, loop=0)
+    try:
+        for frame in frames:
+            f = np.asarray(frame)
+            if f.dtype != np.uint8:
+                f = (np.clip(np.nan_to_num(f.astype(float)), 0, 1) * 255 + 0.5).astype(np.uint8)
+            if suffix == "mp4":
+                f = _pad_to_multiple(f[..., :3], 16)
+            writer.append_data(f)
+            count += 1
+    finally:
+        writer.close()
+    if count == 0:
+        p.unlink(missing_ok=True)
+        raise UserError(f"nothing to write to {p}: no frames recorded yet")
+    return p
+
+
+def _pad_to_multiple(f: np.ndarray, m: int) -> np.ndarray:
+    h, w = f.shape[:2]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        f = np.pad(f, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return f
+
+
+def save_npz(path: str | os.PathLike, **arrays: Any) -> Path:
+    """Compressed NPZ of named arrays."""
+    p = check_writable(path)
+    with open(p, "wb") as fh:
+        np.savez_compressed(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+    return p
+
+
+def save_csv(path: str | os.PathLike, header: Sequence[str], columns: Sequence[np.ndarray]) -> Path:
+    """CSV of equal-length columns with a header row."""
+    p = check_writable(path)
+    cols = [np.asarray(c).ravel() for c in columns]
+    if len({len(c) for c in cols}) > 1:
+        raise UserError("columns of different lengths cannot be written as one CSV table")
+    with open(p, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(list(header))
+        for row in zip(*cols):
+            w.writerow([repr(float(v)) if isinstance(v, float | np.floating) else v for v in row])
+    return p
+
+
+def export_plot(plot, path: str | os.PathLike, width: int = 1200) -> Path:
+    """A pyqtgraph PlotWidget/PlotItem to PNG, SVG or CSV (the curves' data), by suffix."""
+    import pyqtgraph.exporters as pgx
+
+    p = check_writable(path)
+    item = plot.getPlotItem() if hasattr(plot, "getPlotItem") else plot
+    suffix = p.suffix.lower()
+    if suffix == ".png":
+        exporter = pgx.ImageExporter(item)
+        exporter.parameters()["width"] = int(width)
+    elif suffix == ".svg":
+        exporter = pgx.SVGExporter(item)
+    elif suffix == ".csv":
+        exporter = pgx.CSVExporter(item)
+    else:
+        raise UserError(f"cannot export a plot as {p.suffix or 'a file without suffix'}: use .png, .svg or .csv")
+    exporter.export(str(p))
+    return p
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".session.json")
+
+
+def write_sidecar(path: str | os.PathLike, session: dict) -> Path:
+    """Write ``FILE.session.json`` next to an export so the figure can be reproduced."""
+    s = sidecar_path(path)
+    s.write_text(json.dumps(session, indent=2, default=str))
+    return s

@@ -1,0 +1,198 @@
+"""One way to run backend generators off the GUI thread.
+
+A backend's long work is a generator. :func:`submit` runs it in a ``QThread`` and turns what it yields into
+throttled Qt signals delivered on the GUI thread: ``progress`` for :class:`backends.common.Progress` records,
+``yielded`` for everything else (and for ``Progress.data``). Cancelling takes effect at the next ``yield``.
+Tasks submitted with the same ``group`` follow *latest wins*: a new one cancels the stale one, whose late
+results are dropped. The shell listens to :data:`manager` for the status bar, the log dock and error dialogs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from backends.common import Progress, UserError
+
+
+class Task(QObject):
+    """A generator running in its own thread. Signals arrive on the GUI thread."""
+
+    yielded = Signal(object)
+    progress = Signal(object, str)  # fraction in [0, 1] or None, message
+    finished = Signal(object)  # the generator's return value
+    failed = Signal(str, str)  # one-line message, traceback ('' for user errors)
+    done = Signal()  # always last: finished, failed or cancelled
+
+    def __init__(self, fn: Callable[..., Iterator[Any]], args, kwargs, label: str, group: str | None,
+                 throttle_ms: float):
+        super().__init__()
+        self.label = label or getattr(fn, "__name__", "task")
+        self.group = group
+        self._fn, self._args, self._kwargs = fn, args, kwargs
+        self._throttle = throttle_ms / 1000.0
+        self._cancel = threading.Event()
+        self.stale = False  # set when superseded: its results must not be shown
+        self.result: Any = None
+        self.error: str | None = None
+        self.thread = _Runner(self)
+
+    # -- control -----------------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def is_running(self) -> bool:
+        return self.thread.isRunning()
+
+    def wait(self, timeout_ms: int = 10_000) -> bool:
+        return self.thread.wait(timeout_ms)
+
+    # -- runs in the worker thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        last_emit = 0.0
+        pending: list[Any] = []  # at most one item: the latest not yet emitted
+        last_progress = 0.0
+        try:
+            gen = self._fn(*self._args, **self._kwargs)
+            try:
+                while not self._cancel.is_set():
+                    try:
+                        item = next(gen)
+                    except StopIteration as stop:
+                        self.result = stop.value
+                        break
+                    now = time.monotonic()
+                    if isinstance(item, Progress):
+                        if now - last_progress >= self._throttle or item.fraction == 1.0:
+                            self.progress.emit(item.fraction, item.message)
+                            last_progress = now
+                        if item.data is None:
+                            continue
+                        item = item.data
+                    if now - last_emit >= self._throttle:
+                        self.yielded.emit(item)
+                        pending.clear()
+                        last_emit = now
+                    else:
+                        pending[:] = [item]
+            finally:
+                gen.close()
+            if pending and not self._cancel.is_set():
+                self.yielded.emit(pending[0])
+            if not self._cancel.is_set():
+                self.finished.emit(self.result)
+        except UserError as exc:
+            self.error = str(exc)
+            self.failed.emit(str(exc), "")
+        except MemoryError:
+            self.error = "out of memory: try a smaller size, count or batch"
+            self.failed.emit(self.error, traceback.format_exc())
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the user, never kill the app
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.failed.emit(self.error, traceback.format_exc())
+        finally:
+            self.done.emit()
+
+
+class _Runner(QThread):
+    def __init__(self, task: Task):
+        super().__init__()
+        self._task = task
+
+    def run(self) -> None:  # noqa: D401 - Qt override
+        self._task._run()
+
+
+class TaskManager(QObject):
+    """Keeps every running task; the shell shows their progress and stops them all on close."""
+
+    started = Signal(object)  # Task
+    progressed = Signal(object, object, str)  # Task, fraction, message
+    failed = Signal(object, str, str)  # Task, message, traceback
+    ended = Signal(object)  # Task
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tasks: list[Task] = []
+
+    def submit(self, fn: Callable[..., Iterator[Any]], *args: Any, label: str = "", group: str | None = None,
+               throttle_ms: float = 30.0, on_yield: Callable[[Any], None] | None = None,
+               on_progress: Callable[[float | None, str], None] | None = None,
+               on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[str], None] | None = None, **kwargs: Any) -> Task:
+        """Run ``fn(*args, **kwargs)`` (a generator function) in a thread; callbacks run on the GUI thread."""
+        if group is not None:
+            for old in self._tasks:
+                if old.group == group:
+                    old.stale = True
+                    old.cancel()
+        task = Task(fn, args, kwargs, label, group, throttle_ms)
+
+        def guarded(cb):
+            if cb is None:
+                return None
+            return lambda *a: None if task.stale else cb(*a)
+
+        if on_yield:
+            task.yielded.connect(guarded(on_yield))
+        if on_progress:
+            task.progress.connect(guarded(on_progress))
+        if on_done:
+            task.finished.connect(guarded(on_done))
+        if on_error:
+            task.failed.connect(lambda msg, _tb: None if task.stale else on_error(msg))
+        task.progress.connect(lambda f, m: self.progressed.emit(task, f, m))
+        task.failed.connect(lambda msg, tb: self.failed.emit(task, msg, tb))
+        task.done.connect(lambda: self._finish(task))
+        self._tasks.append(task)
+        task.thread.start()
+        self.started.emit(task)
+        return task
+
+    def _finish(self, task: Task) -> None:
+        task.thread.wait()
+        if task in self._tasks:
+            self._tasks.remove(task)
+        self.ended.emit(task)
+
+    def running(self) -> list[Task]:
+        return [t for t in self._tasks if t.is_running()]
+
+    def cancel_all(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+
+    def stop_all(self, timeout_ms: int = 10_000) -> bool:
+        """Cancel every task and wait for its thread; True when all stopped in time."""
+        self.cancel_all()
+        ok = True
+        for t in list(self._tasks):
+            t.stale = True
+            ok &= t.wait(timeout_ms)
+        self._tasks = [t for t in self._tasks if t.is_running()]
+        return ok
+
+
+_manager: TaskManager | None = None
+
+
+def manager() -> TaskManager:
+    """The process-wide task manager (created on first use, on the GUI thread)."""
+    global _manager
+    if _manager is None:
+        _manager = TaskManager()
+    return _manager
+
+
+def submit(fn: Callable[..., Iterator[Any]], *args: Any, **kwargs: Any) -> Task:
+    """Shortcut for ``manager().submit(...)``."""
+    return manager().submit(fn, *args, **kwargs)

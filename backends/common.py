@@ -1,0 +1,45 @@
+"""Small shared pieces every backend may use: progress records, validation, CLI error type."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Yielded by long backend generators so any caller (GUI worker, CLI) can show progress.
+
+    ``fraction`` is in [0, 1] or ``None`` when the total is unknown; ``data`` carries a partial result.
+    """
+
+    fraction: float | None
+    message: str = ""
+    data: Any = None
+
+
+class UserError(ValueError):
+    """A problem the user can fix (bad parameter, bad file). The CLI prints it on one line, exit code 2."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`UserError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise UserError(message)
+
+
+def require_finite(name: str, value: Any) -> None:
+    """Reject NaN/inf in a scalar or an array, naming the offending parameter."""
+    arr = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(arr)):
+        raise UserError(f"{name} contains NaN or infinity")
+
+
+def require_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    """Reject non-finite and non-positive scalars with a message that names the parameter."""
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise UserError(f"{name} must be a finite number {bound}, got {value}")

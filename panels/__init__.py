@@ -1,0 +1,1 @@
+"""Panels: one package per domain. Widgets, vispy visuals and plots; no heavy math."""

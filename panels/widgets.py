@@ -1,0 +1,258 @@
+"""Small widgets every panel shares: a parameter form, a vispy canvas, a titled plot, a play bar."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
+
+
+# -- parameter form ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Field:
+    """One row of a :class:`ParamForm`. ``kind`` is float, int, bool, choice or text."""
+
+    name: str
+    label: str
+    kind: str = "float"
+    minimum: float = -1e9
+    maximum: float = 1e9
+    decimals: int = 4
+    step: float | None = None
+    choices: tuple[str, ...] = ()
+    tooltip: str = ""
+    log: bool = False  # float spin box steps multiplicatively (x2 / /2): good for dt, nu, tolerances
+
+
+class _LogSpinBox(QDoubleSpinBox):
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+        v = self.value() or self.minimum() or 1e-12
+        self.setValue(v * (2.0**steps))
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
+        return f"{value:.4g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text, pos):  # noqa: D401 - Qt override: accept scientific notation while typing
+        from PySide6.QtGui import QValidator
+
+        try:
+            float(text)
+            return QValidator.State.Acceptable, text, pos
+        except ValueError:
+            return QValidator.State.Intermediate, text, pos
+
+
+class ParamForm(QWidget):
+    """A form built from :class:`Field` rows. ``changed(name, value)`` fires on every user edit."""
+
+    changed = Signal(str, object)
+
+    def __init__(self, fields: list[Field], values: dict[str, Any] | None = None, parent=None):
+        super().__init__(parent)
+        self._fields = {f.name: f for f in fields}
+        self._widgets: dict[str, QWidget] = {}
+        layout = QFormLayout(self)
+        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        for f in fields:
+            w = self._make(f)
+            w.setToolTip(f.tooltip)
+            w.setObjectName(f"param_{f.name}")
+            self._widgets[f.name] = w
+            layout.addRow(f.label, w)
+        if values:
+            self.set_values(values)
+
+    def _make(self, f: Field) -> QWidget:
+        if f.kind == "float":
+            w = _LogSpinBox() if f.log else QDoubleSpinBox()
+            w.setDecimals(f.decimals if not f.log else 12)
+            w.setRange(f.minimum, f.maximum)
+            if f.step is not None:
+                w.setSingleStep(f.step)
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(lambda v, n=f.name: self.changed.emit(n, float(v)))
+        elif f.kind == "int":
+            w = QSpinBox()
+            w.setRange(int(max(f.minimum, -(2**31) + 1)), int(min(f.maximum, 2**31 - 1)))
+            if f.step is not None:
+                w.setSingleStep(int(f.step))
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(lambda v, n=f.name: self.changed.emit(n, int(v)))
+        elif f.kind == "bool":
+            w = QCheckBox()
+            w.toggled.connect(lambda v, n=f.name: self.changed.emit(n, bool(v)))
+        elif f.kind == "choice":
+            w = QComboBox()
+            w.addItems(list(f.choices))
+            w.currentTextChanged.connect(lambda v, n=f.name: self.changed.emit(n, v))
+        elif f.kind == "text":
+            w = QLineEdit()
+            w.editingFinished.connect(lambda n=f.name, w=w: self.changed.emit(n, w.text()))
+        else:
+            raise ValueError(f"unknown field kind {f.kind!r}")
+        return w
+
+    def widget(self, name: str) -> QWidget:
+        return self._widgets[name]
+
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, w in self._widgets.items():
+            if isinstance(w, QDoubleSpinBox):
+                out[name] = float(w.value())
+            elif isinstance(w, QSpinBox):
+                out[name] = int(w.value())
+            elif isinstance(w, QCheckBox):
+                out[name] = w.isChecked()
+            elif isinstance(w, QComboBox):
+                out[name] = w.currentText()
+            elif isinstance(w, QLineEdit):
+                out[name] = w.text()
+        return out
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Set widgets without emitting ``changed`` (the model already holds these values)."""
+        for name, v in values.items():
+            w = self._widgets.get(name)
+            if w is None or v is None:
+                continue
+            w.blockSignals(True)
+            try:
+                if isinstance(w, QDoubleSpinBox):
+                    w.setValue(float(v))
+                elif isinstance(w, QSpinBox):
+                    w.setValue(int(v))
+                elif isinstance(w, QCheckBox):
+                    w.setChecked(bool(v))
+                elif isinstance(w, QComboBox):
+                    i = w.findText(str(v))
+                    if i >= 0:
+                        w.setCurrentIndex(i)
+                elif isinstance(w, QLineEdit):
+                    w.setText(str(v))
+            finally:
+                w.blockSignals(False)
+
+
+# -- play bar ---------------------------------------------------------------------------------------------
+class PlayBar(QWidget):
+    """Run / pause / step buttons and a scrub slider over recorded frames."""
+
+    run_toggled = Signal(bool)
+    step_clicked = Signal()
+    scrubbed = Signal(int)
+
+    def __init__(self, parent=None, with_step: bool = True):
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.run_button = QPushButton("Run")
+        self.run_button.setCheckable(True)
+        self.run_button.toggled.connect(self._toggled)
+        lay.addWidget(self.run_button)
+        if with_step:
+            self.step_button = QPushButton("Step")
+            self.step_button.clicked.connect(self.step_clicked)
+            lay.addWidget(self.step_button)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.valueChanged.connect(self.scrubbed)
+        lay.addWidget(self.slider, 1)
+
+    def _toggled(self, on: bool) -> None:
+        self.run_button.setText("Pause" if on else "Run")
+        self.run_toggled.emit(on)
+
+    def set_running(self, on: bool) -> None:
+        self.run_button.blockSignals(True)
+        self.run_button.setChecked(on)
+        self.run_button.setText("Pause" if on else "Run")
+        self.run_button.blockSignals(False)
+
+    def set_frames(self, count: int, follow: bool = True) -> None:
+        """Update the slider range; while ``follow`` the slider stays on the newest frame."""
+        self.slider.blockSignals(True)
+        at_end = self.slider.value() >= self.slider.maximum()
+        self.slider.setRange(0, max(count - 1, 0))
+        if follow and at_end:
+            self.slider.setValue(max(count - 1, 0))
+        self.slider.blockSignals(False)
+
+
+# -- vispy canvas and pyqtgraph plot ----------------------------------------------------------------------
+def make_canvas(bgcolor: str = "#101418", size: tuple[int, int] = (640, 480)):
+    """A vispy SceneCanvas ready to embed (``canvas.native`` is the QWidget)."""
+    from vispy import scene
+
+    canvas = scene.SceneCanvas(keys="interactive", bgcolor=bgcolor, size=size, show=False)
+    canvas.native.setMinimumSize(200, 150)
+    return canvas
+
+
+def render_canvas(canvas, size: tuple[int, int]) -> np.ndarray:
+    """Render a vispy canvas off-screen at ``size`` = (width, height) as RGBA uint8, camera untouched."""
+    w, h = int(size[0]), int(size[1])
+    img = canvas.render(size=(w, h), alpha=True)
+    return np.ascontiguousarray(img[..., :4]).astype(np.uint8)
+
+
+def make_plot(title: str, xlabel: str, ylabel: str, *, logx: bool = False, logy: bool = False,
+              legend: bool = True):
+    """A pyqtgraph PlotWidget with title, labelled axes (units in the label) and a legend."""
+    import pyqtgraph as pg
+
+    w = pg.PlotWidget()
+    w.setBackground("w")
+    item = w.getPlotItem()
+    item.setTitle(title, color="k")
+    item.setLabel("bottom", xlabel)
+    item.setLabel("left", ylabel)
+    item.setLogMode(x=logx, y=logy)
+    item.showGrid(x=True, y=True, alpha=0.25)
+    if legend:
+        item.addLegend(offset=(10, 10))
+    w.setMinimumHeight(140)
+    return w
+
+
+def finite_or_nan(a: np.ndarray) -> np.ndarray:
+    """Replace inf by NaN so plots skip those points instead of drawing garbage (pyqtgraph connects finite)."""
+    a = np.asarray(a, dtype=float).copy()
+    a[~np.isfinite(a)] = np.nan
+    return a
+
+
+def nice_limits(a: np.ndarray, symmetric: bool = False) -> tuple[float, float]:
+    """Robust colour limits from the 1st/99th percentiles of the finite values."""
+    a = np.asarray(a)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return (0.0, 1.0)
+    lo, hi = np.percentile(a, [1, 99]) if a.size > 100 else (a.min(), a.max())
+    if symmetric:
+        m = max(abs(lo), abs(hi)) or 1.0
+        return (-float(m), float(m))
+    if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
+        return (float(lo) - 0.5, float(lo) + 0.5)
+    return (float(lo), float(hi))
