@@ -66,8 +66,9 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
         raise UserError(f"cannot write video {p}: use .mp4 or .gif")
     count = 0
     if suffix == "mp4":
-        writer = iio2.get_writer(p, fps=fps, codec="libx264", quality=8, macro_block_size=16,
-                                 ffmpeg_log_level="error")
+        writer = iio2.get_writer(
+            p, fps=fps, codec="libx264", quality=8, macro_block_size=16, ffmpeg_log_level="error"
+        )
     else:
         writer = iio2.get_writer(p, mode="I", duration=1000.0 / fps, loop=0)
     try:
@@ -128,13 +129,35 @@ def export_plot(plot, path: str | os.PathLike, width: int = 1200) -> Path:
         exporter = pgx.ImageExporter(item)
         exporter.parameters()["width"] = int(width)
     elif suffix == ".svg":
-        exporter = pgx.SVGExporter(item)
+        return _plot_svg(item, p)
     elif suffix == ".csv":
         exporter = pgx.CSVExporter(item)
     else:
-        raise UserError(f"cannot export a plot as {p.suffix or 'a file without suffix'}: use .png, .svg or .csv")
+        raise UserError(
+            f"cannot export a plot as {p.suffix or 'a file without suffix'}: use .png, .svg or .csv"
+        )
     exporter.export(str(p))
     return p
+
+
+def _plot_svg(item, path: Path) -> Path:
+    """Vector SVG of a plot through Qt's SVG generator (pyqtgraph 0.14's SVG exporter fails on Qt 6.12 paths)."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QPainter
+    from PySide6.QtSvg import QSvgGenerator
+
+    rect = item.sceneBoundingRect()
+    gen = QSvgGenerator()
+    gen.setFileName(str(path))
+    gen.setSize(rect.size().toSize())
+    gen.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
+    gen.setTitle("Visual Lab plot")
+    painter = QPainter(gen)
+    try:
+        item.scene().render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
+    finally:
+        painter.end()
+    return path
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:

@@ -25,15 +25,32 @@ class PanelSpec:
 
 
 BUILTIN = (
-    PanelSpec("threebody", "Three-body integrator", "panels.threebody.panel:ThreeBodyPanel",
-              cli="backends.nbody.cli:main"),
+    PanelSpec(
+        "threebody",
+        "Three-body integrator",
+        "panels.threebody.panel:ThreeBodyPanel",
+        cli="backends.nbody.cli:main",
+    ),
     PanelSpec("pde", "PDE fields", "panels.pde.panel:PDEPanel", cli="backends.pde.cli:main"),
-    PanelSpec("diffusion", "Diffusion sampler", "panels.diffusion.panel:DiffusionPanel",
-              cli="backends.diffusion.cli:main"),
-    PanelSpec("trajectory", "Trajectory forecaster", "panels.trajectory.panel:TrajectoryPanel",
-              cli="backends.trajectory.cli:main"),
-    PanelSpec("splat", "Gaussian splat viewer", "panels.splat.panel:SplatPanel",
-              cli="backends.splat.cli:main", render_cli="backends.splat.cli:render_main"),
+    PanelSpec(
+        "diffusion",
+        "Diffusion sampler",
+        "panels.diffusion.panel:DiffusionPanel",
+        cli="backends.diffusion.cli:main",
+    ),
+    PanelSpec(
+        "trajectory",
+        "Trajectory forecaster",
+        "panels.trajectory.panel:TrajectoryPanel",
+        cli="backends.trajectory.cli:main",
+    ),
+    PanelSpec(
+        "splat",
+        "Gaussian splat viewer",
+        "panels.splat.panel:SplatPanel",
+        cli="backends.splat.cli:main",
+        render_cli="backends.splat.cli:render_main",
+    ),
 )
 
 

@@ -29,8 +29,15 @@ class Task(QObject):
     failed = Signal(str, str)  # one-line message, traceback ('' for user errors)
     done = Signal()  # always last: finished, failed or cancelled
 
-    def __init__(self, fn: Callable[..., Iterator[Any]], args, kwargs, label: str, group: str | None,
-                 throttle_ms: float):
+    def __init__(
+        self,
+        fn: Callable[..., Iterator[Any]],
+        args,
+        kwargs,
+        label: str,
+        group: str | None,
+        throttle_ms: float,
+    ):
         super().__init__()
         self.label = label or getattr(fn, "__name__", "task")
         self.group = group
@@ -124,11 +131,19 @@ class TaskManager(QObject):
         super().__init__()
         self._tasks: list[Task] = []
 
-    def submit(self, fn: Callable[..., Iterator[Any]], *args: Any, label: str = "", group: str | None = None,
-               throttle_ms: float = 30.0, on_yield: Callable[[Any], None] | None = None,
-               on_progress: Callable[[float | None, str], None] | None = None,
-               on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[str], None] | None = None, **kwargs: Any) -> Task:
+    def submit(
+        self,
+        fn: Callable[..., Iterator[Any]],
+        *args: Any,
+        label: str = "",
+        group: str | None = None,
+        throttle_ms: float = 30.0,
+        on_yield: Callable[[Any], None] | None = None,
+        on_progress: Callable[[float | None, str], None] | None = None,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> Task:
         """Run ``fn(*args, **kwargs)`` (a generator function) in a thread; callbacks run on the GUI thread."""
         if group is not None:
             for old in self._tasks:

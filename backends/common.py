@@ -6,8 +6,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class Progress:
@@ -33,6 +31,8 @@ def require(condition: bool, message: str) -> None:
 
 def require_finite(name: str, value: Any) -> None:
     """Reject NaN/inf in a scalar or an array, naming the offending parameter."""
+    import numpy as np  # lazy: the CLI must list panels without importing numpy
+
     arr = np.asarray(value, dtype=float)
     if not np.all(np.isfinite(arr)):
         raise UserError(f"{name} contains NaN or infinity")

@@ -217,8 +217,9 @@ def render_canvas(canvas, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(img[..., :4]).astype(np.uint8)
 
 
-def make_plot(title: str, xlabel: str, ylabel: str, *, logx: bool = False, logy: bool = False,
-              legend: bool = True):
+def make_plot(
+    title: str, xlabel: str, ylabel: str, *, logx: bool = False, logy: bool = False, legend: bool = True
+):
     """A pyqtgraph PlotWidget with title, labelled axes (units in the label) and a legend."""
     import pyqtgraph as pg
 

@@ -30,8 +30,10 @@ class _BlockGUI(importlib.abc.MetaPathFinder):
 if os.environ.get("VISUAL_LAB_BLOCK_QT") == "1":
     sys.meta_path.insert(0, _BlockGUI())
 else:
-    os.environ.setdefault("VISUAL_LAB_CONFIG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) /
-                                                       f"visual-lab-test-{os.getpid()}"))
+    os.environ.setdefault(
+        "VISUAL_LAB_CONFIG_DIR",
+        str(Path(os.environ.get("TMPDIR", "/tmp")) / f"visual-lab-test-{os.getpid()}"),
+    )
     try:
         from app.gl import setup_qt_for_vispy
 

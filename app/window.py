@@ -1,0 +1,493 @@
+"""The main window: one dock per registered panel, menus built from the Panel contract, status and log.
+
+The window knows panels only through :mod:`app.registry` and :class:`panels.base.Panel`; it never names a
+domain. Panels are imported and built after the window is visible (their modules import torch), one per
+event-loop turn, so the window appears fast and stays responsive while they load.
+"""
+
+from __future__ import annotations
+
+import platform
+import traceback
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+)
+
+from app import __version__, device, export, registry, session, settings
+from app.worker import manager
+from backends.common import UserError
+
+LAYOUT_VERSION = 1
+
+
+class MainWindow(QMainWindow):
+    """Docks built from the registry; File / Export / View / Compute / Help menus; status bar; log dock."""
+
+    panels_loaded = Signal()
+
+    def __init__(self, panel_keys: list[str] | None = None, *, restore_layout: bool = True):
+        super().__init__()
+        self.setWindowTitle(f"Visual Lab {__version__}")
+        self.resize(1500, 950)
+        self.setDockNestingEnabled(True)
+        self.specs = registry.panels()
+        keys = list(self.specs) if panel_keys is None else panel_keys
+        for k in keys:
+            registry.spec(k)  # unknown keys fail here, with the list of known ones
+        self.panels: dict = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self._pending = list(keys)
+        self._active: str | None = keys[0] if keys else None
+        self._dialogs: list[QMessageBox] = []
+        self.last_error: str | None = None  # for tests and the CLI
+
+        self._build_log_dock()
+        self._build_status_bar()
+        first = None
+        for key in keys:
+            dock = QDockWidget(self.specs[key].title, self)
+            dock.setObjectName(f"dock_{key}")
+            # GL canvases stop drawing in floating docks on some drivers: docks move and close, never float
+            dock.setFeatures(
+                QDockWidget.DockWidgetFeature.DockWidgetMovable
+                | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            )
+            loading = QLabel(f"Loading {self.specs[key].title}…")
+            loading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            dock.setWidget(loading)
+            self.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, dock)
+            if first is None:
+                first = dock
+            else:
+                self.tabifyDockWidget(first, dock)
+            dock.visibilityChanged.connect(lambda vis, k=key: self._on_visible(k, vis))
+            self.docks[key] = dock
+        if first is not None:
+            first.raise_()
+        self._build_menus()
+        self._restore_layout_if_saved(restore_layout)
+        QTimer.singleShot(0, self._load_next_panel)
+
+    # -- building -----------------------------------------------------------------------------------------
+    def _build_log_dock(self) -> None:
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_dock = QDockWidget("Log", self)
+        self.log_dock.setObjectName("dock_log")
+        self.log_dock.setWidget(self.log_view)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
+        self.log_dock.hide()
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setRange(0, 100)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Cancel the running computations")
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel_tasks)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+        m = manager()
+        self._connections = [
+            (m.started, self._update_task_widgets),
+            (m.ended, self._update_task_widgets),
+            (m.progressed, self._on_progress),
+            (m.failed, self._on_task_failed),
+        ]
+        for signal, slot in self._connections:
+            signal.connect(slot)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        self._add(file_menu, "&Open…", self.open_file_dialog, QKeySequence.StandardKey.Open)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addSeparator()
+        self._add(file_menu, "&Save session…", self.save_session_dialog, QKeySequence.StandardKey.Save)
+        self._add(file_menu, "&Load session…", self.load_session_dialog)
+        file_menu.addSeparator()
+        self._add(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        self.export_menu = mb.addMenu("&Export")
+        self.export_menu.aboutToShow.connect(self._fill_export_menu)
+
+        view = mb.addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        view.addAction(self.log_dock.toggleViewAction())
+        view.addSeparator()
+        self._add(view, "&Reset layout", self.reset_layout)
+
+        compute = mb.addMenu("&Compute")
+        dev_menu = compute.addMenu("&Device")
+        group = QActionGroup(self)
+        saved = str(settings.settings().value("device", "auto"))
+        for name in ("auto", "cpu", "cuda"):
+            act = QAction(name, self, checkable=True)
+            act.setChecked(name == saved)
+            act.triggered.connect(lambda _=False, n=name: self.set_device(n))
+            group.addAction(act)
+            dev_menu.addAction(act)
+        device.set_choice(saved if saved in ("auto", "cpu", "cuda") else "auto")
+        thr_menu = compute.addMenu("&Threads")
+        tgroup = QActionGroup(self)
+        for n in (0, 1, 2, 4, 8):
+            act = QAction("default" if n == 0 else str(n), self, checkable=True)
+            act.setChecked(n == 0)
+            act.triggered.connect(lambda _=False, n=n: self.set_threads(n))
+            tgroup.addAction(act)
+            thr_menu.addAction(act)
+
+        help_menu = mb.addMenu("&Help")
+        self._add(help_menu, "&About Visual Lab", self.show_about)
+
+    def _add(self, menu, text, slot, shortcut=None) -> QAction:
+        act = menu.addAction(text)
+        act.triggered.connect(lambda _=False: slot())
+        if shortcut is not None:
+            act.setShortcut(shortcut)
+        return act
+
+    def _load_next_panel(self) -> None:
+        """Build one pending panel per event-loop turn; emit ``panels_loaded`` after the last one."""
+        if not self._pending:
+            self.panels_loaded.emit()
+            return
+        key = self._pending.pop(0)
+        try:
+            panel = registry.panel_class(key)()
+            panel.status.connect(lambda msg, k=key: self.log(f"[{k}] {msg}", status=True))
+            self.panels[key] = panel
+            self.docks[key].setWidget(panel)
+        except Exception as exc:  # noqa: BLE001 - one broken panel must not take the app down
+            self.docks[key].setWidget(QLabel(f"This panel failed to load:\n{type(exc).__name__}: {exc}"))
+            self.show_error(f"panel {key!r} failed to load: {exc}", traceback.format_exc())
+        QTimer.singleShot(0, self._load_next_panel)
+
+    def load_all_now(self) -> None:
+        """Build every pending panel immediately (CLI snapshot and tests)."""
+        while self._pending:
+            self._load_next_panel()
+
+    # -- active panel ---------------------------------------------------------------------------------------
+    def _on_visible(self, key: str, visible: bool) -> None:
+        if visible:
+            self._active = key
+
+    def active_key(self) -> str | None:
+        return self._active
+
+    def active_panel(self):
+        return self.panels.get(self._active) if self._active else None
+
+    def activate(self, key: str) -> None:
+        self.docks[key].show()
+        self.docks[key].raise_()
+        self._active = key
+
+    # -- status, log, errors ----------------------------------------------------------------------------
+    def log(self, message: str, status: bool = False) -> None:
+        self.log_view.appendPlainText(message)
+        if status:
+            self.statusBar().showMessage(message, 8000)
+
+    def show_error(self, message: str, trace: str = "") -> None:
+        """Log the error (with its trace) and show a non-blocking dialog; never raises."""
+        self.last_error = message
+        self.log(f"ERROR: {message}" + (f"\n{trace}" if trace else ""))
+        self.statusBar().showMessage(f"Error: {message}", 15000)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, "Visual Lab", message, QMessageBox.StandardButton.Ok, self
+        )
+        if trace:
+            box.setDetailedText(trace)
+        box.finished.connect(lambda _=0, b=box: self._dialogs.remove(b) if b in self._dialogs else None)
+        self._dialogs.append(box)
+        box.open()
+
+    def _on_progress(self, task, fraction, message: str) -> None:
+        if fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 100)
+            self.progress.setValue(int(round(100 * max(0.0, min(1.0, fraction)))))
+        if message:
+            self.statusBar().showMessage(f"{task.label}: {message}", 5000)
+
+    def _on_task_failed(self, task, message: str, trace: str) -> None:
+        if not task.stale:
+            self.show_error(f"{task.label}: {message}", trace)
+
+    def _update_task_widgets(self, _task=None) -> None:
+        busy = bool(manager().running())
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+
+    def cancel_tasks(self) -> None:
+        manager().cancel_all()
+        for panel in self.panels.values():
+            panel.stop()
+        self.log("cancelled running computations", status=True)
+
+    # -- files and sessions -------------------------------------------------------------------------------
+    def open_file_dialog(self) -> None:
+        filters = [p.open_filter for p in self.panels.values() if p.open_filter]
+        if not filters:
+            self.show_error("no open panel reads files")
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open", "", ";;".join(filters + ["All files (*)"]))
+        if path:
+            self.open_path(Path(path))
+
+    def open_path(self, path: Path) -> bool:
+        """Session files load as sessions; other files go to the first panel whose filter accepts them."""
+        path = Path(path)
+        if path.name.endswith(".json") and self._looks_like_session(path):
+            return self.load_session(path)
+        for key, panel in self.panels.items():
+            if panel.open_filter and _filter_accepts(panel.open_filter, path):
+                try:
+                    panel.open_path(path)
+                except Exception as exc:  # noqa: BLE001
+                    self.show_error(f"cannot open {path}: {exc}", _trace_unless_user(exc))
+                    return False
+                self.activate(key)
+                settings.add_recent(path)
+                self.log(f"opened {path}", status=True)
+                return True
+        self.show_error(f"no panel can open {path.name}")
+        return False
+
+    @staticmethod
+    def _looks_like_session(path: Path) -> bool:
+        try:
+            head = path.read_text(errors="replace")[:4096]
+        except OSError:
+            return False
+        return session.KIND in head
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        items = settings.recent_files()
+        if not items:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for item in items:
+            act = self.recent_menu.addAction(item)
+            act.triggered.connect(lambda _=False, p=item: self.open_path(Path(p)))
+
+    def session_data(self) -> dict:
+        states = {}
+        for key, panel in self.panels.items():
+            try:
+                states[key] = panel.state()
+            except Exception as exc:  # noqa: BLE001
+                self.log(f"[{key}] state not saved: {exc}")
+        return session.build(states, self._active)
+
+    def save_session_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.json", "Session (*.json)")
+        if path:
+            self.save_session(Path(path))
+
+    def save_session(self, path: Path) -> bool:
+        try:
+            session.save(path, self.session_data())
+        except Exception as exc:  # noqa: BLE001
+            self.show_error(f"cannot save session: {exc}", _trace_unless_user(exc))
+            return False
+        settings.add_recent(path)
+        self.log(f"session saved to {path}", status=True)
+        return True
+
+    def load_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load session", "", "Session (*.json);;All files (*)")
+        if path:
+            self.load_session(Path(path))
+
+    def load_session(self, path: Path) -> bool:
+        try:
+            data = session.load(path)
+            restored = session.apply(data, self.panels)
+        except Exception as exc:  # noqa: BLE001
+            self.show_error(str(exc), _trace_unless_user(exc))
+            return False
+        if data.get("active") in self.docks:
+            self.activate(data["active"])
+        settings.add_recent(path)
+        self.log(f"session {path} restored ({', '.join(restored) or 'no open panel'})", status=True)
+        return True
+
+    # -- export -------------------------------------------------------------------------------------------
+    def _fill_export_menu(self) -> None:
+        self.export_menu.clear()
+        panel = self.active_panel()
+        if panel is None:
+            self.export_menu.addAction("(no active panel)").setEnabled(False)
+            return
+        self._add(self.export_menu, "Render view as PNG…", self.render_png_dialog)
+        self.export_menu.addSeparator()
+        for action in panel.exports():
+            self._add(self.export_menu, f"{action.label}…", lambda a=action: self.export_dialog(a))
+
+    def export_dialog(self, action) -> None:
+        filt = ";;".join(f"{s.upper()} (*.{s})" for s in action.suffixes)
+        default = f"{self._active}_{action.label.split()[0].lower()}.{action.suffixes[0]}"
+        path, chosen = QFileDialog.getSaveFileName(self, action.label, default, filt)
+        if not path:
+            return
+        p = Path(path)
+        if p.suffix.lstrip(".").lower() not in action.suffixes:
+            p = p.with_name(
+                p.name + "." + chosen.split("*.")[-1].rstrip(")") if chosen else action.suffixes[0]
+            )
+        self.run_export(action, p)
+
+    def run_export(self, action, path: Path) -> bool:
+        """Write one export and its sidecar session file; errors become a dialog."""
+        self.setCursor(Qt.CursorShape.WaitCursor)
+        try:
+            export.check_writable(path)
+            action.write(Path(path))
+            export.write_sidecar(path, self.session_data())
+        except Exception as exc:  # noqa: BLE001
+            self.show_error(f"export failed: {exc}", _trace_unless_user(exc))
+            return False
+        finally:
+            self.unsetCursor()
+        self.log(f"exported {path}", status=True)
+        return True
+
+    def render_png_dialog(self) -> None:
+        panel = self.active_panel()
+        if panel is None:
+            return
+        canvas = panel.canvas()
+        default = f"{canvas.size[0]}x{canvas.size[1]}" if canvas is not None else "1920x1080"
+        text, ok = QInputDialog.getText(self, "Render view as PNG", "Size (WIDTHxHEIGHT):", text=default)
+        if not ok:
+            return
+        try:
+            size = export.parse_size(text)
+        except UserError as exc:
+            self.show_error(str(exc))
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Render view as PNG", f"{self._active}.png", "PNG (*.png)"
+        )
+        if path:
+            self.render_png(Path(path), size)
+
+    def render_png(self, path: Path, size: tuple[int, int]) -> bool:
+        panel = self.active_panel()
+        from panels.base import ExportAction
+
+        action = ExportAction("Render", ("png",), lambda p: export.save_png(p, panel.render(size)))
+        return self.run_export(action, path)
+
+    # -- compute ------------------------------------------------------------------------------------------
+    def set_device(self, name: str) -> None:
+        msg = device.set_choice(name)
+        settings.settings().setValue("device", name)
+        self.log(msg, status=True)
+
+    def set_threads(self, n: int) -> None:
+        device.set_threads(n or None)
+        self.log(f"torch threads: {n or 'default'}", status=True)
+
+    # -- help ---------------------------------------------------------------------------------------------
+    def about_text(self) -> str:
+        import numpy
+        import PySide6
+        import vispy
+
+        from app.gl import gl_info
+
+        lines = [
+            f"Visual Lab {__version__}",
+            f"Python {platform.python_version()}",
+            f"PySide6 {PySide6.__version__}, vispy {vispy.__version__}, numpy {numpy.__version__}",
+        ]
+        try:
+            import torch
+
+            dev, why = device.resolve()
+            lines.append(f"torch {torch.__version__}, device {dev}" + (f" ({why})" if why else ""))
+        except ImportError:
+            lines.append("torch not installed")
+        info = gl_info()
+        lines.append(f"OpenGL: {info.get('renderer', info.get('error'))} {info.get('version', '')}".strip())
+        return "\n".join(lines)
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About Visual Lab", self.about_text())
+
+    # -- layout -------------------------------------------------------------------------------------------
+    def _restore_layout_if_saved(self, enabled: bool) -> None:
+        self._default_state = self.saveState(LAYOUT_VERSION)
+        if not enabled:
+            return
+        s = settings.settings()
+        geom, state = s.value("window/geometry"), s.value("window/state")
+        if isinstance(geom, QByteArray):
+            self.restoreGeometry(geom)
+        if isinstance(state, QByteArray):
+            self.restoreState(state, LAYOUT_VERSION)
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        for dock in self.docks.values():
+            dock.show()
+        self.log("layout reset", status=True)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        s = settings.settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        s.sync()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop every panel and every worker thread."""
+        self._pending.clear()
+        for signal, slot in self._connections:
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass
+        self._connections = []
+        for panel in self.panels.values():
+            try:
+                panel.shutdown()
+            except Exception:  # noqa: BLE001
+                self.log(traceback.format_exc())
+        manager().stop_all()
+
+
+def _filter_accepts(filt: str, path: Path) -> bool:
+    """Does a Qt file filter like "Splats (*.ply *.splat)" accept this path?"""
+    import fnmatch
+
+    inside = filt[filt.find("(") + 1 : filt.rfind(")")] if "(" in filt else filt
+    return any(fnmatch.fnmatch(path.name.lower(), pat.lower()) for pat in inside.split())
+
+
+def _trace_unless_user(exc: BaseException) -> str:
+    return "" if isinstance(exc, UserError) else traceback.format_exc()
