@@ -38,7 +38,7 @@ NO_DISPLAY = (
 def _qapp():
     from app.gl import setup_qt_for_vispy
 
-    setup_qt_for_vispy()
+    setup_qt_for_vispy(import_vispy=False)
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -9,12 +9,16 @@ _choice = "auto"
 _threads: int | None = None
 
 
-def set_choice(choice: str) -> str:
-    """Set "auto", "cpu" or "cuda"; returns a message saying which device will be used and why."""
+def set_choice(choice: str) -> None:
+    """Set "auto", "cpu", "cuda" or "mps" (cheap: torch is not imported here)."""
     global _choice
     if choice not in ("auto", "cpu", "cuda", "mps"):
         raise ValueError(f"unknown device {choice!r}; use auto, cpu, cuda or mps")
     _choice = choice
+
+
+def describe() -> str:
+    """Which device will be used and why (imports torch)."""
     dev, why = resolve()
     return f"compute device: {dev}" + (f" ({why})" if why else "")
 

@@ -5,12 +5,24 @@ from __future__ import annotations
 import functools
 
 
-def setup_qt_for_vispy() -> None:
-    """Must run before the QApplication exists: vispy on PySide6 with shared GL contexts (floating docks)."""
-    import vispy
+def setup_qt_for_vispy(import_vispy: bool = True) -> None:
+    """Must run before the QApplication exists: shared GL contexts (canvases in docks keep drawing).
+
+    ``import_vispy=False`` defers the vispy import (about a second) to :func:`use_vispy`, called before the first
+    canvas, so the window can appear first.
+    """
     from PySide6.QtCore import QCoreApplication, Qt
 
     QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
+    if import_vispy:
+        use_vispy()
+
+
+@functools.lru_cache(maxsize=1)
+def use_vispy() -> None:
+    """Select vispy's PySide6 backend (it reuses the existing QApplication)."""
+    import vispy
+
     vispy.use(app="pyside6")
 
 
@@ -18,6 +30,7 @@ def setup_qt_for_vispy() -> None:
 def gl_info() -> dict[str, str]:
     """{'renderer': ..., 'version': ...} or {'error': why} when no OpenGL context can be made."""
     try:
+        use_vispy()
         from vispy import gloo, scene
 
         canvas = scene.SceneCanvas(size=(8, 8), show=False)

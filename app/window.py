@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QTabWidget,
 )
 
 from app import __version__, device, export, registry, session, settings
+from app.gl import use_vispy
 from app.worker import manager
 from backends.common import UserError
 
@@ -42,6 +44,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Visual Lab {__version__}")
         self.resize(1500, 950)
         self.setDockNestingEnabled(True)
+        self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
         self.specs = registry.panels()
         keys = list(self.specs) if panel_keys is None else panel_keys
         for k in keys:
@@ -172,6 +175,7 @@ class MainWindow(QMainWindow):
             return
         key = self._pending.pop(0)
         try:
+            use_vispy()
             panel = registry.panel_class(key)()
             panel.status.connect(lambda msg, k=key: self.log(f"[{k}] {msg}", status=True))
             self.panels[key] = panel
@@ -403,9 +407,9 @@ class MainWindow(QMainWindow):
 
     # -- compute ------------------------------------------------------------------------------------------
     def set_device(self, name: str) -> None:
-        msg = device.set_choice(name)
+        device.set_choice(name)
         settings.settings().setValue("device", name)
-        self.log(msg, status=True)
+        self.log(device.describe(), status=True)
 
     def set_threads(self, n: int) -> None:
         device.set_threads(n or None)

@@ -223,6 +223,7 @@ def make_plot(
     """A pyqtgraph PlotWidget with title, labelled axes (units in the label) and a legend."""
     import pyqtgraph as pg
 
+    pg.setConfigOptions(background="w", foreground="k", antialias=True)
     w = pg.PlotWidget()
     w.setBackground("w")
     item = w.getPlotItem()
