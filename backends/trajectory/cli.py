@@ -1,0 +1,147 @@
+"""Headless CLI: ``visual-lab run trajectory --data PATH --scene eth --model eigentrajectory --out m.json``.
+
+Evaluates a model on the held-out scene of a leave-one-out fold (``--scene all``: all five folds and the
+average) and prints/writes minADE/minFDE over 20 samples and single-sample ADE/FDE in metres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from backends.common import UserError
+from backends.trajectory.data import SCENES, available_scenes, load_split
+from backends.trajectory.metrics import summarize
+
+MODELS = ("eigentrajectory", "cv", "cv20")
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "assets" / "trajectory" / "synthetic"
+
+
+def evaluate_scene(
+    data: str | Path,
+    scene: str,
+    model: str,
+    *,
+    epochs: int = 40,
+    seed: int = 0,
+    k: int = 6,
+    anchors: int = 20,
+    save_dir: Path | None = None,
+    log=print,
+) -> dict:
+    """Train (if needed) and evaluate one fold; returns the metrics dict of its test split."""
+    from backends.trajectory.baselines import constant_velocity, constant_velocity_samples
+
+    test = load_split(data, scene, "test")
+    out: dict = {"scene": scene, "model": model, "windows": test.num_windows}
+    if model == "cv":
+        t = time.perf_counter()
+        samples = constant_velocity(test.obs)[None]
+        out["infer_ms_per_window"] = 1e3 * (time.perf_counter() - t) / test.num_windows
+    elif model == "cv20":
+        t = time.perf_counter()
+        samples = constant_velocity_samples(test.obs, num_samples=anchors, seed=seed)
+        out["infer_ms_per_window"] = 1e3 * (time.perf_counter() - t) / test.num_windows
+    elif model == "eigentrajectory":
+        import torch
+
+        from backends.trajectory.eigentrajectory import STATIC_DIST, ETConfig, train_eigentrajectory
+
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+        train, val = load_split(data, scene, "train"), load_split(data, scene, "val")
+        cfg = ETConfig(
+            k=k, num_samples=anchors, static_dist=STATIC_DIST.get(scene, 0.353), epochs=epochs, seed=seed
+        )
+        t = time.perf_counter()
+        gen = train_eigentrajectory(cfg, train, val)
+        while True:
+            try:
+                p = next(gen)
+                if p.data is not None:
+                    log(f"  [{scene}] {p.message}")
+            except StopIteration as stop:
+                et = stop.value
+                break
+        out["train_seconds"] = time.perf_counter() - t
+        out["epochs"] = epochs
+        if et.history is not None and et.history.val_minfde:
+            out["best_val_minFDE"] = float(np.nanmin(et.history.val_minfde))
+        t = time.perf_counter()
+        samples = et.predict(test)
+        out["infer_ms_per_window"] = 1e3 * (time.perf_counter() - t) / test.num_windows
+        if save_dir is not None:
+            save_dir.mkdir(parents=True, exist_ok=True)
+            out["weights"] = str(et.save(save_dir / f"eigentrajectory_{scene}.pt"))
+    else:
+        raise UserError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
+    out.update(summarize(samples, test.pred))
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="visual-lab run trajectory", description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--data",
+        default=str(DEFAULT_DATA),
+        help="dataset root with <scene>/{train,val,test}/*.txt (default: bundled synthetic crowd)",
+    )
+    ap.add_argument("--scene", default=None, help="eth|hotel|univ|zara1|zara2|all (or a scene of --data)")
+    ap.add_argument("--model", default="cv20", choices=MODELS)
+    ap.add_argument("--train-epochs", type=int, default=40)
+    ap.add_argument("--k", type=int, default=6)
+    ap.add_argument("--anchors", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-weights", default=None, help="folder to save trained EigenTrajectory weights")
+    ap.add_argument("--out", default=None, help="metrics JSON file")
+    args = ap.parse_args(argv)
+    if args.train_epochs < 0:
+        raise UserError(f"--train-epochs must be >= 0, got {args.train_epochs}")
+    have = available_scenes(args.data)
+    if not Path(args.data).expanduser().is_dir():
+        raise UserError(f"dataset folder {args.data} does not exist")
+    if not have:
+        raise UserError(f"{args.data} holds no <scene>/train|val|test folders")
+    scene = args.scene or ("eth" if "eth" in have else have[0])
+    scenes = [s for s in SCENES if s in have] if scene == "all" else [scene]
+    if scene == "all" and not scenes:
+        raise UserError(f"--scene all needs the ETH/UCY scenes in {args.data}; found {', '.join(have)}")
+    if args.out:
+        from pathlib import Path as _P
+
+        folder = _P(args.out).expanduser().parent
+        if not folder.is_dir():
+            raise UserError(f"cannot write {args.out}: folder {folder} does not exist")
+    results = []
+    for s in scenes:
+        r = evaluate_scene(
+            args.data,
+            s,
+            args.model,
+            epochs=args.train_epochs,
+            seed=args.seed,
+            k=args.k,
+            anchors=args.anchors,
+            save_dir=Path(args.save_weights) if args.save_weights else None,
+        )
+        results.append(r)
+        print(
+            f"{s:6s} {args.model}: minADE {r['minADE']:.3f} minFDE {r['minFDE']:.3f} "
+            f"ADE {r['ADE']:.3f} FDE {r['FDE']:.3f} m ({r['agents']} agents, {r['windows']} windows)"
+        )
+    report: dict = {"data": str(args.data), "model": args.model, "scenes": results}
+    if len(results) > 1:
+        report["average"] = {
+            m: float(np.mean([r[m] for r in results])) for m in ("minADE", "minFDE", "ADE", "FDE")
+        }
+        a = report["average"]
+        print(
+            f"average {args.model}: minADE {a['minADE']:.3f} minFDE {a['minFDE']:.3f} "
+            f"ADE {a['ADE']:.3f} FDE {a['FDE']:.3f} m"
+        )
+    if args.out:
+        Path(args.out).expanduser().write_text(json.dumps(report, indent=2))
+    return 0
