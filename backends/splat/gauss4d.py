@@ -1,0 +1,116 @@
+"""4D Gaussians (Yang et al. 2023; Duan et al. 2024): xyzt means, 4D covariances, slicing at time t.
+
+A 4D rotation is a pair of unit quaternions (q_l, q_r) acting as p -> q_l p q_r on the quaternion
+p = t + x i + y j + z k (the time coordinate is the real part). With q_r = conj(q_l) this is the ordinary
+3D rotation of q_l on (x, y, z) that leaves t alone, so a 3DGS Gaussian with rotation q is the 4D Gaussian
+(q_l, q_r) = (q, conj q) with no space-time coupling. Covariance: S4 = R4 diag(sx, sy, sz, st)^2 R4^T in
+(x, y, z, t) order. Slicing at time t (conditioning the 4D normal on t):
+
+    mean_3D = mu_xyz + S_xt / S_tt (t - mu_t)
+    cov_3D  = S_xyz - S_xt S_tx / S_tt
+    opacity = o exp(-1/2 (t - mu_t)^2 / S_tt)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backends.common import UserError
+from backends.splat.gaussians import Gaussians
+
+
+def left_matrix(q: np.ndarray) -> np.ndarray:
+    """(N, 4) wxyz -> (N, 4, 4) matrix of p -> q p in the (w, x, y, z) basis."""
+    a, b, c, d = (q[..., i] for i in range(4))
+    return np.stack(
+        [
+            np.stack([a, -b, -c, -d], -1),
+            np.stack([b, a, -d, c], -1),
+            np.stack([c, d, a, -b], -1),
+            np.stack([d, -c, b, a], -1),
+        ],
+        -2,
+    )
+
+
+def right_matrix(q: np.ndarray) -> np.ndarray:
+    """(N, 4) wxyz -> (N, 4, 4) matrix of p -> p q in the (w, x, y, z) basis."""
+    p, q1, r, s = (q[..., i] for i in range(4))
+    return np.stack(
+        [
+            np.stack([p, -q1, -r, -s], -1),
+            np.stack([q1, p, s, -r], -1),
+            np.stack([r, -s, p, q1], -1),
+            np.stack([s, r, -q1, p], -1),
+        ],
+        -2,
+    )
+
+
+_PERM = np.array([1, 2, 3, 0])  # (x, y, z, t) <- (w=t, x, y, z)
+
+
+def rotation_4d(ql: np.ndarray, qr: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) rotation in (x, y, z, t) coordinates."""
+    ql = np.asarray(ql, np.float64)
+    qr = np.asarray(qr, np.float64)
+    ql = ql / np.linalg.norm(ql, axis=-1, keepdims=True)
+    qr = qr / np.linalg.norm(qr, axis=-1, keepdims=True)
+    m = left_matrix(ql) @ right_matrix(qr)  # wxyz basis
+    return m[:, _PERM][:, :, _PERM]
+
+
+def covariance_4d(g: Gaussians) -> np.ndarray:
+    """(N, 4, 4) space-time covariances in (x, y, z, t) order."""
+    if not g.is_4d:
+        raise UserError("scene is not 4D (no t / scale_t / rot_r properties)")
+    r = rotation_4d(g.quats, g.quats_r)
+    s = np.concatenate([g.scales.astype(np.float64), g.scale_t.astype(np.float64)[:, None]], 1)
+    m = r * s[:, None, :]
+    return m @ np.swapaxes(m, 1, 2)
+
+
+def slice_at(g: Gaussians, t: float, min_opacity: float = 0.0):
+    """Condition every 4D Gaussian on time ``t``: returns (means (N,3), covs (N,3,3), opacities (N,))."""
+    if not g.is_4d:
+        return g.means, g.covariances(), g.opacities
+    cov = covariance_4d(g)
+    s_tt = np.maximum(cov[:, 3, 3], 1e-30)
+    s_xt = cov[:, :3, 3]
+    dt = float(t) - g.t.astype(np.float64)
+    means = g.means.astype(np.float64) + s_xt / s_tt[:, None] * dt[:, None]
+    covs = cov[:, :3, :3] - s_xt[:, :, None] * s_xt[:, None, :] / s_tt[:, None, None]
+    opac = g.opacities.astype(np.float64) * np.exp(-0.5 * dt * dt / s_tt)
+    return means.astype(np.float32), covs.astype(np.float32), opac.astype(np.float32)
+
+
+def as_4d(g: Gaussians, scale_t: float = 1e6) -> Gaussians:
+    """A 3D scene as a static 4D one (q_r = conj(q_l), huge time scale): slicing returns it unchanged."""
+    if g.is_4d:
+        return g
+    n = g.count
+    return Gaussians(
+        means=g.means,
+        scales=g.scales,
+        quats=g.quats,
+        opacities=g.opacities,
+        sh=g.sh,
+        extras=dict(g.extras),
+        t=np.zeros(n, np.float32),
+        scale_t=np.full(n, scale_t, np.float32),
+        quats_r=g.quats * np.array([1, -1, -1, -1], np.float32),
+        source=g.source,
+    )
+
+
+def time_range(g: Gaussians) -> tuple[float, float]:
+    """A sensible playback interval: the 1st-99th percentile of mu_t +- 1 sigma_t (0..1 for static scenes)."""
+    if not g.is_4d:
+        return 0.0, 1.0
+    st = np.sqrt(covariance_4d(g)[:, 3, 3])
+    finite = st < 1e5
+    if not finite.any():
+        return 0.0, 1.0
+    lo = float(np.percentile(g.t[finite] - st[finite], 1))
+    hi = float(np.percentile(g.t[finite] + st[finite], 99))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
