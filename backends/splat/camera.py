@@ -28,7 +28,7 @@ UP_AXES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Camera:
     viewmat: np.ndarray = field(default_factory=lambda: np.eye(4))
     fx: float = 500.0
@@ -165,7 +165,9 @@ def parse_orbit(text: str) -> tuple[float, float, float]:
     try:
         az, el, dist = (float(v) for v in text.split(","))
     except ValueError:
-        raise UserError(f"malformed --orbit {text!r}: expected AZ,EL,DIST in degrees, degrees, scene units")
+        raise UserError(
+            f"malformed --orbit {text!r}: expected AZ,EL,DIST in degrees, degrees, scene units"
+        ) from None
     if not all(math.isfinite(v) for v in (az, el, dist)) or dist <= 0:
         raise UserError(f"--orbit {text!r}: values must be finite and DIST > 0")
     return az, el, dist
