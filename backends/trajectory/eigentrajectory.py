@@ -185,8 +185,8 @@ class EigenTrajectoryNet(nn.Module):
         return C_obs, C_gt, (ori, rot, sca, mov, g)
 
     def forward(self, obs: torch.Tensor, window_of: torch.Tensor, pred: torch.Tensor | None = None):
-        """obs (N, 8, 2), window_of (N,) window index per agent. Returns samples (S, N, 12, 2) and
-        the coefficient tensors (C_pred (N, S, k), C_gt (N, k) or None)."""
+        """obs (N, 8, 2), window_of (N,) window index per agent, non-decreasing (windows contiguous).
+        Returns samples (S, N, 12, 2) and the coefficients (C_pred (N, S, k), C_gt (N, k) or None)."""
         cfg = self.cfg
         N = obs.shape[0]
         C_obs, C_gt, (ori, rot, sca, mov, g) = self.project(obs, pred)
@@ -197,9 +197,16 @@ class EigenTrajectoryNet(nn.Module):
         cnt = torch.zeros(nwin).index_add_(0, window_of, torch.ones(N)).clamp_min(1)
         centred = last - (sums / cnt[:, None])[window_of]
         feats = torch.cat([C_obs / self.coef_scale[g], centred / 5.0, mov.float()[:, None]], dim=-1)
-        h = self.embed(feats)[None]
-        mask = window_of[:, None] != window_of[None, :]  # True = blocked
-        h = self.encoder(h, mask=mask)[0]
+        h = self.embed(feats)
+        # pad every window to (W, n_max, H): attention costs sum(n_w^2), not (sum n_w)^2
+        counts = torch.bincount(window_of, minlength=nwin)
+        first = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(N) - first[window_of]
+        n_max = int(counts.max()) if N else 1
+        padded = h.new_zeros(nwin, n_max, h.shape[-1])
+        padded[window_of, slot] = h
+        pad_mask = torch.arange(n_max)[None, :] >= counts[:, None]  # True = no agent there
+        h = self.encoder(padded, src_key_padding_mask=pad_mask)[window_of, slot]
         corr = self.head(h).view(N, cfg.num_samples, cfg.k) * self.coef_scale[g][:, None, :]
         C_pred = self.anchors[g] + corr  # (N, S, k)
         traj_n = torch.einsum("nsk,ndk->snd", C_pred, self.U_pred[g]).reshape(
@@ -247,6 +254,8 @@ class TrainSnapshot:
     val_minade: list[float]
     val_minfde: list[float]
     seconds: float
+    best_state: dict | None = None  # a copy of the best weights so far (Stop keeps them)
+    model: ETModel | None = None  # the live model (touch it only after the training thread ended)
 
 
 @dataclass
@@ -274,14 +283,24 @@ class ETModel:
 
     def save(self, path: str | Path) -> Path:
         p = Path(path)
-        torch.save(
-            {
-                "format": "visual-lab-eigentrajectory-1",
-                "config": asdict(self.cfg),
-                "state": self.net.state_dict(),
-            },
-            p,
-        )
+        h = self.history
+        hist = None
+        if h is not None:
+            hist = {
+                "epoch": h.epoch,
+                "epochs": h.epochs,
+                "train_loss": [float(v) for v in h.train_loss],
+                "val_minade": [float(v) for v in h.val_minade],
+                "val_minfde": [float(v) for v in h.val_minfde],
+                "seconds": float(h.seconds),
+            }
+        blob = {
+            "format": "visual-lab-eigentrajectory-1",
+            "config": asdict(self.cfg),
+            "state": self.net.state_dict(),
+            "history": hist,
+        }
+        torch.save(blob, p)
         return p
 
     @staticmethod
@@ -298,7 +317,9 @@ class ETModel:
         cfg = ETConfig(**blob["config"])
         net = EigenTrajectoryNet(cfg)
         net.load_state_dict(blob["state"])
-        return ETModel(cfg, net)
+        h = blob.get("history")
+        hist = TrainSnapshot(**h) if isinstance(h, dict) else None
+        return ETModel(cfg, net, hist)
 
 
 @torch.no_grad()
@@ -381,6 +402,8 @@ def train_eigentrajectory(
                 list(snap.val_minade),
                 list(snap.val_minfde),
                 snap.seconds,
+                best_state,
+                model,
             ),
         )
     if best_state is not None:

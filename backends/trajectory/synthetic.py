@@ -171,6 +171,28 @@ def write_bundled(root: Path = ASSET_DIR) -> list[Path]:
     return out
 
 
+WEIGHTS = ASSET_DIR.parent / "eigentrajectory_synthetic.pt"
+
+
+def train_bundled_weights(epochs: int = 15, path: Path = WEIGHTS) -> Path:
+    """Train the small EigenTrajectory the panel shows by default on the bundled crowd (seed 0)."""
+    import torch
+
+    from backends.trajectory.data import load_split
+    from backends.trajectory.eigentrajectory import ETConfig, run_training
+
+    torch.set_num_threads(1)
+    root = ASSET_DIR
+    tr, va = load_split(root, "synthetic", "train"), load_split(root, "synthetic", "val")
+    model = run_training(ETConfig(epochs=epochs, hidden=64, static_dist=0.2, seed=0), tr, va)
+    return model.save(path)
+
+
 if __name__ == "__main__":
+    import sys
+
     for p in write_bundled():
         print(p, p.stat().st_size, "bytes")
+    if "--weights" in sys.argv:
+        w = train_bundled_weights()
+        print(w, w.stat().st_size, "bytes")
