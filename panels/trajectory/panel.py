@@ -128,7 +128,7 @@ class TrajectoryPanel(Panel):
             axis_color="black",
             tick_color="black",
         )
-        self._xaxis.height_max = 58
+        self._xaxis.height_max = 64
         grid.add_widget(self._xaxis, row=2, col=1)
         self._legend = scene.Label(
             "blue: past 3.2 s    green: true future 4.8 s    orange: predicted samples    red: best sample"
@@ -205,9 +205,16 @@ class TrajectoryPanel(Panel):
             "future step (0.4 s)",
             "basis value (normalised units)",
         )
-        self.coef_plot = make_plot("Agents and anchors in ET space", "coefficient c1", "coefficient c2")
+        self.coef_plot = make_plot(
+            "Agents and anchors in ET space",
+            "coefficient c1 (normalised units)",
+            "coefficient c2 (normalised units)",
+        )
         self.loss_plot = make_plot("Training", "epoch", "loss / minFDE (m)")
 
+        for plot in (self.basis_plot, self.coef_plot, self.loss_plot):
+            for side_name in ("left", "bottom"):
+                plot.getPlotItem().getAxis(side_name).enableAutoSIPrefix(False)
         tabs = QTabWidget()
         tabs.addTab(self.basis_plot, "Basis")
         tabs.addTab(self.coef_plot, "ET space")
