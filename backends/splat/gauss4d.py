@@ -114,3 +114,68 @@ def time_range(g: Gaussians) -> tuple[float, float]:
     lo = float(np.percentile(g.t[finite] - st[finite], 1))
     hi = float(np.percentile(g.t[finite] + st[finite], 99))
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+# -- building 4D Gaussians from a covariance -----------------------------------------------------------
+def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    w1, x1, y1, z1 = np.moveaxis(a, -1, 0)
+    w2, x2, y2, z2 = np.moveaxis(b, -1, 0)
+    return np.stack(
+        [
+            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        ],
+        -1,
+    )
+
+
+def quaternion_pair(m_xyzt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4, 4) rotations in (x, y, z, t) order -> (q_l, q_r) with p -> q_l p q_r (t = real part)."""
+    from backends.splat.gaussians import rotmat_to_quat
+
+    inv = np.argsort(_PERM)
+    m = np.asarray(m_xyzt, np.float64)[:, inv][:, :, inv]  # to the (w, x, y, z) basis
+    one = m[:, :, 0]  # M(1) = q_l q_r
+    conj_one = one * np.array([1, -1, -1, -1])
+    r3 = np.empty((len(m), 3, 3))
+    for i in range(3):  # M(e_i) conj(M(1)) = q_l e_i conj(q_l): the 3D rotation of q_l
+        r3[:, :, i] = _qmul(m[:, :, 1 + i], conj_one)[:, 1:]
+    ql = rotmat_to_quat(r3)
+    qr = _qmul(ql * np.array([1, -1, -1, -1]), one)
+    return ql.astype(np.float32), qr.astype(np.float32)
+
+
+def from_covariance_4d(means4: np.ndarray, cov4: np.ndarray, opacities, sh, extras=None) -> Gaussians:
+    """4D Gaussians with given (x, y, z, t) means and 4x4 covariances (eigen-decomposed into R4 and scales)."""
+    cov4 = np.asarray(cov4, np.float64)
+    lam, vec = np.linalg.eigh(cov4)
+    neg = np.linalg.det(vec) < 0
+    vec[neg, :, 0] *= -1
+    ql, qr = quaternion_pair(vec)
+    s = np.sqrt(np.maximum(lam, 1e-20))
+    means4 = np.asarray(means4, np.float64)
+    return Gaussians(
+        means=means4[:, :3],
+        scales=s[:, :3],
+        quats=ql,
+        opacities=opacities,
+        sh=sh,
+        extras=extras or {},
+        t=means4[:, 3],
+        scale_t=s[:, 3],
+        quats_r=qr,
+    )
+
+
+def moving_covariance(cov3: np.ndarray, velocity: np.ndarray, sigma_t) -> np.ndarray:
+    """4x4 covariance whose slice at t has covariance ``cov3`` and mean moving with ``velocity``."""
+    n = len(cov3)
+    st2 = np.broadcast_to(np.asarray(sigma_t, np.float64) ** 2, (n,))
+    v = np.asarray(velocity, np.float64)
+    out = np.zeros((n, 4, 4))
+    out[:, :3, :3] = cov3 + st2[:, None, None] * v[:, :, None] * v[:, None, :]
+    out[:, :3, 3] = out[:, 3, :3] = st2[:, None] * v
+    out[:, 3, 3] = st2
+    return out

@@ -1,0 +1,206 @@
+"""Headless CLI of the Gaussian-splat domain.
+
+``visual-lab run splat convert IN OUT [edits]`` and ``visual-lab run splat info FILE``;
+``visual-lab render splat SCENE (--camera cameras.json#INDEX | --orbit AZ,EL,DIST) [--size 800x600]
+[--time T] [--renderer reference|gl] [--background R,G,B] --out img.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from backends.common import Progress, UserError
+from backends.splat import camera as cm
+from backends.splat import edits, io
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse errors become one-line UserErrors (exit 2 in the shell)
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"malformed {what} {text!r}: expected {n} comma-separated numbers") from None
+    if len(vals) != n or not all(np.isfinite(vals)):
+        raise UserError(f"malformed {what} {text!r}: expected {n} finite comma-separated numbers")
+    return vals
+
+
+def _load_with_progress(paths: list[str], quiet: bool):
+    scenes = []
+    for p in paths:
+        gen = io.load_gen(p)
+        last = 0.0
+        try:
+            while True:
+                item = next(gen)
+                if isinstance(item, Progress) and not quiet and time.monotonic() - last > 1.0:
+                    print(f"  {item.message}", file=sys.stderr)
+                    last = time.monotonic()
+        except StopIteration as stop:
+            scenes.append(stop.value)
+    if len(scenes) == 1:
+        return scenes[0]
+    from backends.splat.gaussians import concat
+
+    return concat(scenes)
+
+
+def main(argv: list[str]) -> int:
+    ap = _Parser(prog="visual-lab run splat", description="Gaussian-splat files: convert, edit, inspect.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("convert", help="convert/edit IN (.ply/.splat/.spz) to OUT (.ply/.splat)")
+    c.add_argument(
+        "inputs", nargs="+", help="input file(s) then the output file; several inputs become blocks"
+    )
+    c.add_argument("--min-opacity", type=float, default=0.0)
+    c.add_argument("--max-scale", type=float, default=0.0, help="clamp scales (scene units, 0 = off)")
+    c.add_argument("--crop", default=None, help="XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX")
+    c.add_argument("--sh-degree", type=int, default=3)
+    c.add_argument("--subsample", type=float, default=1.0)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--quiet", action="store_true")
+    i = sub.add_parser("info", help="print count, SH degree, bounds and memory of a file")
+    i.add_argument("file")
+    s = sub.add_parser("samples", help="regenerate the bundled sample scenes")
+    s.add_argument("folder", nargs="?", default=None)
+    args = ap.parse_args(argv)
+    if args.cmd == "info":
+        t0 = time.perf_counter()
+        g = io.load(args.file)
+        lo, hi = g.bounds()
+        print(
+            f"{Path(args.file).name}: {g.count:,} Gaussians, SH degree {g.sh_degree}, {'4D' if g.is_4d else '3D'}, "
+            f"bounds {np.round(lo, 3).tolist()}..{np.round(hi, 3).tolist()}, {g.nbytes() / 2**20:.1f} MiB, "
+            f"extras {sorted(g.extras)}, loaded in {time.perf_counter() - t0:.2f} s"
+        )
+        return 0
+    if args.cmd == "samples":
+        from backends.splat import samples
+
+        return samples.main([args.folder] if args.folder else [])
+    if len(args.inputs) < 2:
+        raise UserError("convert needs an input and an output file")
+    *ins, out = args.inputs
+    crop_min = crop_max = None
+    if args.crop:
+        v = _floats(args.crop, 6, "--crop")
+        crop_min, crop_max = v[:3], v[3:]
+    cfg = edits.EditConfig(
+        min_opacity=args.min_opacity,
+        max_scale=args.max_scale,
+        crop_min=crop_min,
+        crop_max=crop_max,
+        sh_degree=args.sh_degree,
+        subsample=args.subsample,
+        seed=args.seed,
+    )
+    if Path(out).suffix.lower() not in (".ply", ".splat"):
+        raise UserError(f"cannot write {out}: use .ply or .splat")
+    t0 = time.perf_counter()
+    g = _load_with_progress(ins, args.quiet)
+    e = edits.apply_edits(g, cfg)
+    if e.count == 0:
+        raise UserError("the edits removed every Gaussian: nothing to write")
+    io.save(out, e)
+    print(
+        f"wrote {out}: {e.count:,} of {g.count:,} Gaussians (SH degree {e.sh_degree}) "
+        f"in {time.perf_counter() - t0:.2f} s"
+    )
+    return 0
+
+
+def render_main(argv: list[str]) -> int:
+    ap = _Parser(prog="visual-lab render splat", description="Render a Gaussian-splat scene to a PNG.")
+    ap.add_argument("scene", nargs="+", help=".ply/.splat/.spz file(s); several are combined")
+    cam = ap.add_mutually_exclusive_group(required=True)
+    cam.add_argument("--camera", help="cameras.json#INDEX (3DGS format)")
+    cam.add_argument("--orbit", help="AZ,EL,DIST: degrees, degrees, multiples of the scene radius")
+    ap.add_argument(
+        "--size", default=None, help="WIDTHxHEIGHT (default: the camera's own size, 800x600 for --orbit)"
+    )
+    ap.add_argument("--time", type=float, default=None, help="time for 4D scenes")
+    ap.add_argument("--renderer", choices=("reference", "gl"), default="reference")
+    ap.add_argument("--background", default="0,0,0", help="R,G,B in [0, 1]")
+    ap.add_argument("--up", default="-y", choices=sorted(cm.UP_AXES), help="world up axis for --orbit")
+    ap.add_argument("--fov", type=float, default=50.0, help="vertical field of view for --orbit (degrees)")
+    ap.add_argument("--device", default="cpu", help="torch device of the reference renderer (cpu, cuda)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    w, h = _parse_size(args.size or "800x600")
+    bg = _floats(args.background, 3, "--background")
+    if not all(0 <= v <= 1 for v in bg):
+        raise UserError(f"--background {args.background!r}: components must be in [0, 1]")
+    if Path(args.out).suffix.lower() != ".png":
+        raise UserError(f"--out {args.out}: only .png is supported")
+    out_dir = Path(args.out).expanduser().parent
+    if str(out_dir) and not out_dir.is_dir():
+        raise UserError(f"cannot write {args.out}: folder {out_dir} does not exist")
+    g = _load_with_progress(args.scene, args.quiet)
+    if args.camera:
+        camera = cm.camera_from_spec(args.camera)
+        camera = camera.resized(w, h) if args.size else camera
+        w, h = camera.width, camera.height
+    else:
+        az, el, dist = cm.parse_orbit(args.orbit)
+        center, radius = g.robust_center_radius()
+        camera = cm.orbit_camera(center, az, el, dist * radius, w, h, args.fov, cm.UP_AXES[args.up])
+    t0 = time.perf_counter()
+    if args.renderer == "gl":
+        try:  # the GL renderer lives in the GUI layer; imported only on request
+            visuals = importlib.import_module("panels.splat.visuals")
+        except ImportError as exc:
+            raise UserError(
+                f"the GL renderer needs vispy and an OpenGL context ({exc}); use --renderer reference"
+            ) from None
+        rgba = visuals.render_offscreen(g, camera, bg, time=args.time)
+    else:
+        import torch
+
+        from backends.splat import raster
+
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError("--device cuda requested but no CUDA GPU is available")
+        gen = raster.render_gen(g, camera, bg, time=args.time, device=args.device)
+        try:
+            while True:
+                next(gen)
+        except StopIteration as stop:
+            rgba = raster.to_rgba8(stop.value)
+    _save_png(args.out, rgba)
+    print(
+        f"rendered {g.count:,} Gaussians at {w}x{h} with the {args.renderer} renderer in "
+        f"{time.perf_counter() - t0:.2f} s -> {args.out}"
+    )
+    return 0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w_s, h_s = text.lower().split("x")
+        w, h = int(w_s), int(h_s)
+    except ValueError:
+        raise UserError(f"malformed size {text!r}: expected WIDTHxHEIGHT, e.g. 800x600") from None
+    if not (1 <= w <= 16384 and 1 <= h <= 16384):
+        raise UserError(f"size {w}x{h} out of range: each side must be 1..16384 pixels")
+    return w, h
+
+
+def _save_png(path: str, rgba: np.ndarray) -> None:
+    import imageio.v3 as iio
+
+    iio.imwrite(Path(path).expanduser(), np.asarray(rgba, np.uint8), extension=".png")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,93 @@
+"""The headless CLI: convert with edits, info, render from an orbit or a cameras.json camera, bad input."""
+
+from __future__ import annotations
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from backends.common import UserError
+from backends.splat import camera as cm
+from backends.splat import cli, io, samples
+from tests.conftest import shared_data
+
+
+def test_convert_spz_to_ply_and_splat(tmp_path, capsys):
+    src = shared_data("splat", "metalsplatter_train3.spz")
+    assert cli.main(["convert", str(src), str(tmp_path / "a.ply"), "--quiet"]) == 0
+    assert cli.main(["convert", str(tmp_path / "a.ply"), str(tmp_path / "a.splat"), "--quiet"]) == 0
+    a, b = io.load(tmp_path / "a.ply"), io.load(src)
+    np.testing.assert_allclose(a.means, b.means, atol=1e-6)
+    assert io.load(tmp_path / "a.splat").count == 3
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_convert_with_edits_and_blocks(tmp_path):
+    out = tmp_path / "e.ply"
+    cli.main(
+        [
+            "convert",
+            str(samples.SAMPLE_3D),
+            str(samples.SAMPLE_3D),
+            str(out),
+            "--subsample",
+            "0.5",
+            "--sh-degree",
+            "0",
+            "--quiet",
+        ]
+    )
+    g = io.load(out)
+    assert 0.4 * 15400 < g.count < 0.6 * 15400 and set(np.unique(g.extras["block"])) == {0, 1}
+    with pytest.raises(UserError, match="crop"):
+        cli.main(["convert", str(samples.SAMPLE_3D), str(out), "--crop", "1,2,3"])
+    with pytest.raises(UserError, match="removed every Gaussian"):
+        cli.main(["convert", str(samples.SAMPLE_3D), str(out), "--min-opacity", "1.0", "--quiet"])
+
+
+def test_render_orbit_and_camera(tmp_path, capsys):
+    png = tmp_path / "r.png"
+    assert (
+        cli.render_main(
+            [
+                str(samples.SAMPLE_4D),
+                "--orbit",
+                "30,20,2.5",
+                "--size",
+                "64x48",
+                "--time",
+                "0.5",
+                "--background",
+                "1,1,1",
+                "--out",
+                str(png),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    img = iio.imread(png)
+    assert img.shape == (48, 64, 4) and (img[..., :3] < 200).any() and (img[..., :3] == 255).any()
+    cams = [cm.orbit_camera((0, 0.3, 0), 10, 20, 5, 40, 30)]
+    cm.save_cameras_json(tmp_path / "cameras.json", cams)
+    assert (
+        cli.render_main(
+            [str(samples.SAMPLE_3D), "--camera", f"{tmp_path}/cameras.json#0", "--out", str(png), "--quiet"]
+        )
+        == 0
+    )
+    assert iio.imread(png).shape == (30, 40, 4)
+    with pytest.raises(UserError, match="unknown camera index 3"):
+        cli.render_main([str(samples.SAMPLE_3D), "--camera", f"{tmp_path}/cameras.json#3", "--out", str(png)])
+    with pytest.raises(UserError, match="malformed --orbit"):
+        cli.render_main([str(samples.SAMPLE_3D), "--orbit", "1,2", "--out", str(png)])
+    with pytest.raises(UserError, match="malformed size"):
+        cli.render_main([str(samples.SAMPLE_3D), "--orbit", "1,2,3", "--size", "big", "--out", str(png)])
+    with pytest.raises(UserError):
+        cli.render_main([str(samples.SAMPLE_3D), "--out", str(png)])  # no camera at all
+
+
+def test_info(capsys):
+    assert cli.main(["info", str(samples.SAMPLE_4D)]) == 0
+    out = capsys.readouterr().out
+    assert "4D" in out and "14,850" in out
