@@ -1,0 +1,211 @@
+"""The instanced GL splat visual: every Gaussian is one instance of a 4-vertex quad.
+
+Per instance (``VertexBuffer(divisor=1)``, float32): the mean, the six entries of the 3D covariance and
+RGB + opacity. The vertex shader projects the covariance exactly as the reference rasterizer does
+(EWA: J W S W^T J^T + 0.3 I with gsplat's frustum clamp), sizes the quad to the 3-sigma radius and passes
+the inverse 2D covariance; the fragment shader evaluates alpha = min(0.99, o exp(-1/2 d^T S2D^-1 d)),
+discards alpha < 1/255 and writes premultiplied colour. Instances are drawn back to front (sorted off the
+GUI thread) with blend (ONE, ONE_MINUS_SRC_ALPHA), which equals front-to-back compositing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from vispy import gloo, scene
+from vispy.visuals import Visual
+
+from backends.splat.camera import Camera
+from backends.splat.gaussians import Gaussians
+
+gloo.gl.use_gl("gl+")  # instancing (glDrawArraysInstanced, glVertexAttribDivisor) needs the PyOpenGL backend
+
+VERT = """
+uniform mat4 u_view;
+uniform vec4 u_intr;
+uniform vec2 u_size;
+attribute vec2 a_corner;
+attribute vec3 a_center;
+attribute vec3 a_cov_a;
+attribute vec3 a_cov_b;
+attribute vec4 a_color;
+varying vec4 v_color;
+varying vec2 v_d;
+varying vec3 v_conic;
+void main() {
+    vec4 pc = u_view * vec4(a_center, 1.0);
+    float z = pc.z;
+    v_color = a_color;
+    v_conic = vec3(0.0);
+    v_d = vec2(0.0);
+    if (z <= 0.01) { gl_Position = vec4(0.0, 0.0, 2.0, 1.0); return; }
+    float fx = u_intr.x; float fy = u_intr.y; float cx = u_intr.z; float cy = u_intr.w;
+    float tanx = 0.5 * u_size.x / fx; float tany = 0.5 * u_size.y / fy;
+    float tx = z * clamp(pc.x / z, -(cx / fx + 0.3 * tanx), (u_size.x - cx) / fx + 0.3 * tanx);
+    float ty = z * clamp(pc.y / z, -(cy / fy + 0.3 * tany), (u_size.y - cy) / fy + 0.3 * tany);
+    vec3 j0 = vec3(fx / z, 0.0, -fx * tx / (z * z));
+    vec3 j1 = vec3(0.0, fy / z, -fy * ty / (z * z));
+    mat3 W = mat3(u_view);
+    vec3 t0 = j0 * W;
+    vec3 t1 = j1 * W;
+    mat3 S = mat3(a_cov_a.x, a_cov_a.y, a_cov_a.z,
+                  a_cov_a.y, a_cov_b.x, a_cov_b.y,
+                  a_cov_a.z, a_cov_b.y, a_cov_b.z);
+    float a = dot(t0, S * t0) + 0.3;
+    float b = dot(t0, S * t1);
+    float c = dot(t1, S * t1) + 0.3;
+    float det = a * c - b * b;
+    if (det <= 0.0) { gl_Position = vec4(0.0, 0.0, 2.0, 1.0); return; }
+    float mid = 0.5 * (a + c);
+    float lam = mid + sqrt(max(0.1, mid * mid - det));
+    float r = ceil(3.0 * sqrt(lam));
+    v_conic = vec3(c / det, -b / det, a / det);
+    vec2 uv = vec2(fx * pc.x / z + cx, fy * pc.y / z + cy);
+    vec2 off = a_corner * r;
+    v_d = off;
+    vec2 p = uv + off;
+    gl_Position = vec4(2.0 * p.x / u_size.x - 1.0, 1.0 - 2.0 * p.y / u_size.y, 0.0, 1.0);
+}
+"""
+
+FRAG = """
+varying vec4 v_color;
+varying vec2 v_d;
+varying vec3 v_conic;
+void main() {
+    float power = -0.5 * (v_conic.x * v_d.x * v_d.x + v_conic.z * v_d.y * v_d.y) - v_conic.y * v_d.x * v_d.y;
+    if (power > 0.0) discard;
+    float alpha = min(0.99, v_color.a * exp(max(power, -30.0)));
+    if (alpha < 1.0 / 255.0) discard;
+    gl_FragColor = vec4(v_color.rgb * alpha, alpha);
+}
+"""
+
+
+def pack(means: np.ndarray, covs: np.ndarray, colors: np.ndarray, opacities: np.ndarray) -> np.ndarray:
+    """(N, 13) float32 instance rows: mean(3), cov xx xy xz yy yz zz (6), rgb(3), opacity(1)."""
+    n = len(means)
+    out = np.empty((n, 13), np.float32)
+    out[:, 0:3] = means
+    out[:, 3] = covs[:, 0, 0]
+    out[:, 4] = covs[:, 0, 1]
+    out[:, 5] = covs[:, 0, 2]
+    out[:, 6] = covs[:, 1, 1]
+    out[:, 7] = covs[:, 1, 2]
+    out[:, 8] = covs[:, 2, 2]
+    out[:, 9:12] = colors
+    out[:, 12] = opacities
+    return out
+
+
+def sort_back_to_front(rows: np.ndarray, viewmat: np.ndarray) -> np.ndarray:
+    """Rows reordered by decreasing view depth (pure numpy: safe in a worker thread)."""
+    r = np.asarray(viewmat, np.float32)
+    depth = rows[:, 0:3] @ r[2, :3] + r[2, 3]
+    order = np.argsort(-depth, kind="stable")
+    return rows[order]
+
+
+class SplatVisual(Visual):
+    """All splats as one instanced draw call."""
+
+    def __init__(self):
+        Visual.__init__(self, vcode=VERT, fcode=FRAG)
+        self._draw_mode = "triangle_strip"
+        self.set_gl_state(
+            blend=True, blend_func=("one", "one_minus_src_alpha"), depth_test=False, cull_face=False
+        )
+        corners = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], np.float32)
+        self.shared_program["a_corner"] = gloo.VertexBuffer(corners)
+        self._bufs: dict[str, gloo.VertexBuffer] = {}
+        self.count = 0
+        self.camera: Camera | None = None
+
+    def set_rows(self, rows: np.ndarray) -> None:
+        """Upload (N, 13) instance rows (already sorted back to front)."""
+        rows = np.ascontiguousarray(rows, np.float32)
+        parts = {
+            "a_center": rows[:, 0:3],
+            "a_cov_a": rows[:, 3:6],
+            "a_cov_b": rows[:, 6:9],
+            "a_color": rows[:, 9:13],
+        }
+        self.count = len(rows)
+        if self.count == 0:
+            return
+        for name, arr in parts.items():
+            arr = np.ascontiguousarray(arr)
+            buf = self._bufs.get(name)
+            if buf is None or buf.size != len(arr):
+                buf = gloo.VertexBuffer(arr, divisor=1)
+                self._bufs[name] = buf
+                self.shared_program[name] = buf
+            else:
+                buf.set_data(arr)
+
+    def set_camera(self, cam: Camera) -> None:
+        self.camera = cam
+        self.shared_program["u_view"] = np.asarray(cam.viewmat, np.float32).T.copy()
+        self.shared_program["u_intr"] = (cam.fx, cam.fy, cam.cx, cam.cy)
+        self.shared_program["u_size"] = (float(cam.width), float(cam.height))
+
+    def _prepare_transforms(self, view):  # camera math is done by our own uniforms
+        pass
+
+    def _prepare_draw(self, view):
+        return self.count > 0 and self.camera is not None
+
+
+SplatNode = scene.visuals.create_visual_node(SplatVisual)
+
+
+def make_splat_canvas(size=(800, 600), bgcolor=(0, 0, 0)):
+    """A SceneCanvas (no default key bindings: Escape must not close it) holding one SplatNode."""
+    canvas = scene.SceneCanvas(keys=None, bgcolor=bgcolor, size=size, show=False)
+    canvas.native.setMinimumSize(200, 150)
+    view = canvas.central_widget.add_view()
+    view.bgcolor = None
+    node = SplatNode(parent=view.scene)
+    return canvas, node
+
+
+def render_rows(canvas, node, rows: np.ndarray, cam: Camera) -> np.ndarray:
+    """Render instance rows from ``cam`` off-screen at the camera's size; RGBA uint8 (H, W, 4).
+
+    The node keeps these rows afterwards; the caller re-uploads its own if it shows another view."""
+    old_cam = node.camera
+    node.set_rows(sort_back_to_front(rows, cam.viewmat))
+    node.set_camera(cam)
+    try:
+        img = canvas.render(size=(cam.width, cam.height), alpha=True)
+    finally:
+        if old_cam is not None:
+            node.set_camera(old_cam)
+    return np.ascontiguousarray(img[..., :4]).astype(np.uint8)
+
+
+def scene_rows(
+    g: Gaussians, cam: Camera, time: float | None = None, sh_degree: int | None = None
+) -> np.ndarray:
+    from backends.splat.raster import prepare
+
+    means, covs, opac, colors = prepare(g, cam, time, sh_degree)
+    return pack(means, covs, colors, opac)
+
+
+def render_offscreen(
+    g: Gaussians, cam: Camera, background=(0.0, 0.0, 0.0), time: float | None = None
+) -> np.ndarray:
+    """Stand-alone GL render of a scene (CLI ``--renderer gl``): RGBA uint8 (H, W, 4)."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.gl import setup_qt_for_vispy
+
+    if QApplication.instance() is None:
+        setup_qt_for_vispy()
+        QApplication([])
+    canvas, node = make_splat_canvas((cam.width, cam.height), tuple(background))
+    try:
+        img = render_rows(canvas, node, scene_rows(g, cam, time), cam)
+    finally:
+        canvas.close()
+    return img
