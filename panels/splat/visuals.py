@@ -56,11 +56,17 @@ void main() {
     float det = a * c - b * b;
     if (det <= 0.0) { gl_Position = vec4(0.0, 0.0, 2.0, 1.0); return; }
     float mid = 0.5 * (a + c);
-    float lam = mid + sqrt(max(0.1, mid * mid - det));
-    float r = ceil(3.0 * sqrt(lam));
+    float disc = sqrt(max(0.0, mid * mid - det));
+    float lam1 = mid + disc;
+    float lam2 = max(mid - disc, 1e-6);  // exact eigenvalues (the 3DGS 0.1 guard is for tile culling only)
+    // oriented quad: +- k sigma along the eigenvectors, k = the radius where alpha falls to 1/255 (<= 3.33)
+    float k = sqrt(max(2.0 * log(255.0 * a_color.a), 0.0));
+    if (k <= 0.0) { gl_Position = vec4(0.0, 0.0, 2.0, 1.0); return; }
+    vec2 e1 = abs(b) > 1e-9 ? normalize(vec2(b, lam1 - a)) : (a >= c ? vec2(1.0, 0.0) : vec2(0.0, 1.0));
+    vec2 e2 = vec2(-e1.y, e1.x);
     v_conic = vec3(c / det, -b / det, a / det);
     vec2 uv = vec2(fx * pc.x / z + cx, fy * pc.y / z + cy);
-    vec2 off = a_corner * r;
+    vec2 off = a_corner.x * k * sqrt(lam1) * e1 + a_corner.y * k * sqrt(lam2) * e2;
     v_d = off;
     vec2 p = uv + off;
     gl_Position = vec4(2.0 * p.x / u_size.x - 1.0, 1.0 - 2.0 * p.y / u_size.y, 0.0, 1.0);

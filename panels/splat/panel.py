@@ -1,0 +1,743 @@
+"""Gaussian-splat viewer panel: load 3D/4D scenes, look around (orbit / fly), edit, colour by attribute,
+export PNG (GL or reference rasterizer), MP4 (turntable, camera path, 4D playback) and the edited .ply."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import worker
+from app.export import check_writable, parse_size, save_png, write_video
+from backends.common import Progress, UserError
+from backends.splat import camera as cm
+from backends.splat import edits, gauss4d, io, raster, samples
+from backends.splat.gaussians import Gaussians
+from backends.splat.sh import eval_sh_colors
+from panels.base import ExportAction, Panel, config_to_dict
+from panels.splat import visuals
+from panels.widgets import Field, ParamForm
+
+BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "grey": (0.5, 0.5, 0.5)}
+SCENES = ("sample 3D", "dynamic 4D", "file")
+
+
+@dataclass(frozen=True)
+class SplatConfig:
+    scene: str = "sample 3D"  # sample 3D | dynamic 4D | file
+    path: str = ""  # file(s) for scene == "file"; several separated by ';' load as blocks
+    camera_mode: str = "orbit"  # orbit | fly
+    up_axis: str = "-y"
+    fov: float = 50.0
+    background: str = "black"
+    color_by: str = "colour"
+    min_opacity: float = 0.0
+    max_scale: float = 0.0
+    sh_degree: int = 3
+    subsample: float = 1.0
+    seed: int = 0
+    time: float = 0.0
+    play_speed: float = 0.25  # scene time units per second
+    lod_count: int = 200_000  # splats drawn while the view moves
+    export_renderer: str = "gl"  # gl | reference
+    export_size: str = "1280x960"
+
+    def __post_init__(self) -> None:
+        if self.scene not in SCENES:
+            raise UserError(f"scene must be one of {SCENES}, got {self.scene!r}")
+        if self.camera_mode not in ("orbit", "fly"):
+            raise UserError(f"camera mode must be orbit or fly, got {self.camera_mode!r}")
+        if self.up_axis not in cm.UP_AXES:
+            raise UserError(f"up axis must be one of {sorted(cm.UP_AXES)}")
+        if not 5.0 <= self.fov <= 120.0:
+            raise UserError(f"field of view must be 5..120 degrees, got {self.fov}")
+        if self.background not in BACKGROUNDS:
+            raise UserError(f"background must be one of {sorted(BACKGROUNDS)}")
+        if self.export_renderer not in ("gl", "reference"):
+            raise UserError("export renderer must be gl or reference")
+        if self.lod_count < 1000:
+            raise UserError("moving-detail count must be >= 1000")
+        parse_size(self.export_size)
+
+    def edit_config(self) -> edits.EditConfig:
+        return edits.EditConfig(
+            min_opacity=self.min_opacity,
+            max_scale=self.max_scale,
+            sh_degree=self.sh_degree,
+            subsample=self.subsample,
+            seed=self.seed,
+        )
+
+
+@dataclass
+class OrbitState:
+    target: np.ndarray
+    azimuth: float = 30.0
+    elevation: float = 20.0
+    distance: float = 5.0
+
+
+def _load_scene_gen(cfg: SplatConfig):
+    if cfg.scene == "sample 3D":
+        g = yield from io.load_gen(samples.SAMPLE_3D)
+    elif cfg.scene == "dynamic 4D":
+        g = yield from io.load_gen(samples.SAMPLE_4D)
+    else:
+        paths = [p for p in cfg.path.split(";") if p.strip()]
+        if not paths:
+            raise UserError("choose a .ply/.splat/.spz file (File > Open)")
+        scenes = []
+        for i, p in enumerate(paths):
+            yield Progress(i / len(paths), f"loading {Path(p).name}")
+            scenes.append((yield from io.load_gen(p.strip())))
+        if len(scenes) == 1:
+            g = scenes[0]
+        else:
+            from backends.splat.gaussians import concat
+
+            g = concat(scenes)
+    return g
+
+
+def _sort_job(rows: np.ndarray, viewmat: np.ndarray, key):
+    """Worker: depth sort (numpy only, no GL)."""
+    t0 = time.perf_counter()
+    out = visuals.sort_back_to_front(rows, viewmat)
+    yield Progress(1.0, "sorted")
+    return out, (time.perf_counter() - t0) * 1000.0, key
+
+
+class SplatPanel(Panel):
+    key = "splat"
+    title = "Gaussian splat viewer"
+    open_filter = "Gaussian splats (*.ply *.splat *.spz)"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._cfg = SplatConfig()
+        self._scene: Gaussians | None = None  # as loaded
+        self._edited: Gaussians | None = None  # after edits and colouring
+        self._legend: edits.Legend | None = None
+        self._rows_full: np.ndarray | None = None  # unsorted instance rows at the current time
+        self._rows_lod: np.ndarray | None = None
+        self._shown_key = None
+        self._sorted_view: np.ndarray | None = None
+        self._sort_ms = 0.0
+        self._fps = 0.0
+        self._frame_times: list[float] = []
+        self._last_move = 0.0
+        self._moving_drawn = False
+        self._keys: set[str] = set()
+        self._drag: tuple[float, float] | None = None
+        self._orbit = OrbitState(target=np.zeros(3))
+        self._time_range = (0.0, 1.0)
+        self._path_keys: list[cm.Camera] = []
+        self._playing = False
+        self._load_task = None
+        self._sort_task = None
+
+        self.canvas_obj, self.node = visuals.make_splat_canvas(bgcolor=BACKGROUNDS[self._cfg.background])
+        self.canvas_obj.events.draw.connect(self._on_draw)
+        self.canvas_obj.events.mouse_press.connect(self._on_mouse_press)
+        self.canvas_obj.events.mouse_release.connect(self._on_mouse_release)
+        self.canvas_obj.events.mouse_move.connect(self._on_mouse_move)
+        self.canvas_obj.events.mouse_wheel.connect(self._on_wheel)
+        self.canvas_obj.events.key_press.connect(self._on_key_press)
+        self.canvas_obj.events.key_release.connect(self._on_key_release)
+        self.canvas_obj.events.resize.connect(lambda ev: self._view_changed(moving=False))
+
+        self.form = ParamForm(
+            [
+                Field("scene", "Scene", "choice", choices=SCENES),
+                Field(
+                    "camera_mode",
+                    "Camera",
+                    "choice",
+                    choices=("orbit", "fly"),
+                    tooltip="orbit: drag turns around the target; fly: drag looks around, WASD/QE move",
+                ),
+                Field("up_axis", "Up axis", "choice", choices=tuple(sorted(cm.UP_AXES))),
+                Field("fov", "Field of view (deg)", "float", 5, 120, 1, 5),
+                Field("background", "Background", "choice", choices=tuple(BACKGROUNDS)),
+                Field("color_by", "Colour by", "choice", choices=("colour", "opacity", "scale", "depth")),
+                Field("min_opacity", "Min opacity", "float", 0, 1, 3, 0.01),
+                Field("max_scale", "Max scale (0 = off)", "float", 0, 1e6, 4, 0.01),
+                Field("sh_degree", "SH degree limit", "int", 0, 3),
+                Field("subsample", "Subsample fraction", "float", 0.001, 1, 3, 0.05),
+                Field("lod_count", "Splats while moving", "int", 1000, 5_000_000, step=50_000),
+                Field("export_renderer", "Export renderer", "choice", choices=("gl", "reference")),
+                Field("export_size", "Export size", "text"),
+            ],
+            config_to_dict(self._cfg),
+        )
+        self.form.changed.connect(self._on_param)
+
+        self.legend_label = QLabel()
+        self.legend_label.setTextFormat(Qt.TextFormat.RichText)
+        self.legend_label.setWordWrap(True)
+        self.info_label = QLabel()
+        self.info_label.setWordWrap(True)
+        self.overlay = QLabel("loading ...")
+        self.overlay.setObjectName("splat_overlay")
+        self.overlay.setStyleSheet("font-family: monospace;")
+
+        reset = QPushButton("Reset view")
+        reset.clicked.connect(self.reset_view)
+        key_btn = QPushButton("Add path keyframe")
+        key_btn.clicked.connect(self.add_keyframe)
+        clear_btn = QPushButton("Clear path")
+        clear_btn.clicked.connect(self.clear_keyframes)
+        self.play_button = QPushButton("Play")
+        self.play_button.setCheckable(True)
+        self.play_button.toggled.connect(self._on_play)
+        self.time_slider = QSlider(Qt.Orientation.Horizontal)
+        self.time_slider.setRange(0, 1000)
+        self.time_slider.valueChanged.connect(self._on_slider)
+        self.time_label = QLabel("t = 0.000")
+
+        side = QVBoxLayout()
+        side.addWidget(self.form)
+        for b in (reset, key_btn, clear_btn):
+            side.addWidget(b)
+        side.addWidget(QLabel("<b>Legend</b>"))
+        side.addWidget(self.legend_label)
+        side.addWidget(self.info_label)
+        side.addStretch(1)
+        side_w = QWidget()
+        side_w.setLayout(side)
+        side_w.setMaximumWidth(340)
+
+        time_row = QHBoxLayout()
+        time_row.addWidget(QLabel("Time"))
+        time_row.addWidget(self.play_button)
+        time_row.addWidget(self.time_slider, 1)
+        time_row.addWidget(self.time_label)
+        left = QVBoxLayout()
+        left.addWidget(self.canvas_obj.native, 1)
+        left.addWidget(self.overlay)
+        left.addLayout(time_row)
+        lay = QHBoxLayout(self)
+        lay.addLayout(left, 1)
+        lay.addWidget(side_w)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(33)
+        self._timer.timeout.connect(self._tick)
+        self._last_tick = time.monotonic()
+        self._set_time_widgets_enabled(False)
+        # the bundled sample is small: load synchronously so the panel shows something at once
+        self._apply_scene(io.run_gen(_load_scene_gen(self._cfg)), reset=True)
+
+    # -- parameters -----------------------------------------------------------------------------------
+    def params(self) -> SplatConfig:
+        return self._cfg
+
+    def set_params(self, cfg: SplatConfig) -> None:
+        old = self._cfg
+        self._cfg = cfg
+        self.form.set_values(config_to_dict(cfg))
+        if (cfg.scene, cfg.path) != (old.scene, old.path):
+            self._load(reset=True)
+        else:
+            self._refresh(old)
+
+    def _on_param(self, name: str, value) -> None:
+        try:
+            self.set_params(replace(self._cfg, **{name: value}))
+        except UserError as exc:
+            self.status.emit(str(exc))
+            self.form.set_values(config_to_dict(self._cfg))
+
+    def _refresh(self, old: SplatConfig) -> None:
+        cfg = self._cfg
+        self.canvas_obj.bgcolor = BACKGROUNDS[cfg.background]
+        if old.up_axis != cfg.up_axis:
+            self.reset_view()
+        needs_edit = (
+            old.edit_config() != cfg.edit_config()
+            or old.color_by != cfg.color_by
+            or old.lod_count != cfg.lod_count
+        )
+        if needs_edit:
+            self._rebuild()
+        else:
+            self._view_changed(moving=False)
+
+    # -- scene loading and editing ------------------------------------------------------------------
+    def open_path(self, path: Path) -> None:
+        self.set_params(replace(self._cfg, scene="file", path=str(path)))
+
+    def _load(self, reset: bool) -> None:
+        self.overlay.setText("loading ...")
+        self._load_task = worker.submit(
+            _load_scene_gen,
+            self._cfg,
+            group="splat-load",
+            label="load splats",
+            on_done=lambda g: self._apply_scene(g, reset),
+            on_error=lambda msg: self.status.emit(msg),
+            on_progress=lambda f, m: self.overlay.setText(m),
+        )
+
+    def _apply_scene(self, g: Gaussians, reset: bool) -> None:
+        self._scene = g
+        self._time_range = gauss4d.time_range(g)
+        self._set_time_widgets_enabled(g.is_4d)
+        names = edits.attribute_names(g)
+        combo = self.form.widget("color_by")
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(names)
+        if self._cfg.color_by not in names:
+            self._cfg = replace(self._cfg, color_by="colour")
+        combo.setCurrentText(self._cfg.color_by)
+        combo.blockSignals(False)
+        if g.is_4d and not self._time_range[0] <= self._cfg.time <= self._time_range[1]:
+            self._cfg = replace(self._cfg, time=self._time_range[0])
+        if reset:
+            self.reset_view(update=False)
+        self._rebuild()
+        self.status.emit(
+            f"loaded {g.count:,} Gaussians ({g.source}); SH degree {g.sh_degree}{', 4D' if g.is_4d else ''}"
+        )
+
+    def _rebuild(self) -> None:
+        """Edits + colour mode -> the edited scene; then instance rows for the current time."""
+        if self._scene is None:
+            return
+        try:
+            e = edits.apply_edits(self._scene, self._cfg.edit_config())
+            e, self._legend = edits.color_by(e, self._cfg.color_by, self.current_camera().position)
+        except UserError as exc:
+            self.status.emit(str(exc))
+            return
+        self._edited = e
+        self._update_legend()
+        self._make_rows()
+
+    def _make_rows(self) -> None:
+        e = self._edited
+        if e is None:
+            return
+        cam = self.current_camera()
+        if e.is_4d:
+            means, covs, opac = gauss4d.slice_at(e, self._cfg.time)
+        else:
+            means, covs, opac = e.means, e.covariances(), e.opacities
+        colors = eval_sh_colors(e.sh, means, cam.position)
+        self._rows_full = visuals.pack(means, covs, colors, opac)
+        n = len(self._rows_full)
+        if n > self._cfg.lod_count:  # reduced detail while moving: the most opaque-and-large first
+            importance = opac * np.prod(np.sqrt(np.maximum(np.einsum("nii->ni", covs), 1e-30)), 1) ** (1 / 3)
+            keep = np.argpartition(-importance, self._cfg.lod_count)[: self._cfg.lod_count]
+            self._rows_lod = self._rows_full[np.sort(keep)]
+        else:
+            self._rows_lod = None
+        self._shown_key = None
+        self._sort_now(self._rows_full, full=True)
+        self.info_label.setText(
+            f"{self._scene.source}: {e.count:,} of {self._scene.count:,} Gaussians after edits; SH degree {e.sh_degree}; "
+            f"{'4D, t in [{:.2f}, {:.2f}]'.format(*self._time_range) if e.is_4d else '3D'}; "
+            f"{(self._rows_full.nbytes) / 2**20:.1f} MiB on the GPU"
+        )
+
+    def _update_legend(self) -> None:
+        lg = self._legend
+        if lg is None:
+            self.legend_label.setText("scene colours (spherical harmonics)")
+            return
+        rows = []
+        for label, rgb in lg.swatches():
+            hexc = "#" + "".join(f"{int(255 * c):02x}" for c in rgb)
+            rows.append(f"<span style='background:{hexc}'>&nbsp;&nbsp;&nbsp;&nbsp;</span> {label}")
+        self.legend_label.setText(f"<i>{lg.title}</i><br>" + "<br>".join(rows))
+
+    # -- camera ---------------------------------------------------------------------------------------
+    def reset_view(self, update: bool = True) -> None:
+        if self._scene is None:
+            return
+        c, r = self._scene.robust_center_radius()
+        self._orbit = OrbitState(target=c, azimuth=30.0, elevation=20.0, distance=3.0 * r)
+        self._scene_radius = r
+        if update:
+            self._view_changed(moving=False)
+
+    def current_camera(self, size: tuple[int, int] | None = None) -> cm.Camera:
+        w, h = size or self._canvas_size()
+        o = self._orbit
+        return cm.orbit_camera(
+            o.target, o.azimuth, o.elevation, o.distance, w, h, self._cfg.fov, cm.UP_AXES[self._cfg.up_axis]
+        )
+
+    def _canvas_size(self) -> tuple[int, int]:
+        w, h = self.canvas_obj.size
+        return max(int(w), 16), max(int(h), 16)
+
+    def _on_mouse_press(self, ev) -> None:
+        self._drag = tuple(ev.pos[:2])
+
+    def _on_mouse_release(self, ev) -> None:
+        self._drag = None
+        self._view_changed(moving=False)
+
+    def _on_mouse_move(self, ev) -> None:
+        if self._drag is None or not ev.is_dragging:
+            return
+        x, y = ev.pos[:2]
+        dx, dy = x - self._drag[0], y - self._drag[1]
+        self._drag = (x, y)
+        self.rotate(-0.3 * dx, 0.3 * dy)
+
+    def rotate(self, d_az: float, d_el: float) -> None:
+        o = self._orbit
+        if self._cfg.camera_mode == "fly":  # look around: the eye stays, the target moves
+            eye = cm.orbit_eye(o.target, o.azimuth, o.elevation, o.distance, cm.UP_AXES[self._cfg.up_axis])
+            o.azimuth += d_az
+            o.elevation = float(np.clip(o.elevation - d_el, -89, 89))
+            back = cm.orbit_eye(
+                np.zeros(3), o.azimuth, o.elevation, o.distance, cm.UP_AXES[self._cfg.up_axis]
+            )
+            o.target = eye - back
+        else:
+            o.azimuth += d_az
+            o.elevation = float(np.clip(o.elevation + d_el, -89, 89))
+        self._view_changed(moving=True)
+
+    def _on_wheel(self, ev) -> None:
+        self.zoom(0.9 ** float(ev.delta[1]))
+
+    def zoom(self, factor: float) -> None:
+        o = self._orbit
+        if self._cfg.camera_mode == "fly":
+            self.move(forward=(1 - factor) * o.distance)
+        else:
+            o.distance = float(np.clip(o.distance * factor, 1e-3, 1e6))
+            self._view_changed(moving=True)
+
+    def move(self, forward: float = 0.0, right: float = 0.0, up: float = 0.0) -> None:
+        cam = self.current_camera()
+        r = cam.R  # rows: right, down, forward
+        self._orbit.target = self._orbit.target + forward * r[2] + right * r[0] - up * r[1]
+        self._view_changed(moving=True)
+
+    def _on_key_press(self, ev) -> None:
+        if ev.key is not None and ev.key.name.upper() in ("W", "A", "S", "D", "Q", "E"):
+            self._keys.add(ev.key.name.upper())
+            self._ensure_timer()
+
+    def _on_key_release(self, ev) -> None:
+        if ev.key is not None:
+            self._keys.discard(ev.key.name.upper())
+
+    # -- time -----------------------------------------------------------------------------------------
+    def _set_time_widgets_enabled(self, on: bool) -> None:
+        for w in (self.play_button, self.time_slider, self.time_label):
+            w.setEnabled(on)
+
+    def _on_slider(self, v: int) -> None:
+        lo, hi = self._time_range
+        self.set_time(lo + (hi - lo) * v / 1000.0)
+
+    def set_time(self, t: float) -> None:
+        self._cfg = replace(self._cfg, time=float(t))
+        lo, hi = self._time_range
+        self.time_slider.blockSignals(True)
+        self.time_slider.setValue(int(round(1000 * (t - lo) / max(hi - lo, 1e-12))))
+        self.time_slider.blockSignals(False)
+        self.time_label.setText(f"t = {t:.3f}")
+        if self._edited is not None and self._edited.is_4d:
+            self._make_rows()
+
+    def _on_play(self, on: bool) -> None:
+        self._playing = on
+        self.play_button.setText("Pause" if on else "Play")
+        if on:
+            self._ensure_timer()
+
+    def start(self) -> None:
+        if self._scene is not None and self._scene.is_4d:
+            self.play_button.setChecked(True)
+
+    def stop(self) -> None:
+        self.play_button.setChecked(False)
+        for t in (self._load_task, self._sort_task):
+            if t is not None:
+                t.cancel()
+
+    def advance(self, steps: int) -> None:
+        """Synchronous: step 4D time by ``steps`` frames of 1/30 s (3D: turn the orbit by 2 degrees a step)."""
+        if self._scene is None:
+            return
+        for _ in range(max(int(steps), 0)):
+            if self._scene.is_4d:
+                lo, hi = self._time_range
+                t = self._cfg.time + self._cfg.play_speed / 30.0
+                self.set_time(lo + (t - lo) % (hi - lo))
+            else:
+                self._orbit.azimuth += 2.0
+        self._sort_now(self._rows_full, full=True)
+
+    def _ensure_timer(self) -> None:
+        if not self._timer.isActive():
+            self._last_tick = time.monotonic()
+            self._timer.start()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        dt = min(now - self._last_tick, 0.2)
+        self._last_tick = now
+        busy = False
+        if self._keys:
+            step = 0.6 * self._scene_radius * dt
+            f = ("W" in self._keys) - ("S" in self._keys)
+            r = ("D" in self._keys) - ("A" in self._keys)
+            u = ("E" in self._keys) - ("Q" in self._keys)
+            self.move(forward=f * step, right=r * step, up=u * step)
+            busy = True
+        if self._playing and self._scene is not None and self._scene.is_4d:
+            lo, hi = self._time_range
+            self.set_time(lo + (self._cfg.time + self._cfg.play_speed * dt - lo) % (hi - lo))
+            busy = True
+        if self._moving_drawn and now - self._last_move > 0.25:  # still again: full detail
+            self._moving_drawn = False
+            self._view_changed(moving=False)
+        if not busy and not self._moving_drawn:
+            self._timer.stop()
+
+    # -- drawing ----------------------------------------------------------------------------------------
+    def _view_changed(self, moving: bool) -> None:
+        if self._rows_full is None:
+            return
+        cam = self.current_camera()
+        self.node.set_camera(cam)
+        if moving:
+            self._last_move = time.monotonic()
+            self._moving_drawn = True
+            self._ensure_timer()
+            rows = self._rows_lod if self._rows_lod is not None else self._rows_full
+            self._request_sort(rows, cam, full=self._rows_lod is None)
+        else:
+            self._request_sort(self._rows_full, cam, full=True)
+        self.canvas_obj.update()
+
+    def _request_sort(self, rows: np.ndarray, cam: cm.Camera, full: bool) -> None:
+        key = (id(rows), full)
+        vm = cam.viewmat
+        if self._shown_key == key and self._sorted_view is not None:
+            # skip the sort when the view direction and position barely changed
+            d_rot = np.abs(vm[:3, :3] - self._sorted_view[:3, :3]).max()
+            d_pos = np.linalg.norm(cm.Camera(vm).position - cm.Camera(self._sorted_view).position)
+            if d_rot < 0.01 and d_pos < 0.01 * getattr(self, "_scene_radius", 1.0):
+                return
+        if len(rows) <= 50_000:  # small scenes sort faster than a thread round trip
+            self._sort_now(rows, full, cam)
+            return
+        self._sort_task = worker.submit(
+            _sort_job,
+            rows,
+            vm.copy(),
+            (key, vm.copy()),
+            group="splat-sort",
+            label="depth sort",
+            on_done=self._sorted,
+        )
+
+    def _sort_now(self, rows: np.ndarray | None, full: bool, cam: cm.Camera | None = None) -> None:
+        if rows is None:
+            return
+        cam = cam or self.current_camera()
+        t0 = time.perf_counter()
+        out = visuals.sort_back_to_front(rows, cam.viewmat)
+        self._sorted((out, (time.perf_counter() - t0) * 1000.0, ((id(rows), full), cam.viewmat.copy())))
+
+    def _sorted(self, result) -> None:
+        rows, ms, (key, vm) = result
+        self.node.set_rows(rows)
+        self.node.set_camera(self.current_camera())
+        self._shown_key, self._sorted_view, self._sort_ms = key, vm, ms
+        self.canvas_obj.update()
+
+    def _on_draw(self, ev) -> None:
+        now = time.perf_counter()
+        self._frame_times = [t for t in self._frame_times if now - t < 1.0] + [now]
+        n = len(self._frame_times)
+        self._fps = (n - 1) / max(now - self._frame_times[0], 1e-3) if n > 1 else 0.0
+        fps = f"{self._fps:4.0f} frames/s" if n > 1 else "still"
+        full = self._shown_key is not None and self._shown_key[1]
+        self.overlay.setText(
+            f"{self.node.count:,} splats drawn ({'full' if full else 'reduced while moving'}) | "
+            f"{fps} | sort {self._sort_ms:5.1f} ms | "
+            f"{self._cfg.camera_mode} camera, up {self._cfg.up_axis}, fov {self._cfg.fov:.0f} deg"
+        )
+
+    # -- output ---------------------------------------------------------------------------------------
+    def canvas(self):
+        return self.canvas_obj
+
+    def render(self, size: tuple[int, int]) -> np.ndarray:
+        """GL render of the current view at any size (full detail)."""
+        if self._rows_full is None:
+            return np.zeros((size[1], size[0], 4), np.uint8)
+        cam = self.current_camera((int(size[0]), int(size[1])))
+        try:
+            img = visuals.render_rows(self.canvas_obj, self.node, self._rows_full, cam)
+        finally:
+            self._shown_key = None
+            self._sort_now(self._rows_full, full=True)
+        return img
+
+    def render_reference(self, size: tuple[int, int]) -> np.ndarray:
+        if self._edited is None:
+            raise UserError("no scene loaded")
+        cam = self.current_camera(size)
+        img = raster.render(
+            self._edited,
+            cam,
+            BACKGROUNDS[self._cfg.background],
+            time=self._cfg.time if self._edited.is_4d else None,
+        )
+        return raster.to_rgba8(img)
+
+    def _export_png(self, path: Path) -> None:
+        size = parse_size(self._cfg.export_size)
+        check_writable(path)
+        img = self.render_reference(size) if self._cfg.export_renderer == "reference" else self.render(size)
+        save_png(path, img)
+
+    def _frames(self, cams: list[cm.Camera], times: list[float | None]):
+        for cam, t in zip(cams, times, strict=True):
+            if t is not None:
+                self.set_time(t)
+            yield visuals.render_rows(self.canvas_obj, self.node, self._rows_full, cam)
+
+    def _video(self, path: Path, cams: list[cm.Camera], times: list[float | None]) -> None:
+        t_keep = self._cfg.time
+        try:
+            write_video(path, self._frames(cams, times), fps=30)
+        finally:
+            if self._edited is not None and self._edited.is_4d:
+                self.set_time(t_keep)
+            self._shown_key = None
+            self._sort_now(self._rows_full, full=True)
+
+    def _video_size(self) -> tuple[int, int]:
+        w, h = self._canvas_size()
+        s = min(1.0, 960 / w)
+        return max(16, int(w * s) // 2 * 2), max(16, int(h * s) // 2 * 2)
+
+    def _export_turntable(self, path: Path) -> None:
+        o = self._orbit
+        w, h = self._video_size()
+        cams = cm.turntable(
+            o.target,
+            o.distance,
+            o.elevation,
+            90,
+            w,
+            h,
+            self._cfg.fov,
+            cm.UP_AXES[self._cfg.up_axis],
+            start_deg=o.azimuth,
+        )
+        self._video(path, cams, [None] * len(cams))
+
+    def _export_path(self, path: Path) -> None:
+        w, h = self._video_size()
+        keys = [k.resized(w, h) for k in self._path_keys]
+        if len(keys) < 2:  # no keyframes yet: a default sweep from the current view
+            o = self._orbit
+            keys = [
+                cm.orbit_camera(
+                    o.target,
+                    o.azimuth + a,
+                    o.elevation + e,
+                    o.distance * d,
+                    w,
+                    h,
+                    self._cfg.fov,
+                    cm.UP_AXES[self._cfg.up_axis],
+                )
+                for a, e, d in ((0, 0, 1.0), (40, 15, 0.8), (90, -5, 1.1))
+            ]
+        cams = cm.CameraPath(tuple(keys)).sample(30 * (len(keys) - 1) + 1)
+        self._video(path, cams, [None] * len(cams))
+
+    def _export_4d(self, path: Path) -> None:
+        w, h = self._video_size()
+        cam = self.current_camera((w, h))
+        lo, hi = self._time_range
+        n = 90
+        self._video(path, [cam] * n, [lo + (hi - lo) * i / (n - 1) for i in range(n)])
+
+    def _export_ply(self, path: Path) -> None:
+        if self._scene is None:
+            raise UserError("no scene loaded")
+        check_writable(path)
+        e = edits.apply_edits(self._scene, self._cfg.edit_config())  # geometry edits, original colours
+        io.write_ply(path, e)
+
+    def add_keyframe(self) -> None:
+        self._path_keys.append(self.current_camera())
+        self.status.emit(f"camera path: {len(self._path_keys)} keyframes")
+
+    def clear_keyframes(self) -> None:
+        self._path_keys.clear()
+
+    def exports(self) -> list[ExportAction]:
+        acts = [
+            ExportAction("Render PNG (GL or reference, export size)", ("png",), self._export_png),
+            ExportAction("Turntable MP4", ("mp4", "gif"), self._export_turntable),
+            ExportAction("Camera path MP4", ("mp4", "gif"), self._export_path),
+            ExportAction("Edited scene PLY", ("ply",), self._export_ply),
+        ]
+        if self._scene is not None and self._scene.is_4d:
+            acts.insert(2, ExportAction("4D playback MP4", ("mp4", "gif"), self._export_4d))
+        return acts
+
+    # -- sessions -------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        st = super().state()
+        o = self._orbit
+        st["camera"] = {
+            "target": np.asarray(o.target).tolist(),
+            "azimuth": o.azimuth,
+            "elevation": o.elevation,
+            "distance": o.distance,
+        }
+        st["time"] = self._cfg.time
+        st["path"] = [k.to_dict() for k in self._path_keys]
+        return st
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        cam = state.get("camera")
+        if cam:
+            self._orbit = OrbitState(
+                np.asarray(cam["target"], float),
+                float(cam["azimuth"]),
+                float(cam["elevation"]),
+                float(cam["distance"]),
+            )
+        self._path_keys = [cm.Camera.from_dict(d) for d in state.get("path", [])]
+        if "time" in state:
+            self.set_time(float(state["time"]))
+        self._view_changed(moving=False)
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self.stop()
+        for t in (self._load_task, self._sort_task):
+            if t is not None:
+                t.cancel()
+                t.wait(5000)
