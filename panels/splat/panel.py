@@ -347,7 +347,8 @@ class SplatPanel(Panel):
         self._shown_key = None
         self._sort_now(self._rows_full, full=True)
         self.info_label.setText(
-            f"{self._scene.source}: {e.count:,} of {self._scene.count:,} Gaussians after edits; SH degree {e.sh_degree}; "
+            f"{self._scene.source}: {e.count:,} of {self._scene.count:,} Gaussians after edits; "
+            f"SH degree {e.sh_degree}; "
             f"{'4D, t in [{:.2f}, {:.2f}]'.format(*self._time_range) if e.is_4d else '3D'}; "
             f"{(self._rows_full.nbytes) / 2**20:.1f} MiB on the GPU"
         )
@@ -685,6 +686,8 @@ class SplatPanel(Panel):
             raise UserError("no scene loaded")
         check_writable(path)
         e = edits.apply_edits(self._scene, self._cfg.edit_config())  # geometry edits, original colours
+        if e.count == 0:
+            raise UserError("the edits removed every Gaussian: nothing to save")
         io.write_ply(path, e)
 
     def add_keyframe(self) -> None:
