@@ -21,6 +21,8 @@ from torch import nn
 
 from backends.common import Progress, UserError, require
 
+from .models import Adam
+
 
 @dataclass(frozen=True)
 class LightSBConfig:
@@ -113,7 +115,7 @@ def fit_lightsb(
     rng = np.random.default_rng(cfg.seed)
     init = target(cfg.components, rng)
     model = LightSB(dim, cfg, init_means=init)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = Adam(model.parameters(), lr=cfg.lr)
     losses: list[float] = []
     for k in range(cfg.steps):
         x = torch.as_tensor(source(cfg.batch, rng), dtype=torch.float64)

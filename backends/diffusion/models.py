@@ -278,6 +278,35 @@ def _loss(
     return ((v - target_v) ** 2).mean() + ((eta - target_eta) ** 2).mean()
 
 
+class Adam:
+    """Plain Adam (Kingma & Ba) on a parameter list. torch.optim.Adam costs seconds to import on first use
+    (it pulls in torch._dynamo); this keeps a panel's first training step instant. Same update rule."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, (self.b1, self.b2), self.eps = lr, betas, eps
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        c1 = 1 - self.b1**self.t
+        c2 = 1 - self.b2**self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            g = p.grad
+            m.mul_(self.b1).add_(g, alpha=1 - self.b1)
+            v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
+            p.addcdiv_(m, (v / c2).sqrt_().add_(self.eps), value=-self.lr / c1)
+
+
 class Trainer:
     """Holds the model across (resumable, cancellable) training runs; ``last`` is the latest good bundle."""
 
@@ -286,7 +315,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.sigma_data = max(dataset.std(), 1e-3)
         self.net = build_net(cfg.family, dataset.dim, cfg, self.sigma_data).to(self.device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.opt = Adam(self.net.parameters(), lr=cfg.lr)
         self.losses: list[float] = []
         self.last = self._bundle()
 
@@ -314,8 +343,7 @@ class Trainer:
         total = start + steps
         # cosine decay of the learning rate over this run, ending at 5 % of the initial rate
         for k in range(steps):
-            for grp in self.opt.param_groups:
-                grp["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * k / steps)))
+            self.opt.lr = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * k / steps)))
             idx = torch.randint(0, pool_n, (cfg.batch,), generator=gen)
             loss = _loss(cfg.family, self.net, pool[idx], cfg, gen)
             lv = float(loss.detach())
@@ -327,7 +355,7 @@ class Trainer:
                     f"training diverged at step {len(self.losses) + 1} (loss {lv}); kept the weights "
                     f"from step {len(self.losses)}: lower the learning rate"
                 )
-            self.opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad()
             loss.backward()
             self.opt.step()
             self.losses.append(lv)

@@ -199,7 +199,7 @@ def nfe_curves(
             cfg = SampleConfig(**{**base.__dict__, "sampler": s, "nfe": int(k), "count": count})
             res = generate(model, cfg)
             if res.ok:
-                sw, floor = metric_with_floor(res.samples, truth, sliced_wasserstein, repeats=2)
+                sw, floor = metric_with_floor(res.samples, truth, sliced_wasserstein, repeats=3)
             else:
                 sw, floor = math.inf, math.nan
             points.append(CurvePoint(s, res.nfe, sw, floor))

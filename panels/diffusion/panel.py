@@ -1,0 +1,821 @@
+"""Diffusion sampler panel: train small generative models live and watch particles flow from noise to data.
+
+The backend (:mod:`backends.diffusion`) does all the math; this widget holds the parameters, runs training,
+sampling and the NFE-vs-quality sweep in workers, and draws: one vispy Markers visual for the particles (coloured
+by where they end up), the target samples underneath, optional trajectory lines, or for the 64-D digits an image
+grid of the current state. The camera auto-zooms to the robust extent of the particles, so heavy PFGM++ prior
+tails do not squash the picture; non-finite particles are flagged and not drawn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from vispy import scene
+
+from app import worker
+from app.export import check_writable, export_plot, save_csv, save_npz, save_png, write_video
+from backends.common import Progress, UserError
+from backends.diffusion.data import DATASETS, make_dataset
+from backends.diffusion.lightsb import LightSBConfig, fit_lightsb
+from backends.diffusion.models import FAMILIES, PATHS, Interpolant, TrainConfig, Trainer
+from backends.diffusion.pipeline import (
+    ALL_SAMPLERS,
+    LABELS,
+    Generative,
+    SampleConfig,
+    exact_model,
+    from_trained,
+    generate,
+    nfe_curves,
+)
+from panels.base import ExportAction, Panel
+from panels.widgets import Field, ParamForm, PlayBar, finite_or_nan, make_canvas, make_plot, render_canvas
+
+SAMPLER_COLORS = {
+    "euler": "#1f77b4",
+    "heun": "#d62728",
+    "em": "#2ca02c",
+    "ddim": "#9467bd",
+    "dpmpp2m": "#ff7f0e",
+    "ode": "#17becf",
+    "sde": "#8c564b",
+    "bridge": "#e377c2",
+}
+
+
+@dataclass(frozen=True)
+class DiffusionParams:
+    dataset: str = "swissroll"
+    csv_path: str = ""
+    model: str = "edm"
+    train_steps: int = 2000
+    sampler: str = "heun"
+    nfe: int = 35
+    count: int = 5000
+    D: float = 128.0
+    eps: float = 0.5
+    path: str = "linear"
+    gamma: float = 0.0
+    churn: float = 0.0
+    seed: int = 0
+    lines: bool = False
+    target: bool = True
+    autozoom: bool = True
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise UserError(f"unknown dataset {self.dataset!r}")
+        if self.model not in FAMILIES:
+            raise UserError(f"unknown model {self.model!r}")
+        if not (math.isfinite(self.D) and self.D > 0):
+            raise UserError(f"PFGM++ D must be > 0, got {self.D}")
+        if not (math.isfinite(self.eps) and self.eps > 0):
+            raise UserError(f"epsilon must be > 0, got {self.eps}")
+
+
+def _hue_colors(final: np.ndarray) -> np.ndarray:
+    """RGBA per particle from the angle/radius of its final position (so you see who goes where)."""
+    c = final - np.nanmean(final, axis=0)
+    ang = (np.arctan2(c[:, 1], c[:, 0]) / (2 * np.pi)) % 1.0
+    h6 = ang * 6
+    x = 1 - np.abs(h6 % 2 - 1)
+    z = np.zeros_like(ang)
+    o = np.ones_like(ang)
+    i = np.floor(h6).astype(int) % 6
+    r = np.choose(i, [o, x, z, z, x, o])
+    g = np.choose(i, [x, o, o, x, z, z])
+    b = np.choose(i, [z, z, x, o, o, x])
+    rgb = 0.25 + 0.75 * np.stack([r, g, b], 1)
+    return np.concatenate([rgb, np.full((len(final), 1), 0.85)], 1).astype(np.float32)
+
+
+def _digit_grid(x: np.ndarray, cols: int = 8) -> np.ndarray:
+    """(n, 64) in ~[-1, 1] -> a tiled grey image (rows*9-1, cols*9-1) in [0, 1]."""
+    n = min(len(x), cols * cols)
+    rows = max(1, math.ceil(n / cols))
+    img = np.full((rows * 9 - 1, cols * 9 - 1), 0.15, np.float32)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        tile = np.nan_to_num(x[k].reshape(8, 8), nan=0.0, posinf=1.0, neginf=-1.0)
+        img[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] = np.clip((tile + 1) / 2, 0, 1)
+    return img
+
+
+class _OneThread:
+    """Small MLPs gain nothing from intra-op threads; on a busy 2-core machine they lose 10x. Use one."""
+
+    def __enter__(self):
+        import torch
+
+        self._n = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.set_num_threads(self._n)
+
+
+def _train_job(trainer: Trainer, steps: int):
+    yield Progress(0.0, "training...")
+    with _OneThread():
+        yield from trainer.run(steps)
+    return trainer.last
+
+
+def _lightsb_job(dataset, cfg: LightSBConfig):
+    def src(n, rng):
+        return rng.standard_normal((n, dataset.dim))
+
+    with _OneThread():
+        model, losses = yield from fit_lightsb(src, dataset.sample, dataset.dim, cfg)
+    return Generative("lightsb", dataset.dim, lsb=model, source=src, losses=losses)
+
+
+def _sample_job(model: Generative, cfg: SampleConfig):
+    yield Progress(None, f"sampling {cfg.count} particles with {LABELS[cfg.sampler]}...")
+    with _OneThread():
+        return generate(model, cfg, return_trajectory=True)
+
+
+def _curves_job(*args, **kw):
+    with _OneThread():
+        return (yield from nfe_curves(*args, **kw))
+
+
+class DiffusionPanel(Panel):
+    key = "diffusion"
+    title = "Diffusion sampler"
+    open_filter = "Point sets (*.csv)"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._p = DiffusionParams()
+        self._dataset = None
+        self._model: Generative | None = None
+        self._trainer: Trainer | None = None
+        self._losses = np.zeros(0)
+        self._result = None  # SampleResult with trajectory
+        self._frame = 0.0  # continuous frame position in the trajectory
+        self._curves: list = []
+        self._target = None
+        self._colors = None
+        self._tasks: dict = {}
+        self._build_ui()
+        self._timer = QTimer(self)
+        self._timer.setInterval(33)
+        self._timer.timeout.connect(self._tick)
+
+    # -- UI -----------------------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        fields = [
+            Field("dataset", "Dataset", "choice", choices=DATASETS),
+            Field("csv_path", "CSV file", "text", tooltip="points for the 'csv' dataset"),
+            Field(
+                "model",
+                "Model",
+                "choice",
+                choices=FAMILIES,
+                tooltip="exact: closed-form mixture denoiser (gmm, 8gaussians); lightsb: Light Schrodinger bridge",
+            ),
+            Field("train_steps", "Training steps", "int", 1, 200000, step=500),
+            Field("sampler", "Sampler", "choice", choices=ALL_SAMPLERS),
+            Field("nfe", "NFE", "int", 1, 1000),
+            Field("count", "Particles", "int", 10, 200000, step=1000),
+            Field(
+                "D",
+                "PFGM++ D",
+                "float",
+                0.01,
+                1e9,
+                log=True,
+                tooltip="D -> inf is EDM; small D = heavy tails",
+            ),
+            Field(
+                "eps",
+                "epsilon",
+                "float",
+                1e-4,
+                100.0,
+                log=True,
+                tooltip="interpolant SDE eps(t) = eps (1-t); LightSB entropic eps",
+            ),
+            Field("path", "Interpolant path", "choice", choices=PATHS),
+            Field("gamma", "Interpolant gamma a", "float", 0.0, 10.0, step=0.1),
+            Field("churn", "Heun churn", "float", 0.0, 100.0, step=1.0),
+            Field("seed", "Seed", "int", 0, 2**31 - 2),
+            Field("lines", "Trajectory lines", "bool"),
+            Field("target", "Show target samples", "bool"),
+            Field("autozoom", "Auto-zoom (heavy tails)", "bool"),
+        ]
+        self.form = ParamForm(fields, dataclasses.asdict(self._p))
+        self.form.changed.connect(self._on_param)
+        self.train_button = QPushButton("Train")
+        self.train_button.clicked.connect(self.start)
+        self.sample_button = QPushButton("Sample")
+        self.sample_button.clicked.connect(self.sample)
+        self.compare_button = QPushButton("NFE sweep (all samplers)")
+        self.compare_button.clicked.connect(self.compare)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop)
+        self.info = QLabel("Train a model (or pick model 'exact' on gmm/8gaussians), then Sample.")
+        self.info.setWordWrap(True)
+        self.info.setObjectName("diffusion_info")
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.addWidget(self.form)
+        row = QHBoxLayout()
+        for b in (self.train_button, self.sample_button, self.stop_button):
+            row.addWidget(b)
+        lv.addLayout(row)
+        lv.addWidget(self.compare_button)
+        lv.addWidget(self.info)
+        lv.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(300)
+
+        self._canvas = make_canvas(bgcolor="#0e1116", size=(640, 640))
+        self.view = self._canvas.central_widget.add_view()
+        self.view.camera = scene.PanZoomCamera(aspect=1)
+        self.view.camera.rect = (-3, -3, 6, 6)
+        self._target_vis = scene.visuals.Markers(parent=self.view.scene)
+        self._target_vis.set_data(np.zeros((1, 2), np.float32), size=0, edge_width=0)
+        self._target_vis.set_gl_state("translucent", depth_test=False)
+        self._lines_vis = scene.visuals.Line(parent=self.view.scene, color=(1, 1, 1, 0.12), width=1)
+        self._lines_vis.visible = False
+        self._particles = scene.visuals.Markers(parent=self.view.scene)
+        self._particles.set_data(np.zeros((1, 2), np.float32), size=0, edge_width=0)
+        self._particles.set_gl_state("translucent", depth_test=False)
+        self._target_vis.order, self._lines_vis.order, self._particles.order = 0, 1, 2
+        self._image = scene.visuals.Image(
+            np.zeros((8, 8), np.float32), cmap="grays", clim=(0, 1), parent=self.view.scene
+        )
+        self._image.visible = False
+        self._label = scene.visuals.Text(
+            "",
+            color="white",
+            font_size=9,
+            anchor_x="left",
+            anchor_y="center",
+            parent=self._canvas.scene,
+            pos=(10, 14),
+        )
+        self.playbar = PlayBar(with_step=True)
+        self.playbar.run_toggled.connect(self._on_play)
+        self.playbar.step_clicked.connect(lambda: self._set_frame(math.floor(self._frame) + 1))
+        self.playbar.scrubbed.connect(lambda v: self._set_frame(v / 10.0))
+        center = QWidget()
+        cv = QVBoxLayout(center)
+        cv.setContentsMargins(0, 0, 0, 0)
+        cv.addWidget(self._canvas.native, 1)
+        cv.addWidget(self.playbar)
+
+        self.loss_plot = make_plot("Training loss", "training step", "loss (EDM-weighted MSE)", logy=True)
+        self._loss_curve = self.loss_plot.plot([], [], pen="#1f77b4", name="loss")
+        self._loss_avg = self.loss_plot.plot(
+            [], [], pen={"color": "#d62728", "width": 2}, name="running mean"
+        )
+        self.nfe_plot = make_plot(
+            "Sample quality vs NFE", "NFE (model evaluations)", "sliced W2 to data", logx=True, logy=True
+        )
+        self._nfe_curves: dict = {}
+
+        self._floor_line = pg.InfiniteLine(
+            angle=0,
+            pen=pg.mkPen("k", style=Qt.PenStyle.DashLine),
+            label="noise floor",
+            labelOpts={"color": "k", "position": 0.1},
+        )
+        self._floor_line.setVisible(False)
+        self.nfe_plot.addItem(self._floor_line)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.loss_plot)
+        right.addWidget(self.nfe_plot)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(center)
+        split.addWidget(right)
+        split.setStretchFactor(1, 3)
+        split.setStretchFactor(2, 2)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(split)
+
+    # -- parameters ---------------------------------------------------------------------------------------
+    def params(self) -> DiffusionParams:
+        return self._p
+
+    def set_params(self, cfg: DiffusionParams) -> None:
+        old = self._p
+        self._p = cfg
+        self.form.set_values(dataclasses.asdict(cfg))
+        self._params_changed(old)
+
+    def _on_param(self, name: str, value) -> None:
+        try:
+            new = dataclasses.replace(self._p, **{name: value})
+        except UserError as exc:
+            self._say(str(exc))
+            self.form.set_values(dataclasses.asdict(self._p))
+            return
+        old = self._p
+        self._p = new
+        self._params_changed(old)
+
+    def _params_changed(self, old: DiffusionParams) -> None:
+        p = self._p
+        model_keys = ("dataset", "csv_path", "model", "D", "path", "gamma", "seed")
+        if any(getattr(old, k) != getattr(p, k) for k in model_keys) or (
+            p.model == "lightsb" and old.eps != p.eps
+        ):
+            self._dataset = None
+            self._model = None
+            self._trainer = None
+            self._target = None
+            self._losses = np.zeros(0)
+            self._loss_curve.setData([], [])
+            self._loss_avg.setData([], [])
+            title = "Training loss" if p.model != "exact" else "Training loss (exact model: no training)"
+            self.loss_plot.getPlotItem().setTitle(title, color="k")
+        if old.lines != p.lines or old.target != p.target or old.autozoom != p.autozoom:
+            self._draw()
+
+    def open_path(self, path: Path) -> None:
+        self.set_params(dataclasses.replace(self._p, dataset="csv", csv_path=str(path)))
+        self._ensure_dataset()
+        self._say(f"loaded {len(self._dataset.points)} points from {Path(path).name}")
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _say(self, msg: str) -> None:
+        self.info.setText(msg)
+        self.status.emit(msg)
+
+    def _ensure_dataset(self):
+        if self._dataset is None:
+            p = self._p
+            self._dataset = make_dataset(p.dataset, csv_path=p.csv_path or None)
+            self._target = self._dataset.sample(
+                min(5000, max(p.count, 500)), np.random.default_rng(p.seed + 7)
+            )
+        return self._dataset
+
+    def _train_config(self) -> TrainConfig:
+        p = self._p
+        hidden = 256 if p.dataset == "digits" else 128
+        return TrainConfig(
+            family=p.model, steps=p.train_steps, hidden=hidden, D=p.D, path=p.path, gamma=p.gamma, seed=p.seed
+        )
+
+    def _sample_config(self, count: int | None = None) -> SampleConfig:
+        p = self._p
+        return SampleConfig(
+            sampler=p.sampler, nfe=p.nfe, count=count or p.count, seed=p.seed, churn=p.churn, eps=p.eps
+        )
+
+    def _ensure_model(self) -> Generative | None:
+        ds = self._ensure_dataset()
+        if self._model is None and self._p.model == "exact":
+            self._model = exact_model(ds, Interpolant(self._p.path, self._p.gamma))
+        return self._model
+
+    # -- computation --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Train the selected model in a worker (resumes an existing model of the same kind)."""
+        try:
+            ds = self._ensure_dataset()
+            p = self._p
+            if p.model == "exact":
+                self._ensure_model()
+                self._say("the exact model needs no training: sampling")
+                self.sample()
+                return
+            if p.model == "lightsb":
+                cfg = LightSBConfig(eps=p.eps, steps=p.train_steps, seed=p.seed)
+                self._submit(
+                    _lightsb_job,
+                    ds,
+                    cfg,
+                    group="diffusion-train",
+                    label="LightSB fit",
+                    on_yield=self._on_losses,
+                    on_done=self._on_trained,
+                    on_error=self._say,
+                )
+                return
+            if self._trainer is None:
+                self._trainer = Trainer(ds, self._train_config())
+            self._submit(
+                _train_job,
+                self._trainer,
+                p.train_steps,
+                group="diffusion-train",
+                label="diffusion training",
+                on_yield=self._on_train_snapshot,
+                on_done=self._on_trained,
+                on_error=self._on_train_error,
+            )
+        except UserError as exc:
+            self._say(str(exc))
+
+    def _submit(self, fn, *args, **kw):
+        task = worker.submit(fn, *args, **kw)
+        self._tasks[kw["group"]] = task
+        return task
+
+    def stop(self) -> None:
+        for t in self._tasks.values():
+            t.cancel()
+        if self._trainer is not None:
+            self._model = from_trained(self._trainer.last) if len(self._trainer.losses) else self._model
+        self._timer.stop()
+        self.playbar.set_running(False)
+
+    def sample(self) -> None:
+        try:
+            model = self._ensure_model()
+            if model is None:
+                self._say("train a model first (or choose model 'exact' on gmm / 8gaussians)")
+                return
+            self._submit(
+                _sample_job,
+                model,
+                self._sample_config(),
+                group="diffusion-sample",
+                label="sampling",
+                on_done=self._on_sampled,
+                on_error=self._say,
+            )
+        except UserError as exc:
+            self._say(str(exc))
+
+    def compare(self) -> None:
+        try:
+            model = self._ensure_model()
+            if model is None:
+                self._say("train a model first to compare samplers")
+                return
+            self._curves = []
+            nfes = (3, 5, 9, 17, 33, 65) if self._dataset.dim <= 2 else (5, 9, 17, 33)
+            self._submit(
+                _curves_job,
+                model,
+                self._dataset,
+                self._sample_config(),
+                nfes,
+                group="diffusion-compare",
+                label="NFE sweep",
+                on_yield=self._on_curves,
+                on_done=self._on_curves,
+                on_error=self._say,
+            )
+        except UserError as exc:
+            self._say(str(exc))
+
+    def advance(self, steps: int) -> None:
+        """Synchronous: a few training steps (or none for 'exact'), then sample and show the final frame."""
+        with _OneThread():
+            self._advance(steps)
+
+    def _advance(self, steps: int) -> None:
+        ds = self._ensure_dataset()
+        p = self._p
+        if p.model == "lightsb":
+            cfg = LightSBConfig(eps=p.eps, steps=max(1, 10 * steps), seed=p.seed)
+            gen = _lightsb_job(ds, cfg)
+            self._model = self._drain(gen)
+            self._losses = self._model.losses
+        elif p.model != "exact":
+            if self._trainer is None:
+                self._trainer = Trainer(ds, self._train_config())
+            snaps = list(self._trainer.run(max(1, 10 * steps)))
+            self._on_train_snapshot(snaps[-1].data)
+            self._model = from_trained(self._trainer.last)
+        model = self._ensure_model()
+        self._on_sampled(generate(model, self._sample_config(min(p.count, 1000)), return_trajectory=True))
+
+    @staticmethod
+    def _drain(gen):
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
+
+    # -- worker callbacks (GUI thread) --------------------------------------------------------------------
+    def _on_train_snapshot(self, snap) -> None:
+        self._losses = snap.losses
+        self._update_loss_plot()
+        self._say(f"training step {snap.step}, loss {snap.losses[-1]:.4f}")
+
+    def _on_losses(self, losses) -> None:
+        self._losses = np.asarray(losses)
+        self._update_loss_plot()
+
+    def _update_loss_plot(self) -> None:
+        y = finite_or_nan(np.maximum(self._losses, 1e-12))
+        x = np.arange(1, len(y) + 1)
+        self._loss_curve.setData(x, y)
+        if len(y) >= 10:
+            k = max(5, len(y) // 50)
+            avg = np.convolve(np.nan_to_num(y), np.ones(k) / k, mode="valid")
+            self._loss_avg.setData(x[k - 1 :], avg)
+        self.loss_plot.getPlotItem().setTitle("Training loss", color="k")
+        self.loss_plot.getPlotItem().setLabel(
+            "left", "loss (EDM-weighted MSE)" if self._p.model in ("edm", "pfgmpp") else "loss"
+        )
+
+    def _on_trained(self, result) -> None:
+        if isinstance(result, Generative):
+            self._model = result
+        elif result is not None:
+            self._model = from_trained(result)
+        self._say(f"trained {self._p.model} ({len(self._losses)} steps): sampling")
+        self.sample()
+
+    def _on_train_error(self, msg: str) -> None:
+        if self._trainer is not None and len(self._trainer.last.losses):
+            self._model = from_trained(self._trainer.last)
+        self._say(msg)
+
+    def _on_sampled(self, res) -> None:
+        if res is None:
+            return
+        self._result = res
+        final = res.samples
+        good = ~res.bad
+        self._colors = (
+            _hue_colors(np.where(good[:, None], final, 0.0)[:, :2]) if final.shape[1] >= 2 else None
+        )
+        n_frames = len(res.trajectory)
+        self.playbar.set_frames(10 * (n_frames - 1) + 1)
+        msg = (
+            f"{res.samples.shape[0]} particles, {LABELS[self._p.sampler]}, NFE {res.nfe}. "
+            f"Press Run to replay the flow."
+        )
+        if not res.ok:
+            msg = f"WARNING: {res.message}. Bad particles are hidden."
+        self._say(msg)
+        self._set_frame(n_frames - 1)
+
+    def _on_curves(self, points) -> None:
+        if points is None:
+            return
+        self._curves = list(points)
+        by: dict[str, list] = {}
+        for pt in self._curves:
+            by.setdefault(pt.sampler, []).append(pt)
+        for s, pts in by.items():
+            if s not in self._nfe_curves:
+                self._nfe_curves[s] = self.nfe_plot.plot(
+                    [],
+                    [],
+                    pen=pg.mkPen(SAMPLER_COLORS[s], width=2),
+                    symbol="o",
+                    symbolSize=5,
+                    symbolBrush=SAMPLER_COLORS[s],
+                    name=LABELS[s],
+                )
+            self._nfe_curves[s].setData([p.nfe for p in pts], finite_or_nan([p.sw for p in pts]))
+        floors = [p.floor for p in self._curves if math.isfinite(p.floor)]
+        if floors:
+            self._floor_line.setValue(math.log10(float(np.mean(floors))))
+            self._floor_line.setVisible(True)
+
+    # -- animation ----------------------------------------------------------------------------------------
+    def _on_play(self, on: bool) -> None:
+        if on:
+            if self._result is None:
+                self.playbar.set_running(False)
+                return
+            if self._frame >= len(self._result.trajectory) - 1:
+                self._frame = 0.0
+            self._timer.start()
+        else:
+            self._timer.stop()
+
+    def _tick(self) -> None:
+        if self._result is None:
+            return
+        last = len(self._result.trajectory) - 1
+        speed = max(last / 90.0, 0.05)  # about 3 s for the whole flow
+        nxt = self._frame + speed
+        if nxt >= last:
+            nxt = last
+            self._timer.stop()
+            self.playbar.set_running(False)
+        self._set_frame(nxt)
+
+    def _set_frame(self, f: float) -> None:
+        if self._result is None:
+            return
+        last = len(self._result.trajectory) - 1
+        self._frame = float(min(max(f, 0.0), last))
+        self.playbar.slider.blockSignals(True)
+        self.playbar.slider.setValue(int(round(self._frame * 10)))
+        self.playbar.slider.blockSignals(False)
+        self._draw()
+
+    def _state_at(self, f: float) -> np.ndarray:
+        traj = self._result.trajectory
+        i = int(math.floor(f))
+        i = min(i, len(traj) - 1)
+        w = f - i
+        if w <= 1e-9 or i + 1 >= len(traj):
+            return traj[i]
+        with np.errstate(invalid="ignore", over="ignore"):
+            return (1 - w) * traj[i] + w * traj[i + 1]
+
+    def _draw(self) -> None:
+        p = self._p
+        is_img = self._dataset is not None and self._dataset.dim > 2
+        self._image.visible = is_img
+        self._particles.visible = not is_img
+        self._target_vis.visible = (not is_img) and p.target and self._target is not None
+        if self._target_vis.visible:
+            self._target_vis.set_data(
+                self._target[:, :2], face_color=(0.55, 0.6, 0.7, 0.35), size=3, edge_width=0
+            )
+        if self._result is None:
+            self._canvas.update()
+            return
+        x = self._state_at(self._frame)
+        good = ~self._result.bad
+        if is_img:
+            img = _digit_grid(x)
+            self._image.set_data(img)
+            self.view.camera.rect = (0, 0, img.shape[1], img.shape[0])
+            self.view.camera.flip = (False, True, False)
+        else:
+            with np.errstate(invalid="ignore"):
+                fin = good & np.all(np.isfinite(x[:, :2]), axis=1)
+            pos = x[fin, :2].astype(np.float32)
+            self._particles.set_data(pos, face_color=self._colors[fin], size=4, edge_width=0)
+            if p.autozoom:
+                self._autozoom(pos)
+            self._update_lines(good)
+        t = self._frame_label()
+        self._label.text = t
+        self._canvas.update()
+
+    def _frame_label(self) -> str:
+        res = self._result
+        last = len(res.trajectory) - 1
+        return (
+            f"{LABELS.get(self._p.sampler, self._p.sampler)} | eval {self._frame:.1f}/{last} | NFE {res.nfe}"
+        )
+
+    def _autozoom(self, pos: np.ndarray) -> None:
+        ref = self._target[:, :2] if self._target is not None else pos
+        center = np.median(ref, axis=0)
+        data_r = float(np.percentile(np.abs(ref - center), 99.5)) * 1.15
+        if len(pos):
+            r = float(np.percentile(np.abs(pos - center), 98)) * 1.1
+        else:
+            r = data_r
+        r = max(r, data_r, 1e-3)
+        self.view.camera.rect = (center[0] - r, center[1] - r, 2 * r, 2 * r)
+
+    def _update_lines(self, good: np.ndarray) -> None:
+        if not self._p.lines or self._result is None:
+            self._lines_vis.visible = False
+            return
+        traj = self._result.trajectory
+        idx = np.flatnonzero(good)[:150]
+        f = int(math.ceil(self._frame)) + 1
+        seg = traj[:f, idx, :2]  # (F, m, 2)
+        if self._p.sampler in ("heun", "ode") and len(seg) > 2:  # skip the Euler predictor states
+            seg = np.concatenate([seg[:-1:2], seg[-1:]])
+        if seg.shape[0] < 2 or len(idx) == 0:
+            self._lines_vis.visible = False
+            return
+        pts = np.transpose(seg, (1, 0, 2)).reshape(-1, 2).astype(np.float32)
+        fcount = seg.shape[0]
+        base = (np.arange(len(idx)) * fcount)[:, None] + np.arange(fcount - 1)[None]
+        conn = np.stack([base.ravel(), base.ravel() + 1], 1)
+        ok = np.all(np.isfinite(pts), axis=1)
+        conn = conn[ok[conn[:, 0]] & ok[conn[:, 1]]]
+        self._lines_vis.set_data(pos=np.nan_to_num(pts), connect=conn)
+        self._lines_vis.visible = True
+
+    # -- output -------------------------------------------------------------------------------------------
+    def canvas(self):
+        return self._canvas
+
+    def render(self, size: tuple[int, int]) -> np.ndarray:
+        return render_canvas(self._canvas, size)
+
+    def _need_result(self):
+        if self._result is None:
+            raise UserError("nothing to export yet: sample first")
+        return self._result
+
+    def _export_png(self, path: Path) -> None:
+        self._need_result()
+        save_png(path, self.render((1200, 1200)))
+
+    def _export_svg(self, path: Path) -> None:
+        res = self._need_result()
+        p = check_writable(path)
+        x = res.samples[~res.bad]
+        if x.shape[1] != 2:
+            raise UserError("the SVG scatter is for 2-D data; export PNG for digits")
+        x = x[:20000]
+        lo, hi = x.min(0), x.max(0)
+        span = float(max(hi - lo)) or 1.0
+        size, pad = 800.0, 40.0
+        sx = pad + (x[:, 0] - lo[0]) / span * (size - 2 * pad)
+        sy = size - pad - (x[:, 1] - lo[1]) / span * (size - 2 * pad)
+        cols = (self._colors[~res.bad][: len(x), :3] * 255).astype(int)
+        parts = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{size:.0f}" height="{size:.0f}" '
+            f'viewBox="0 0 {size:.0f} {size:.0f}"><rect width="100%" height="100%" fill="white"/>',
+            f'<text x="{pad}" y="24" font-family="sans-serif" font-size="16">{self._p.dataset}: '
+            f"{LABELS.get(self._p.sampler, '')}, NFE {res.nfe}, {len(x)} samples</text>",
+        ]
+        for (a, b), c in zip(zip(sx, sy), cols):
+            parts.append(f'<circle cx="{a:.2f}" cy="{b:.2f}" r="1.6" fill="rgb({c[0]},{c[1]},{c[2]})"/>')
+        parts.append("</svg>")
+        p.write_text("\n".join(parts))
+
+    def _frames(self, size=(400, 400), count: int = 30):
+        res = self._need_result()
+        last = len(res.trajectory) - 1
+        keep = self._frame
+        try:
+            for f in np.linspace(0, last, count):
+                self._set_frame(float(f))
+                yield self.render(size)
+        finally:
+            self._set_frame(keep)
+
+    def _export_video(self, path: Path) -> None:
+        self._need_result()
+        write_video(path, self._frames(), fps=15)
+
+    def _export_samples(self, path: Path) -> None:
+        res = self._need_result()
+        if str(path).lower().endswith(".csv"):
+            cols = [res.samples[:, k] for k in range(res.samples.shape[1])]
+            save_csv(path, [f"x{k}" for k in range(len(cols))], cols)
+        else:
+            save_npz(
+                path,
+                samples=res.samples,
+                traj=res.trajectory.astype(np.float32),
+                bad=res.bad,
+                nfe=np.int64(res.nfe),
+            )
+
+    def _export_weights(self, path: Path) -> None:
+        if self._model is None or self._model.trained is None:
+            raise UserError("no trained weights: train an EDM, PFGM++ or interpolant model first")
+        self._model.trained.save(check_writable(path))
+
+    def exports(self) -> list[ExportAction]:
+        return [
+            ExportAction("Sample scatter PNG", ("png",), self._export_png),
+            ExportAction("Sample scatter SVG", ("svg",), self._export_svg),
+            ExportAction("Flow video MP4/GIF", ("mp4", "gif"), self._export_video),
+            ExportAction("Samples NPZ/CSV", ("npz", "csv"), self._export_samples),
+            ExportAction(
+                "Training loss plot", ("png", "svg", "csv"), lambda p: export_plot(self.loss_plot, p)
+            ),
+            ExportAction(
+                "NFE vs sliced-W plot", ("png", "svg", "csv"), lambda p: export_plot(self.nfe_plot, p)
+            ),
+            ExportAction("Model weights", ("pt",), self._export_weights),
+        ]
+
+    # -- sessions -----------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        st = super().state()
+        st["camera_rect"] = list(map(float, self.view.camera.rect.pos + self.view.camera.rect.size))
+        st["frame"] = self._frame
+        return st
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        if "camera_rect" in state:
+            self.view.camera.rect = tuple(state["camera_rect"])
+        if "frame" in state and self._result is not None:
+            self._set_frame(float(state["frame"]))
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        for t in self._tasks.values():
+            t.stale = True
+            t.cancel()
+        for t in self._tasks.values():
+            t.wait(10_000)
+        self._tasks.clear()
