@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +37,22 @@ from torch import nn
 
 from backends.common import Progress, UserError
 from backends.trajectory.data import Windows
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run torch ops with ``n`` intra-op threads and restore the previous count (None: unchanged).
+    This model is small: one thread is fastest, and avoids OpenMP spin-waits on a busy machine."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
 
 #: ``static_dist`` per held-out scene from the authors' configs (config/eigentrajectory-*-<scene>.json)
 STATIC_DIST = {"eth": 0.419, "hotel": 0.353, "univ": 0.227, "zara1": 0.338, "zara2": 0.350}
@@ -56,6 +73,9 @@ class ETConfig:
     weight_decay: float = 1e-4
     clip_grad: float = 10.0
     batch_agents: int = 128
+    kmeans_init: int = 10  # k-means restarts (n_init) for the anchors, as in the reference code
+    threads: int | None = 1  # torch intra-op threads while training (None: leave the global setting)
+    augment: bool = False  # random rotation + mirror of whole windows during training (off in the bench)
     seed: int = 0
 
     def validate(self) -> None:
@@ -67,6 +87,8 @@ class ETConfig:
             raise UserError(f"static_dist must be >= 0, got {self.static_dist}")
         if self.hidden % self.heads:
             raise UserError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        if self.kmeans_init < 1:
+            raise UserError(f"kmeans_init must be >= 1, got {self.kmeans_init}")
         if self.epochs < 0:
             raise UserError(f"epochs must be >= 0, got {self.epochs}")
         if not self.lr > 0:
@@ -111,7 +133,7 @@ def truncated_basis(traj_norm: torch.Tensor, k: int) -> torch.Tensor:
     return U.float()
 
 
-def kmeans_anchors(C: np.ndarray, n: int, seed: int) -> np.ndarray:
+def kmeans_anchors(C: np.ndarray, n: int, seed: int, n_init: int = 10) -> np.ndarray:
     """(n, k) cluster centres ordered by cluster size (largest first)."""
     if len(C) == 0:
         return np.zeros((n, C.shape[1] if C.ndim == 2 else 1), np.float32)
@@ -119,8 +141,10 @@ def kmeans_anchors(C: np.ndarray, n: int, seed: int) -> np.ndarray:
         reps = np.resize(np.arange(len(C)), n)
         return C[reps].astype(np.float32)
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
-    km = KMeans(n_clusters=n, random_state=seed, init="k-means++", n_init=10).fit(C)
+    with threadpool_limits(1):  # small problem: one thread, no OpenMP spin-waits on a busy machine
+        km = KMeans(n_clusters=n, random_state=seed, init="k-means++", n_init=n_init).fit(C)
     counts = np.bincount(km.labels_, minlength=n)
     return km.cluster_centers_[np.argsort(-counts, kind="stable")].astype(np.float32)
 
@@ -169,7 +193,9 @@ class EigenTrajectoryNet(nn.Module):
             Co = on[sel].reshape(int(sel.sum()), -1) @ self.U_obs[g]
             if len(Co):
                 self.coef_scale[g] = Co.std(dim=0).clamp_min(1e-3)
-            self.anchors[g] = torch.from_numpy(kmeans_anchors(Cp.numpy(), cfg.num_samples, cfg.seed))
+            self.anchors[g] = torch.from_numpy(
+                kmeans_anchors(Cp.numpy(), cfg.num_samples, cfg.seed, cfg.kmeans_init)
+            )
 
     # projection ------------------------------------------------------------------------------------------
     def project(self, obs: torch.Tensor, pred: torch.Tensor | None = None):
@@ -214,6 +240,17 @@ class EigenTrajectoryNet(nn.Module):
         )
         samples = denormalize(traj_n, ori, rot, sca)
         return samples, C_pred, C_gt
+
+
+def augment_windows(obs, pred, window_of, rng: np.random.Generator):
+    """Rotate every window about the origin by a random angle and mirror half of them (a whole window
+    moves together, so interactions and the metrics are unchanged)."""
+    nwin = int(window_of.max()) + 1
+    th = torch.from_numpy(rng.uniform(0, 2 * np.pi, nwin).astype(np.float32))
+    flip = torch.from_numpy(np.where(rng.random(nwin) < 0.5, -1.0, 1.0).astype(np.float32))
+    c, s = torch.cos(th), torch.sin(th)
+    R = torch.stack([torch.stack([c, -s * flip], -1), torch.stack([s, c * flip], -1)], -2)[window_of]
+    return obs @ R.transpose(-1, -2), pred @ R.transpose(-1, -2)
 
 
 def loss_terms(samples, C_pred, C_gt, pred):
@@ -265,8 +302,12 @@ class ETModel:
     history: TrainSnapshot | None = None
 
     @torch.no_grad()
-    def predict(self, w: Windows, batch_agents: int = 512) -> np.ndarray:
+    def predict(self, w: Windows, batch_agents: int = 512, threads: int | None = 1) -> np.ndarray:
         """(S, N, pred_len, 2) samples in world coordinates for every agent of ``w``."""
+        with torch_threads(threads):
+            return self._predict(w, batch_agents)
+
+    def _predict(self, w: Windows, batch_agents: int) -> np.ndarray:
         self.net.eval()
         out = np.zeros((self.cfg.num_samples, w.num_agents, self.cfg.pred_len, 2), np.float32)
         for obs, _pred, wo, idx in batches(w, batch_agents):
@@ -278,7 +319,8 @@ class ETModel:
     def coefficients(self, w: Windows) -> dict[str, np.ndarray]:
         """Past/future ET coefficients and moving flags of every agent (for plots)."""
         obs, pred = torch.from_numpy(w.obs), torch.from_numpy(w.pred)
-        C_obs, C_gt, (_, _, _, mov, _) = self.net.project(obs, pred)
+        with torch_threads(1):
+            C_obs, C_gt, (_, _, _, mov, _) = self.net.project(obs, pred)
         return {"obs": C_obs.numpy(), "pred": C_gt.numpy(), "moving": mov.numpy()}
 
     def save(self, path: str | Path) -> Path:
@@ -361,15 +403,18 @@ def train_eigentrajectory(
         for bi, (obs, pred, wo, _) in enumerate(
             batches(train, cfg.batch_agents, rng.permutation(train.num_windows))
         ):
-            samples, C_pred, C_gt = net(obs, wo, pred)
-            lc, la, lf = loss_terms(samples, C_pred, C_gt, pred)
-            loss = lc + la + lf
-            if not torch.isfinite(loss):
-                continue
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
-            opt.step()
+            if cfg.augment:
+                obs, pred = augment_windows(obs, pred, wo, rng)
+            with torch_threads(cfg.threads):
+                samples, C_pred, C_gt = net(obs, wo, pred)
+                lc, la, lf = loss_terms(samples, C_pred, C_gt, pred)
+                loss = lc + la + lf
+                if not torch.isfinite(loss):
+                    continue
+                opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
+                opt.step()
             total += float(loss.detach())
             count += 1
             if bi % 50 == 49:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import worker
-from app.export import check_writable, export_plot, save_png, write_video
+from app.export import check_writable, export_plot, save_npz, save_png, write_video
 from backends.common import UserError
 from backends.trajectory.baselines import constant_velocity, constant_velocity_samples
 from backends.trajectory.data import (
@@ -60,6 +60,7 @@ class TrajectoryParams:
     seed: int = 0
     epochs: int = 20
     image_coords: bool = False  # draw in image pixels through the scene homography
+    video_windows: int = 10  # windows (0.4 s each) per MP4 export, from the current one
 
 
 def resolve_data(p: TrajectoryParams) -> Path:
@@ -71,6 +72,7 @@ def resolve_data(p: TrajectoryParams) -> Path:
 class TrajectoryPanel(Panel):
     key = "trajectory"
     title = "Trajectory forecaster"
+    kmeans_init = 10  # k-means restarts for the anchors (tests lower it)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -554,13 +556,13 @@ class TrajectoryPanel(Panel):
 
         root = resolve_data(self._p)
         try:
-            train, val = load_split(root, self._p.scene, "train"), load_split(root, self._p.scene, "val")
             cfg = ETConfig(
                 k=self._p.k,
                 num_samples=self._p.anchors,
                 seed=self._p.seed,
                 epochs=self._p.epochs,
                 static_dist=STATIC_DIST.get(self._p.scene, 0.2),
+                kmeans_init=self.kmeans_init,
             )
             cfg.validate()
         except UserError as exc:
@@ -575,8 +577,8 @@ class TrajectoryPanel(Panel):
         self._task = worker.submit(
             _train_job,
             cfg,
-            train,
-            val,
+            root,
+            self._p.scene,
             group=f"trajectory-train-{id(self)}",
             label="EigenTrajectory training",
             on_yield=self._on_train_yield,
@@ -678,24 +680,25 @@ class TrajectoryPanel(Panel):
         return [
             ExportAction("Scene PNG", ("png",), lambda p: save_png(p, self.render((1280, 960)))),
             ExportAction("Scene with predictions MP4", ("mp4", "gif"), self._write_video),
-            ExportAction("Predictions CSV", ("csv",), self._write_predictions),
+            ExportAction("Predictions of this window CSV", ("csv",), self._write_predictions),
+            ExportAction("Predictions of the scene NPZ", ("npz",), self._write_predictions_npz),
             ExportAction("Metrics JSON", ("json",), self._write_metrics),
             ExportAction(
                 "Training plot PNG/SVG/CSV", ("png", "svg", "csv"), lambda p: export_plot(self.loss_plot, p)
             ),
         ]
 
-    def _write_video(self, path: Path, frames: int = 25) -> None:
+    def _write_video(self, path: Path) -> None:
         if self._test is None or self._test.num_windows == 0:
             raise UserError("no scene loaded: nothing to record")
         start = self._win
-        n = min(frames, self._test.num_windows)
+        n = min(int(self._p.video_windows), self._test.num_windows)
 
         def gen():
             for i in range(n):
                 self._win = (start + i) % self._test.num_windows
                 self._draw()
-                yield self.render((640, 480))
+                yield render_canvas(self._canvas, tuple(int(v) for v in self._canvas.size))
 
         try:
             write_video(path, gen(), fps=5.0)
@@ -704,36 +707,35 @@ class TrajectoryPanel(Panel):
             self._draw()
 
     def _write_predictions(self, path: Path) -> None:
-        """All windows of the test scene: window, frame (last observed), ped, sample, step, x, y (m);
-        sample -1 is the ground truth."""
+        """The current window as CSV: window, frame (last observed), ped, sample, step, x, y (m); sample -1 is
+        the ground truth. (The whole scene goes to the NPZ export: CSV text of every sample is too slow.)"""
         w, s = self._test, self._samples
         if w is None or s is None:
             raise UserError("no predictions to export: load a scene first")
         p = check_writable(path)
-        S, N, T, _ = s.shape
-        win = w.window_index()
-        frame = w.frames[win, 7]
-        rows_pred = np.stack(np.meshgrid(np.arange(S), np.arange(N), np.arange(1, T + 1), indexing="ij"), -1)
-        rows_pred = rows_pred.reshape(-1, 3)
-        xy = s.reshape(-1, 2)
-        gt = np.stack(np.meshgrid(np.arange(N), np.arange(1, T + 1), indexing="ij"), -1).reshape(-1, 2)
+        sl = w.window(self._win)
+        samp, gt, peds = s[:, sl], w.pred[sl], w.ped_ids[sl]
+        S, n, T, _ = samp.shape
+        frame = w.frames[self._win, 7]
+        si, ai, ti = (a.ravel() for a in np.meshgrid(np.arange(S), np.arange(n), np.arange(T), indexing="ij"))
+        gi, gti = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(T), indexing="ij"))
         table = np.concatenate(
             [
                 np.c_[
-                    win[rows_pred[:, 1]],
-                    frame[rows_pred[:, 1]],
-                    w.ped_ids[rows_pred[:, 1]],
-                    rows_pred[:, 0],
-                    rows_pred[:, 2],
-                    xy,
+                    np.full(len(si), self._win),
+                    np.full(len(si), frame),
+                    peds[ai],
+                    si,
+                    ti + 1,
+                    samp[si, ai, ti],
                 ],
                 np.c_[
-                    win[gt[:, 0]],
-                    frame[gt[:, 0]],
-                    w.ped_ids[gt[:, 0]],
-                    -np.ones(len(gt)),
-                    gt[:, 1],
-                    w.pred.reshape(-1, 2),
+                    np.full(len(gi), self._win),
+                    np.full(len(gi), frame),
+                    peds[gi],
+                    -np.ones(len(gi)),
+                    gti + 1,
+                    gt[gi, gti],
                 ],
             ]
         )
@@ -744,6 +746,22 @@ class TrajectoryPanel(Panel):
             fmt=["%d", "%g", "%g", "%d", "%d", "%.4f", "%.4f"],
             header="window,frame,ped,sample,step,x_m,y_m",
             comments="",
+        )
+
+    def _write_predictions_npz(self, path: Path) -> None:
+        """The whole test scene: samples (S, N, 12, 2), obs, gt, window offsets, ped ids, frames."""
+        w, s = self._test, self._samples
+        if w is None or s is None:
+            raise UserError("no predictions to export: load a scene first")
+        save_npz(
+            path,
+            samples=s,
+            obs=w.obs,
+            gt=w.pred,
+            starts=w.starts,
+            ped_ids=w.ped_ids,
+            frames=w.frames,
+            best=self._best,
         )
 
     def _write_metrics(self, path: Path) -> None:
@@ -791,11 +809,18 @@ class TrajectoryPanel(Panel):
         super().shutdown()
 
 
-def _train_job(cfg, train, val):
-    """Worker generator: EigenTrajectory training on one thread (the GUI keeps the other core)."""
+def _train_job(cfg, root, scene):
+    """Worker generator: load the fold's train/val splits, then train EigenTrajectory on one thread."""
     import torch
 
+    from backends.common import Progress
     from backends.trajectory.eigentrajectory import train_eigentrajectory
 
+    yield Progress(0.0, f"loading {scene} train/val splits")
+    train, val = load_split(root, scene, "train"), load_split(root, scene, "val")
+    old = torch.get_num_threads()
     torch.set_num_threads(1)
-    return (yield from train_eigentrajectory(cfg, train, val))
+    try:
+        return (yield from train_eigentrajectory(cfg, train, val))
+    finally:
+        torch.set_num_threads(old)

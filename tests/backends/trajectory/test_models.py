@@ -124,7 +124,7 @@ def test_descriptors_are_orthonormal_and_represent_straight_walks():
 
 def test_short_training_beats_cv20_on_synthetic_and_save_load(tmp_path):
     tr, va, te = (load_split(DEFAULT_DATA, "synthetic", p) for p in ("train", "val", "test"))
-    cfg = ETConfig(epochs=3, hidden=64, static_dist=0.2, seed=0)
+    cfg = ETConfig(epochs=3, hidden=64, static_dist=0.2, seed=0, kmeans_init=2)
     model = run_training(cfg, tr, va)
     assert len(model.history.train_loss) == 3
     assert model.history.train_loss[-1] < model.history.train_loss[0]
@@ -147,7 +147,7 @@ def test_short_training_on_eth_fold_beats_cv20():
     tr, va, te = (load_split(root, "eth", p) for p in ("train", "val", "test"))
     tr = tr.subset(np.arange(0, tr.num_windows, 5))
     va = va.subset(np.arange(0, va.num_windows, 5))
-    model = run_training(ETConfig(epochs=2, hidden=64, static_dist=STATIC_DIST["eth"]), tr, va)
+    model = run_training(ETConfig(epochs=2, hidden=64, static_dist=STATIC_DIST["eth"], kmeans_init=2), tr, va)
     et = summarize(model.predict(te), te.pred)
     cv20 = summarize(constant_velocity_samples(te.obs), te.pred)
     assert et["minFDE"] < 0.6 * cv20["minFDE"]

@@ -70,8 +70,15 @@ def test_exports_and_session(panel, tmp_path):
     metrics = json.loads(written["json"].read_text())
     assert metrics["minADE"] > 0 and metrics["scene"] == "synthetic"
     rows = np.loadtxt(written["csv"], delimiter=",", skiprows=1)
-    S, N = panel._samples.shape[:2]
-    assert rows.shape == (S * N * 12 + N * 12, 7)
+    S = panel._samples.shape[0]
+    sl = panel._test.window(panel._win)
+    n = sl.stop - sl.start
+    assert rows.shape == (S * n * 12 + n * 12, 7)
+    # the CSV holds the drawn samples and the ground truth of this window
+    np.testing.assert_allclose(rows[: S * n * 12, 5:].reshape(S, n, 12, 2), panel._samples[:, sl], atol=1e-4)
+    np.testing.assert_allclose(rows[S * n * 12 :, 5:].reshape(n, 12, 2), panel._test.pred[sl], atol=1e-4)
+    npz = np.load(written["npz"])
+    assert npz["samples"].shape == panel._samples.shape
     st = panel.state()
     assert st["window"] == 2
     panel.advance(7)
@@ -87,6 +94,7 @@ def test_bad_folder_reports_error(panel):
 
 
 def test_train_in_worker_and_stop(panel, qtbot):
+    panel.kmeans_init = 2
     panel.set_params(replace(panel.params(), model="eigentrajectory", epochs=1, seed=7))
     panel.start()
     assert panel._task is not None
