@@ -1,0 +1,1 @@
+"""PDE fields panel (see :mod:`panels.pde.panel`)."""
