@@ -106,7 +106,7 @@ class TrajectoryPanel(Panel):
         self._title = scene.Label("", color="black", font_size=9)
         self._title.height_max = 24
         grid.add_widget(self._title, row=0, col=0, col_span=2)
-        self._view = grid.add_view(row=1, col=1, border_color=(0, 0, 0, 0.4))
+        self._view = grid.add_view(row=2, col=1, border_color=(0, 0, 0, 0.4))
         self._view.camera = scene.PanZoomCamera(aspect=1.0)
         self._yaxis = scene.AxisWidget(
             orientation="left",
@@ -119,7 +119,7 @@ class TrajectoryPanel(Panel):
             tick_color="black",
         )
         self._yaxis.width_max = 60
-        grid.add_widget(self._yaxis, row=1, col=0)
+        grid.add_widget(self._yaxis, row=2, col=0)
         self._xaxis = scene.AxisWidget(
             orientation="bottom",
             axis_label="x (m)",
@@ -130,8 +130,9 @@ class TrajectoryPanel(Panel):
             axis_color="black",
             tick_color="black",
         )
-        self._xaxis.height_max = 64
-        grid.add_widget(self._xaxis, row=2, col=1)
+        self._xaxis.height_min = 56
+        self._xaxis.height_max = 56
+        grid.add_widget(self._xaxis, row=3, col=1)
         self._legend = scene.Label(
             "blue: past 3.2 s    green: true future 4.8 s    orange: predicted samples    red: best sample"
             "    grey: other people    (click an agent to focus it)",
@@ -139,7 +140,7 @@ class TrajectoryPanel(Panel):
             font_size=8,
         )
         self._legend.height_max = 22
-        grid.add_widget(self._legend, row=3, col=0, col_span=2)
+        grid.add_widget(self._legend, row=1, col=0, col_span=2)
         self._xaxis.link_view(self._view)
         self._yaxis.link_view(self._view)
         self._grid = scene.visuals.GridLines(color=(0, 0, 0, 0.10), parent=self._view.scene)
@@ -356,7 +357,6 @@ class TrajectoryPanel(Panel):
         xy = np.asarray(xy, dtype=np.float64)
         if self._p.image_coords and self._H is not None:
             q = world_to_image(self._H, xy)
-            q[..., 1] = -q[..., 1]  # image rows grow downwards
             return q
         return xy
 
@@ -423,8 +423,9 @@ class TrajectoryPanel(Panel):
         self._bystanders.set_data(others, face_color=(0.55, 0.55, 0.55, 0.8), edge_color=None, size=osize)
         m = self._metrics
         unit = "px" if (self._p.image_coords and self._H is not None) else "m"
+        self._view.camera.flip = (False, unit == "px", False)  # image rows grow downwards
         self._xaxis.axis.axis_label = f"x ({unit})" if unit == "m" else "image column (px)"
-        self._yaxis.axis.axis_label = f"y ({unit})" if unit == "m" else "image row (px, downwards)"
+        self._yaxis.axis.axis_label = f"y ({unit})" if unit == "m" else "image row (px)"
         fa = ""
         if focus is not None:
             d = np.linalg.norm(samp[:, focus - sl.start] - gt[focus - sl.start][None], axis=-1)

@@ -124,5 +124,6 @@ def test_homography_overlay(panel):
     xy = panel._test.obs[0, -1]
     q = panel._to_view(xy[None])[0]
     ref = world_to_image(panel._H, xy[None])[0]
-    np.testing.assert_allclose(q, [ref[0], -ref[1]], atol=1e-6)
+    np.testing.assert_allclose(q, ref, atol=1e-6)
+    assert panel._view.camera.flip[1]
     assert "image" in panel._xaxis.axis.axis_label
