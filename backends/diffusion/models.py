@@ -298,13 +298,21 @@ class Adam:
         self.t += 1
         c1 = 1 - self.b1**self.t
         c2 = 1 - self.b2**self.t
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            g = p.grad
-            m.mul_(self.b1).add_(g, alpha=1 - self.b1)
-            v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-            p.addcdiv_(m, (v / c2).sqrt_().add_(self.eps), value=-self.lr / c1)
+        ps = [p for p in self.params if p.grad is not None]
+        if not ps:
+            return
+        idx = [i for i, p in enumerate(self.params) if p.grad is not None]
+        g = [p.grad for p in ps]
+        m = [self.m[i] for i in idx]
+        v = [self.v[i] for i in idx]
+        torch._foreach_mul_(m, self.b1)
+        torch._foreach_add_(m, g, alpha=1 - self.b1)
+        torch._foreach_mul_(v, self.b2)
+        torch._foreach_addcmul_(v, g, g, value=1 - self.b2)
+        denom = torch._foreach_div(v, c2)
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(ps, m, denom, value=-self.lr / c1)
 
 
 class Trainer:
