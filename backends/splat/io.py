@@ -46,7 +46,8 @@ _CHUNKS = 16  # progress granularity for large reads
 
 
 def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+    x = np.asarray(x, np.float32)
+    return (1.0 / (1.0 + np.exp(-np.clip(x, -80, 80)))).astype(np.float32)
 
 
 def _logit(p):
@@ -243,9 +244,25 @@ _STD_PROPS = {
 def _gaussians_from_standard(rec: np.ndarray, path: Path) -> Gaussians:
     names = set(rec.dtype.names)
     n = len(rec)
-    means = np.stack([_col(rec, c, path) for c in "xyz"], 1)
+    flat = None
+    if all(rec.dtype[k] == np.dtype("<f4") for k in rec.dtype.names):  # the usual case: one float32 matrix
+        flat = rec.view("<f4").reshape(n, len(rec.dtype.names))
+        index = {k: i for i, k in enumerate(rec.dtype.names)}
+
+    def cols(keys: list[str]) -> np.ndarray:
+        for k in keys:
+            if k not in names:
+                raise UserError(f"{path.name}: missing property {k!r} in element 'vertex'")
+        if flat is not None:
+            idx = [index[k] for k in keys]
+            if idx == list(range(idx[0], idx[0] + len(idx))):
+                return flat[:, idx[0] : idx[0] + len(idx)]
+            return flat[:, idx]
+        return np.stack([rec[k].astype(np.float32) for k in keys], 1)
+
+    means = cols(["x", "y", "z"])
     if "f_dc_0" in names:
-        dc = np.stack([_col(rec, f"f_dc_{i}", path) for i in range(3)], 1)
+        dc = cols(["f_dc_0", "f_dc_1", "f_dc_2"])
     elif {"red", "green", "blue"} <= names:  # plain coloured point cloud
         rgb = np.stack([rec[c].astype(np.float32) for c in ("red", "green", "blue")], 1)
         if rec.dtype["red"].kind == "u":
@@ -257,15 +274,14 @@ def _gaussians_from_standard(rec: np.ndarray, path: Path) -> Gaussians:
     if n_rest not in (0, 9, 24, 45):
         raise UserError(f"{path.name}: {n_rest} f_rest_* properties; expected 0, 9, 24 or 45 (SH degree 0-3)")
     per = n_rest // 3
-    sh = np.zeros((n, 1 + per, 3), np.float32)
+    sh = np.empty((n, 1 + per, 3), np.float32)
     sh[:, 0] = dc
-    # f_rest is channel-major: f_rest_0..per-1 are the R coefficients, then G, then B (3DGS save_ply).
-    for c in range(3):
-        for k in range(per):
-            sh[:, 1 + k, c] = _col(rec, f"f_rest_{c * per + k}", path)
-    scales = np.exp(np.stack([_col(rec, f"scale_{i}", path) for i in range(3)], 1).astype(np.float64))
-    quats = normalize_quats(np.stack([_col(rec, f"rot_{i}", path) for i in range(4)], 1))
-    opac = _sigmoid(_col(rec, "opacity", path))
+    if per:
+        # f_rest is channel-major: f_rest_0..per-1 are the R coefficients, then G, then B (3DGS save_ply).
+        sh[:, 1:] = cols([f"f_rest_{i}" for i in range(n_rest)]).reshape(n, 3, per).transpose(0, 2, 1)
+    scales = np.exp(cols(["scale_0", "scale_1", "scale_2"]))
+    quats = normalize_quats(cols(["rot_0", "rot_1", "rot_2", "rot_3"]))
+    opac = _sigmoid(cols(["opacity"])[:, 0])
     extras = {
         k: np.asarray(rec[k]) for k in rec.dtype.names if k not in _STD_PROPS and not k.startswith("f_rest_")
     }

@@ -81,7 +81,7 @@ def _disc(center, radius, n, rng):
 def make_3d(seed: int = 0) -> Gaussians:
     rng = np.random.default_rng(seed)
     parts = [
-        _part(*_disc((0, 1.0, 0), 2.2, 2500, rng), (0.55, 0.55, 0.5), 0.07, rng, 0, jitter=0.05),
+        _part(*_disc((0, 1.0, 0), 2.2, 3000, rng), (0.55, 0.55, 0.5), 0.045, rng, 0, jitter=0.05),
         _part(*_torus((-0.8, 0.2, 0), 0.55, 0.2, 1800, rng), (0.85, 0.35, 0.15), 0.045, rng, 1),
         _part(*_sphere((0.9, 0.35, -0.2), 0.55, 1800, rng), (0.2, 0.45, 0.85), 0.05, rng, 2),
         _part(*_cube((0.1, 0.7, 1.0), 0.3, 900, rng), (0.3, 0.75, 0.3), 0.045, rng, 3),
@@ -94,7 +94,7 @@ def make_3d(seed: int = 0) -> Gaussians:
 
 def make_4d(seed: int = 1) -> Gaussians:
     rng = np.random.default_rng(seed)
-    floor = as_4d(_part(*_disc((0, 1.0, 0), 2.4, 2500, rng), (0.5, 0.5, 0.48), 0.07, rng, 0, jitter=0.05))
+    floor = as_4d(_part(*_disc((0, 1.0, 0), 2.4, 3000, rng), (0.5, 0.5, 0.48), 0.045, rng, 0, jitter=0.05))
     pieces = [floor]
 
     def dyn(g3: Gaussians, velocity, mu_t, sigma_t, material):

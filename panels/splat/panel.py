@@ -52,6 +52,7 @@ class SplatConfig:
     lod_count: int = 200_000  # splats drawn while the view moves
     export_renderer: str = "gl"  # gl | reference
     export_size: str = "1280x960"
+    video_frames: int = 48  # frames of a turntable / camera path / 4D playback video (30 frames/s)
 
     def __post_init__(self) -> None:
         if self.scene not in SCENES:
@@ -66,6 +67,8 @@ class SplatConfig:
             raise UserError(f"background must be one of {sorted(BACKGROUNDS)}")
         if self.export_renderer not in ("gl", "reference"):
             raise UserError("export renderer must be gl or reference")
+        if not 2 <= self.video_frames <= 3600:
+            raise UserError(f"video frames must be 2..3600, got {self.video_frames}")
         if self.lod_count < 1000:
             raise UserError("moving-detail count must be >= 1000")
         parse_size(self.export_size)
@@ -178,6 +181,7 @@ class SplatPanel(Panel):
                 Field("lod_count", "Splats while moving", "int", 1000, 5_000_000, step=50_000),
                 Field("export_renderer", "Export renderer", "choice", choices=("gl", "reference")),
                 Field("export_size", "Export size", "text"),
+                Field("video_frames", "Video frames (30/s)", "int", 2, 3600, step=30),
             ],
             config_to_dict(self._cfg),
         )
@@ -634,7 +638,7 @@ class SplatPanel(Panel):
 
     def _video_size(self) -> tuple[int, int]:
         w, h = self._canvas_size()
-        s = min(1.0, 960 / w)
+        s = min(1.0, 512 / w, 384 / h)
         return max(16, int(w * s) // 2 * 2), max(16, int(h * s) // 2 * 2)
 
     def _export_turntable(self, path: Path) -> None:
@@ -671,14 +675,14 @@ class SplatPanel(Panel):
                 )
                 for a, e, d in ((0, 0, 1.0), (40, 15, 0.8), (90, -5, 1.1))
             ]
-        cams = cm.CameraPath(tuple(keys)).sample(30 * (len(keys) - 1) + 1)
+        cams = cm.CameraPath(tuple(keys)).sample(self._cfg.video_frames)
         self._video(path, cams, [None] * len(cams))
 
     def _export_4d(self, path: Path) -> None:
         w, h = self._video_size()
         cam = self.current_camera((w, h))
         lo, hi = self._time_range
-        n = 90
+        n = self._cfg.video_frames
         self._video(path, [cam] * n, [lo + (hi - lo) * i / (n - 1) for i in range(n)])
 
     def _export_ply(self, path: Path) -> None:
