@@ -2,6 +2,8 @@
 
 Evaluates a model on the held-out scene of a leave-one-out fold (``--scene all``: all five folds and the
 average) and prints/writes minADE/minFDE over 20 samples and single-sample ADE/FDE in metres.
+``--csv FILE`` evaluates on a user's own tracks instead (columns/frame rate configurable; EigenTrajectory
+then needs ``--weights``, a model saved with ``--save-weights``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def evaluate_scene(
     k: int = 6,
     anchors: int = 20,
     save_dir: Path | None = None,
+    weights: str | Path | None = None,
     log=print,
 ) -> dict:
     """Train (if needed) and evaluate one fold; returns the metrics dict of its test split."""
@@ -49,8 +52,16 @@ def evaluate_scene(
     elif model == "eigentrajectory":
         import torch
 
-        from backends.trajectory.eigentrajectory import STATIC_DIST, ETConfig, train_eigentrajectory
+        from backends.trajectory.eigentrajectory import STATIC_DIST, ETConfig, ETModel, train_eigentrajectory
 
+        if weights is not None:
+            et = ETModel.load(weights)
+            t = time.perf_counter()
+            samples = et.predict(test)
+            out["infer_ms_per_window"] = 1e3 * (time.perf_counter() - t) / test.num_windows
+            out["weights"] = str(weights)
+            out.update(summarize(samples, test.pred))
+            return out
         torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
         train, val = load_split(data, scene, "train"), load_split(data, scene, "val")
         cfg = ETConfig(
@@ -82,6 +93,63 @@ def evaluate_scene(
     return out
 
 
+def _weights_for(weights: str | None, scene: str) -> Path | None:
+    """``--weights`` may name a file, or a folder of ``eigentrajectory_<scene>.pt`` files (from --save-weights)."""
+    if not weights:
+        return None
+    p = Path(weights).expanduser()
+    if p.is_dir():
+        p = p / f"eigentrajectory_{scene}.pt"
+    if not p.is_file():
+        raise UserError(f"no saved EigenTrajectory model {p}")
+    return p
+
+
+def _run_csv(args) -> int:
+    from backends.trajectory.baselines import constant_velocity, constant_velocity_samples
+    from backends.trajectory.data import make_windows, read_csv_tracks
+
+    cols = [c.strip() for c in args.columns.split(",")]
+    if len(cols) != 4:
+        raise UserError(f"--columns needs 4 names or numbers (frame, ped, x, y), got {args.columns!r}")
+    cols = [int(c) if c.isdigit() else c for c in cols]
+    tracks = read_csv_tracks(
+        args.csv,
+        frame_col=cols[0],
+        ped_col=cols[1],
+        x_col=cols[2],
+        y_col=cols[3],
+        fps=args.fps,
+        delimiter=args.delimiter,
+    )
+    w = make_windows(tracks)
+    if w.num_windows == 0:
+        raise UserError(
+            f"{args.csv}: no 20-step windows (0.4 s steps) with >= 2 pedestrians present throughout"
+        )
+    if args.model == "cv":
+        samples = constant_velocity(w.obs)[None]
+    elif args.model == "cv20":
+        samples = constant_velocity_samples(w.obs, num_samples=args.anchors, seed=args.seed)
+    else:
+        if not args.weights:
+            raise UserError(
+                "--model eigentrajectory with --csv needs --weights (a model saved by --save-weights)"
+            )
+        from backends.trajectory.eigentrajectory import ETModel
+
+        samples = ETModel.load(args.weights).predict(w)
+    r = summarize(samples, w.pred)
+    r.update({"csv": str(args.csv), "model": args.model, "windows": w.num_windows})
+    print(
+        f"{Path(args.csv).name} {args.model}: minADE {r['minADE']:.3f} minFDE {r['minFDE']:.3f} "
+        f"ADE {r['ADE']:.3f} FDE {r['FDE']:.3f} m ({r['agents']} agents, {r['windows']} windows)"
+    )
+    if args.out:
+        Path(args.out).expanduser().write_text(json.dumps(r, indent=2))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="visual-lab run trajectory", description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -96,8 +164,23 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--anchors", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-weights", default=None, help="folder to save trained EigenTrajectory weights")
+    ap.add_argument("--weights", default=None, help="saved EigenTrajectory model to evaluate (no training)")
+    ap.add_argument("--csv", default=None, help="evaluate on this CSV of tracks instead of --data/--scene")
+    ap.add_argument(
+        "--columns",
+        default="frame,ped,x,y",
+        help="CSV column names (or 0-based numbers) for frame, pedestrian, x, y",
+    )
+    ap.add_argument("--fps", type=float, default=2.5, help="frame rate of the CSV frame column")
+    ap.add_argument("--delimiter", default=",")
     ap.add_argument("--out", default=None, help="metrics JSON file")
     args = ap.parse_args(argv)
+    if args.out:
+        folder = Path(args.out).expanduser().parent
+        if not folder.is_dir():
+            raise UserError(f"cannot write {args.out}: folder {folder} does not exist")
+    if args.csv:
+        return _run_csv(args)
     if args.train_epochs < 0:
         raise UserError(f"--train-epochs must be >= 0, got {args.train_epochs}")
     have = available_scenes(args.data)
@@ -109,12 +192,6 @@ def main(argv: list[str]) -> int:
     scenes = [s for s in SCENES if s in have] if scene == "all" else [scene]
     if scene == "all" and not scenes:
         raise UserError(f"--scene all needs the ETH/UCY scenes in {args.data}; found {', '.join(have)}")
-    if args.out:
-        from pathlib import Path as _P
-
-        folder = _P(args.out).expanduser().parent
-        if not folder.is_dir():
-            raise UserError(f"cannot write {args.out}: folder {folder} does not exist")
     results = []
     for s in scenes:
         r = evaluate_scene(
@@ -126,6 +203,7 @@ def main(argv: list[str]) -> int:
             k=args.k,
             anchors=args.anchors,
             save_dir=Path(args.save_weights) if args.save_weights else None,
+            weights=_weights_for(args.weights, s),
         )
         results.append(r)
         print(

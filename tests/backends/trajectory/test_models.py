@@ -170,6 +170,76 @@ def test_cli_writes_metrics(tmp_path, capsys):
     assert json.loads(out.read_text())["scenes"][0]["minFDE"] > 0
 
 
+def test_cli_csv_and_saved_weights(tmp_path, capsys):
+    from backends.trajectory.synthetic import WEIGHTS
+
+    # a user CSV at 10 fps with its own column names: two people walking side by side for 10 s
+    lines = ["t;who;east;north"]
+    for f in range(100):
+        for who, y0 in ((1, 0.0), (2, 1.0)):
+            lines.append(f"{f};{who};{0.12 * f:.3f};{y0}")
+    csv = tmp_path / "walk.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "csv.json"
+    assert (
+        main(
+            [
+                "--csv",
+                str(csv),
+                "--columns",
+                "t,who,east,north",
+                "--fps",
+                "10",
+                "--delimiter",
+                ";",
+                "--model",
+                "cv",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    rep = json.loads(out.read_text())
+    assert rep["ADE"] == pytest.approx(0.0, abs=1e-3) and rep["windows"] == 6  # 25 steps of 0.4 s
+    assert (
+        main(
+            [
+                "--csv",
+                str(csv),
+                "--columns",
+                "t,who,east,north",
+                "--fps",
+                "10",
+                "--delimiter",
+                ";",
+                "--model",
+                "eigentrajectory",
+                "--weights",
+                str(WEIGHTS),
+            ]
+        )
+        == 0
+    )
+    with pytest.raises(UserError, match="needs --weights"):
+        main(
+            [
+                "--csv",
+                str(csv),
+                "--columns",
+                "t,who,east,north",
+                "--fps",
+                "10",
+                "--delimiter",
+                ";",
+                "--model",
+                "eigentrajectory",
+            ]
+        )
+    assert main(["--model", "eigentrajectory", "--weights", str(WEIGHTS), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["scenes"][0]["weights"] == str(WEIGHTS)
+
+
 def test_cli_bad_input(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         main(["--data", str(tmp_path / "nope")])
