@@ -72,13 +72,15 @@ def resolve_data(p: TrajectoryParams) -> Path:
 class TrajectoryPanel(Panel):
     key = "trajectory"
     title = "Trajectory forecaster"
+    open_filter = "Pedestrian tracks (*.txt *.csv)"
     kmeans_init = 10  # k-means restarts for the anchors (tests lower it)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._p = TrajectoryParams()
         self._test: Windows | None = None
-        self._tracks = None  # raw rows of the test recordings (for bystanders)
+        self._tracks = None  # raw rows of each test recording (for bystanders)
+        self._opened: Path | None = None  # a file opened with File > Open instead of a dataset split
         self._samples: np.ndarray | None = None  # (S, N, 12, 2)
         self._best: np.ndarray | None = None
         self._models: dict[
@@ -270,9 +272,8 @@ class TrajectoryPanel(Panel):
         root = resolve_data(self._p)
         try:
             self._test = load_split(root, self._p.scene, "test")
-            self._tracks = np.concatenate(
-                [read_ethucy(f).rows for f in scene_files(root, self._p.scene, "test")[:1]]
-            )
+            self._tracks = [read_ethucy(f).rows for f in scene_files(root, self._p.scene, "test")]
+            self._opened = None
         except UserError as exc:
             self._test, self._tracks = None, None
             self._samples = None
@@ -280,8 +281,11 @@ class TrajectoryPanel(Panel):
             self.status.emit(str(exc))
             self._draw()
             return
+        self._after_load()
+
+    def _after_load(self) -> None:
         self._H = None
-        if self._p.scene in SCENES and SHARED_HOMOGRAPHY.is_dir():
+        if self._opened is None and self._p.scene in SCENES and SHARED_HOMOGRAPHY.is_dir():
             try:
                 self._H = load_homography(SHARED_HOMOGRAPHY, self._p.scene)
             except UserError:
@@ -292,6 +296,23 @@ class TrajectoryPanel(Panel):
         self.playbar.slider.setValue(0)
         self._predict()
         self._fit_camera()
+
+    def open_path(self, path: Path) -> None:
+        """Show one recording: ETH/UCY ``frame ped x y`` text, or CSV with columns frame, ped, x, y at 2.5 fps
+        (other layouts: ``visual-lab run trajectory --csv FILE --columns ... --fps ...``)."""
+        from backends.trajectory.data import make_windows, read_csv_tracks
+
+        p = Path(path)
+        tracks = read_csv_tracks(p) if p.suffix.lower() == ".csv" else read_ethucy(p)
+        w = make_windows(tracks)
+        if w.num_windows == 0:
+            raise UserError(f"{p}: no 20-step windows (0.4 s steps) with >= 2 pedestrians present throughout")
+        self._test, self._tracks, self._opened = w, [tracks.rows], p
+        self._after_load()
+        self.status.emit(f"opened {p.name}: {w.num_windows} windows, {w.num_agents} agents")
+
+    def _scene_label(self) -> str:
+        return self._opened.name if self._opened is not None else self._p.scene
 
     def _model_key(self) -> tuple:
         return (str(resolve_data(self._p)), self._p.scene, self._p.k, self._p.anchors, self._p.seed)
@@ -337,6 +358,7 @@ class TrajectoryPanel(Panel):
         self._metrics = summarize(self._samples, w.pred)
         self._metrics.update(
             {
+                "opened_file": str(self._opened) if self._opened else None,
                 "scene": self._p.scene,
                 "model": self._p.model if not note else "cv20 (fallback)",
                 "windows": w.num_windows,
@@ -345,7 +367,7 @@ class TrajectoryPanel(Panel):
         )
         m = self._metrics
         self.info.setText(
-            note + f"{self._p.scene} test: {w.num_windows} windows, {w.num_agents} agents. "
+            note + f"{self._scene_label()} test: {w.num_windows} windows, {w.num_agents} agents. "
             f"minADE/minFDE {m['minADE']:.3f}/{m['minFDE']:.3f} m, "
             f"single-sample ADE/FDE {m['ADE']:.3f}/{m['FDE']:.3f} m"
         )
@@ -416,8 +438,8 @@ class TrajectoryPanel(Panel):
         others = np.zeros((1, 2), np.float32)
         osize = 0
         if self._tracks is not None:
-            sel = self._tracks[:, 0] == frame
-            pts = self._tracks[sel][:, 2:4]
+            rows = self._tracks[int(w.source[self._win]) % len(self._tracks)]  # the window's own recording
+            pts = rows[rows[:, 0] == frame][:, 2:4]
             if len(pts):
                 others, osize = self._to_view(pts).astype(np.float32), 6
         self._bystanders.set_data(others, face_color=(0.55, 0.55, 0.55, 0.8), edge_color=None, size=osize)
@@ -434,7 +456,7 @@ class TrajectoryPanel(Panel):
                 f"minFDE {d[:, -1].min():.2f} m"
             )
         self._title.text = (
-            f"{self._p.scene} · {m.get('model', self._p.model)} · window {self._win + 1}/"
+            f"{self._scene_label()} · {m.get('model', self._p.model)} · window {self._win + 1}/"
             f"{w.num_windows} · frame {frame:g} (t = {self._win * 0.4:.1f} s) · {n} agents{fa}"
         )
         self._sync_axes()

@@ -127,3 +127,22 @@ def test_homography_overlay(panel):
     np.testing.assert_allclose(q, ref, atol=1e-6)
     assert panel._view.camera.flip[1]
     assert "image" in panel._xaxis.axis.axis_label
+
+
+def test_open_file(panel, tmp_path):
+    from backends.common import UserError
+
+    f = tmp_path / "mine.txt"
+    f.write_text(
+        "".join(f"{10 * t}\t{ped}\t{0.5 * t:.2f}\t{ped * 1.5:.2f}\n" for t in range(25) for ped in (1, 2, 3))
+    )
+    panel.set_params(replace(panel.params(), model="cv"))
+    panel.open_path(f)
+    assert panel._test.num_windows == 6 and panel._opened == f
+    assert panel._metrics["ADE"] == pytest.approx(0.0, abs=1e-6)  # straight walks: CV is exact
+    panel.advance(1)
+    assert "mine.txt" in panel._title.text
+    bad = tmp_path / "short.txt"
+    bad.write_text("0\t1\t0\t0\n10\t1\t1\t0\n")
+    with pytest.raises(UserError, match="no 20-step windows"):
+        panel.open_path(bad)
