@@ -23,9 +23,10 @@ from vispy import scene
 from app import worker
 from app.export import check_writable, export_plot, save_csv, save_npz, save_png, write_video
 from backends.common import Progress, UserError
-from backends.diffusion.data import DATASETS, make_dataset
+from backends.diffusion.data import DATASETS, load_digits_array, make_dataset
+from backends.diffusion.dds import InverseProblem, box_mask, masked_rmse, random_mask, solve
 from backends.diffusion.lightsb import LightSBConfig, fit_lightsb
-from backends.diffusion.models import FAMILIES, PATHS, Interpolant, TrainConfig, Trainer
+from backends.diffusion.models import FAMILIES, PATHS, Interpolant, TrainConfig, Trainer, load_trained
 from backends.diffusion.pipeline import (
     ALL_SAMPLERS,
     LABELS,
@@ -36,9 +37,12 @@ from backends.diffusion.pipeline import (
     generate,
     nfe_curves,
 )
+from backends.diffusion.samplers import SampleResult
 from panels.base import ExportAction, Panel
 from panels.widgets import Field, ParamForm, PlayBar, finite_or_nan, make_canvas, make_plot, render_canvas
 
+INVERSE_CHOICES = ("none", "inpaint box", "inpaint random", "denoise")
+DIGITS_ASSET = Path(__file__).resolve().parents[2] / "assets" / "diffusion" / "digits_edm.pt"
 SAMPLER_COLORS = {
     "euler": "#1f77b4",
     "heun": "#d62728",
@@ -66,6 +70,7 @@ class DiffusionParams:
     gamma: float = 0.0
     churn: float = 0.0
     seed: int = 0
+    inverse: str = "none"  # digits only: none | inpaint box | inpaint random | denoise
     lines: bool = False
     target: bool = True
     autozoom: bool = True
@@ -140,6 +145,32 @@ def _lightsb_job(dataset, cfg: LightSBConfig):
     return Generative("lightsb", dataset.dim, lsb=model, source=src, losses=losses)
 
 
+def _inverse_job(net, kind: str, nfe: int, seed: int):
+    """DDS and DPS on 16 digits; returns a dict for the side-by-side view."""
+    yield Progress(None, f"solving {kind} with DDS and DPS at NFE {nfe}...")
+    with _OneThread():
+        rng = np.random.default_rng(seed)
+        truth = load_digits_array()[rng.choice(1797, 16, replace=False)]
+        if kind == "denoise":
+            prob = InverseProblem("denoise", None, sigma_y=0.5)
+        else:
+            mask = box_mask() if kind == "inpaint box" else random_mask(64, 0.5, rng)
+            prob = InverseProblem("inpaint", mask, sigma_y=0.01)
+        y = prob.measure(truth, rng)
+        dds = solve(net, prob, y, method="dds", nfe=nfe, seed=seed, return_trajectory=True)
+        dps = solve(net, prob, y, method="dps", nfe=nfe, seed=seed)
+    shown = y if prob.mask is None else np.where(prob.mask > 0.5, y, -1.0)
+    return {
+        "truth": truth,
+        "input": shown,
+        "dds": dds,
+        "dps": dps.x,
+        "kind": kind,
+        "rmse_dds": masked_rmse(dds.x, truth, prob.mask),
+        "rmse_dps": masked_rmse(dps.x, truth, prob.mask),
+    }
+
+
 def _sample_job(model: Generative, cfg: SampleConfig):
     yield Progress(None, f"sampling {cfg.count} particles with {LABELS[cfg.sampler]}...")
     with _OneThread():
@@ -169,6 +200,7 @@ class DiffusionPanel(Panel):
         self._target = None
         self._colors = None
         self._tasks: dict = {}
+        self._inverse = None
         self._build_ui()
         self._timer = QTimer(self)
         self._timer.setInterval(33)
@@ -212,6 +244,13 @@ class DiffusionPanel(Panel):
             Field("gamma", "Interpolant gamma a", "float", 0.0, 10.0, step=0.1),
             Field("churn", "Heun churn", "float", 0.0, 100.0, step=1.0),
             Field("seed", "Seed", "int", 0, 2**31 - 2),
+            Field(
+                "inverse",
+                "Digits inverse problem",
+                "choice",
+                choices=INVERSE_CHOICES,
+                tooltip="digits: DDS (Tweedie -> CG -> DDIM) vs DPS guidance at equal NFE",
+            ),
             Field("lines", "Trajectory lines", "bool"),
             Field("target", "Show target samples", "bool"),
             Field("autozoom", "Auto-zoom (heavy tails)", "bool"),
@@ -387,6 +426,11 @@ class DiffusionPanel(Panel):
         ds = self._ensure_dataset()
         if self._model is None and self._p.model == "exact":
             self._model = exact_model(ds, Interpolant(self._p.path, self._p.gamma))
+        if self._model is None and ds.name == "digits" and self._p.model == "edm" and DIGITS_ASSET.exists():
+            self._model = from_trained(load_trained(DIGITS_ASSET))
+            self._losses = self._model.losses
+            self._update_loss_plot()
+            self._say("loaded the bundled digits EDM model (assets/diffusion/digits_edm.pt)")
         return self._model
 
     # -- computation --------------------------------------------------------------------------------------
@@ -446,6 +490,21 @@ class DiffusionPanel(Panel):
             model = self._ensure_model()
             if model is None:
                 self._say("train a model first (or choose model 'exact' on gmm / 8gaussians)")
+                return
+            if self._dataset.name == "digits" and self._p.inverse != "none":
+                if model.denoiser is None:
+                    raise UserError("the inverse problems need an EDM denoiser (model 'edm')")
+                self._submit(
+                    _inverse_job,
+                    model.denoiser,
+                    self._p.inverse,
+                    self._p.nfe,
+                    self._p.seed,
+                    group="diffusion-sample",
+                    label="DDS vs DPS",
+                    on_done=self._on_inverse,
+                    on_error=self._say,
+                )
                 return
             self._submit(
                 _sample_job,
@@ -548,9 +607,21 @@ class DiffusionPanel(Panel):
             self._model = from_trained(self._trainer.last)
         self._say(msg)
 
-    def _on_sampled(self, res) -> None:
+    def _on_inverse(self, out) -> None:
+        if out is None:
+            return
+        dds = out["dds"]
+        res = SampleResult(dds.x, dds.trajectory, dds.nfe, np.zeros(len(dds.x), bool))
+        self._on_sampled(res, inverse=out)
+        self._say(
+            f"{out['kind']}, NFE {dds.nfe} each: hidden-pixel RMSE DDS {out['rmse_dds']:.3f} vs "
+            f"DPS {out['rmse_dps']:.3f}  (columns: input | DDS | DPS | truth)"
+        )
+
+    def _on_sampled(self, res, inverse=None) -> None:
         if res is None:
             return
+        self._inverse = inverse
         self._result = res
         final = res.samples
         good = ~res.bad
@@ -652,10 +723,15 @@ class DiffusionPanel(Panel):
         x = self._state_at(self._frame)
         good = ~self._result.bad
         if is_img:
-            img = _digit_grid(x)
-            self._image.set_data(img)
+            if self._inverse is not None:
+                inv = self._inverse
+                blocks = [_digit_grid(b, cols=4) for b in (inv["input"], x, inv["dps"], inv["truth"])]
+                gap = np.full((blocks[0].shape[0], 4), 0.05, np.float32)
+                img = np.concatenate([blocks[0], gap, blocks[1], gap, blocks[2], gap, blocks[3]], axis=1)
+            else:
+                img = _digit_grid(x)
+            self._image.set_data(np.flipud(img))
             self.view.camera.rect = (0, 0, img.shape[1], img.shape[0])
-            self.view.camera.flip = (False, True, False)
         else:
             with np.errstate(invalid="ignore"):
                 fin = good & np.all(np.isfinite(x[:, :2]), axis=1)
@@ -671,6 +747,8 @@ class DiffusionPanel(Panel):
     def _frame_label(self) -> str:
         res = self._result
         last = len(res.trajectory) - 1
+        if self._inverse is not None:
+            return f"input | DDS (Tweedie, CG, DDIM) | DPS | truth   step {self._frame:.1f}/{last}"
         return (
             f"{LABELS.get(self._p.sampler, self._p.sampler)} | eval {self._frame:.1f}/{last} | NFE {res.nfe}"
         )
@@ -713,7 +791,22 @@ class DiffusionPanel(Panel):
         return self._canvas
 
     def render(self, size: tuple[int, int]) -> np.ndarray:
-        return render_canvas(self._canvas, size)
+        """Off-screen render at ``size``; the scene is laid out for that size, then restored."""
+        old = tuple(self._canvas.size)
+        target = (int(size[0]), int(size[1]))
+        if old == target:
+            return render_canvas(self._canvas, size)
+        cam = self.view.camera.rect
+        try:
+            self._canvas.size = target
+            self._canvas.central_widget.size = target
+            self._draw()
+            return render_canvas(self._canvas, size)
+        finally:
+            self._canvas.size = old
+            self._canvas.central_widget.size = old
+            self.view.camera.rect = cam
+            self._draw()
 
     def _need_result(self):
         if self._result is None:

@@ -94,3 +94,19 @@ def test_training_in_worker_is_cancellable(panel, qtbot):
     task = panel._tasks["diffusion-train"]
     assert task.wait(10000)
     assert panel._model is not None  # the weights trained so far are kept
+
+
+@pytest.mark.gl
+def test_digits_inverse_problem_view(panel, qtbot):
+    from panels.diffusion.panel import DIGITS_ASSET
+
+    if not DIGITS_ASSET.exists():
+        pytest.skip("bundled digits model missing")
+    panel.set_params(dataclasses.replace(panel.params(), dataset="digits", model="edm", inverse="inpaint box",
+                                         nfe=10))
+    panel.sample()
+    qtbot.waitUntil(lambda: panel._inverse is not None, timeout=30000)
+    assert "DDS" in panel.info.text() and panel._inverse["rmse_dds"] < panel._inverse["rmse_dps"]
+    img = panel.render((400, 200))
+    assert img.shape == (200, 400, 4)
+    assert img[..., :3].max() > 150  # bright digit strokes are drawn
