@@ -114,3 +114,31 @@ def test_exports_and_session(panel, tmp_path):
     panel.rotate(45, 0)
     panel.restore(st)
     assert panel.state()["camera"] == st["camera"]
+
+
+def test_cli_gl_renderer(qtbot, tmp_path):
+    from backends.splat import cli, samples
+
+    png = tmp_path / "gl.png"
+    assert (
+        cli.render_main(
+            [
+                str(samples.SAMPLE_3D),
+                "--orbit",
+                "30,20,3",
+                "--size",
+                "96x72",
+                "--renderer",
+                "gl",
+                "--out",
+                str(png),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    gl = iio.imread(png)[..., :3] / 255.0
+    g = io.load(samples.SAMPLE_3D)
+    c, r = g.robust_center_radius()
+    ref = raster.render(g, cm.orbit_camera(c, 30, 20, 3 * r, 96, 72), (0, 0, 0))
+    assert raster.psnr(gl, ref) >= 30
