@@ -45,8 +45,11 @@ def main() -> None:
     ap.add_argument("--size", default="800x600")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-cpu", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     g = synthetic_scene(args.count)
     cam = cm.orbit_camera((0, 0.3, 0), 30, 20, 7.0, w, h)
     res = {

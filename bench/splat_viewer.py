@@ -26,11 +26,12 @@ def main() -> None:
     ap.add_argument("--lod", type=int, default=200_000)
     ap.add_argument("--reference-count", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the reference renderer")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     import torch
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     from app.gl import setup_qt_for_vispy
 
     setup_qt_for_vispy()

@@ -104,15 +104,18 @@ def as_4d(g: Gaussians, scale_t: float = 1e6) -> Gaussians:
 
 
 def time_range(g: Gaussians) -> tuple[float, float]:
-    """A sensible playback interval: the 1st-99th percentile of mu_t +- 1 sigma_t (0..1 for static scenes)."""
+    """A playback interval: the 0.5-99.5 percentiles of the time means mu_t (0..1 for static scenes);
+    when all mu_t coincide, mu_t +- the median temporal sigma."""
     if not g.is_4d:
         return 0.0, 1.0
     st = np.sqrt(covariance_4d(g)[:, 3, 3])
-    finite = st < 1e5
-    if not finite.any():
+    dynamic = st < 1e5
+    if not dynamic.any():
         return 0.0, 1.0
-    lo = float(np.percentile(g.t[finite] - st[finite], 1))
-    hi = float(np.percentile(g.t[finite] + st[finite], 99))
+    lo, hi = (float(v) for v in np.percentile(g.t[dynamic], [0.5, 99.5]))
+    if hi - lo < 1e-6:
+        s = float(np.median(st[dynamic]))
+        lo, hi = lo - s, hi + s
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 

@@ -49,7 +49,7 @@ class SplatConfig:
     seed: int = 0
     time: float = 0.0
     play_speed: float = 0.25  # scene time units per second
-    lod_count: int = 200_000  # splats drawn while the view moves
+    lod_count: int = 100_000  # splats drawn while the view moves (llvmpipe: vertex stage is single-threaded)
     export_renderer: str = "gl"  # gl | reference
     export_size: str = "1280x960"
     video_frames: int = 48  # frames of a turntable / camera path / 4D playback video (30 frames/s)
