@@ -492,7 +492,7 @@ class TrajectoryPanel(Panel):
 
     def focus_agent(self, index: int | None) -> None:
         """Focus agent ``index`` (global agent index of the current windows) or clear the focus."""
-        self._focus = index
+        self._focus = None if index is None else int(index)
         self._draw()
 
     # -- plots ------------------------------------------------------------------------------------------
