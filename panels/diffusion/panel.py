@@ -295,6 +295,8 @@ class DiffusionPanel(Panel):
         self._particles = scene.visuals.Markers(parent=self.view.scene)
         self._particles.set_data(np.zeros((1, 2), np.float32), size=0, edge_width=0)
         self._particles.set_gl_state("translucent", depth_test=False)
+        self._particles.antialias = 0  # crisp sprites: 1.6x faster on llvmpipe with 20k particles
+        self._target_vis.antialias = 0
         self._target_vis.order, self._lines_vis.order, self._particles.order = 0, 1, 2
         self._image = scene.visuals.Image(
             np.zeros((8, 8), np.float32), cmap="grays", clim=(0, 1), parent=self.view.scene
@@ -601,6 +603,8 @@ class DiffusionPanel(Panel):
             self._model = from_trained(result)
         self._say(f"trained {self._p.model} ({len(self._losses)} steps): sampling")
         self.sample()
+        if self._dataset is not None and self._dataset.dim <= 2:
+            self.compare()  # the NFE-vs-SW curves of every applicable sampler, in the background
 
     def _on_train_error(self, msg: str) -> None:
         if self._trainer is not None and len(self._trainer.last.losses):
