@@ -52,7 +52,7 @@ class SplatConfig:
     lod_count: int = 100_000  # splats drawn while the view moves (llvmpipe: vertex stage is single-threaded)
     export_renderer: str = "gl"  # gl | reference
     export_size: str = "1280x960"
-    video_frames: int = 48  # frames of a turntable / camera path / 4D playback video (30 frames/s)
+    video_frames: int = 36  # frames of a turntable / camera path / 4D playback video (30 frames/s)
 
     def __post_init__(self) -> None:
         if self.scene not in SCENES:
@@ -648,7 +648,7 @@ class SplatPanel(Panel):
             o.target,
             o.distance,
             o.elevation,
-            90,
+            self._cfg.video_frames,
             w,
             h,
             self._cfg.fov,
