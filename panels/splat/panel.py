@@ -113,10 +113,10 @@ def _load_scene_gen(cfg: SplatConfig):
     return g
 
 
-def _sort_job(rows: np.ndarray, viewmat: np.ndarray, key):
-    """Worker: depth sort (numpy only, no GL)."""
+def _sort_job(rows: np.ndarray, viewmat: np.ndarray, key, sh=None):
+    """Worker: view-dependent colours and depth sort (numpy only, no GL)."""
     t0 = time.perf_counter()
-    out = visuals.sort_back_to_front(rows, viewmat)
+    out = visuals.sort_back_to_front(rows, viewmat, sh)
     yield Progress(1.0, "sorted")
     return out, (time.perf_counter() - t0) * 1000.0, key
 
@@ -134,6 +134,8 @@ class SplatPanel(Panel):
         self._legend: edits.Legend | None = None
         self._rows_full: np.ndarray | None = None  # unsorted instance rows at the current time
         self._rows_lod: np.ndarray | None = None
+        self._sh_full: np.ndarray | None = None  # SH aligned with the rows, when view dependent (degree > 0)
+        self._sh_lod: np.ndarray | None = None
         self._shown_key = None
         self._sorted_view: np.ndarray | None = None
         self._sort_ms = 0.0
@@ -345,9 +347,12 @@ class SplatPanel(Panel):
         if n > self._cfg.lod_count:  # reduced detail while moving: the most opaque-and-large first
             importance = opac * np.prod(np.sqrt(np.maximum(np.einsum("nii->ni", covs), 1e-30)), 1) ** (1 / 3)
             keep = np.argpartition(-importance, self._cfg.lod_count)[: self._cfg.lod_count]
-            self._rows_lod = self._rows_full[np.sort(keep)]
+            keep = np.sort(keep)
+            self._rows_lod = self._rows_full[keep]
+            self._sh_lod = e.sh[keep] if e.sh.shape[1] > 1 else None
         else:
             self._rows_lod = None
+        self._sh_full = e.sh if e.sh.shape[1] > 1 else None
         self._shown_key = None
         self._sort_now(self._rows_full, full=True)
         self.info_label.setText(
@@ -553,6 +558,7 @@ class SplatPanel(Panel):
             rows,
             vm.copy(),
             (key, vm.copy()),
+            self._sh_for(rows),
             group="splat-sort",
             label="depth sort",
             on_done=self._sorted,
@@ -563,8 +569,15 @@ class SplatPanel(Panel):
             return
         cam = cam or self.current_camera()
         t0 = time.perf_counter()
-        out = visuals.sort_back_to_front(rows, cam.viewmat)
+        out = visuals.sort_back_to_front(rows, cam.viewmat, self._sh_for(rows))
         self._sorted((out, (time.perf_counter() - t0) * 1000.0, ((id(rows), full), cam.viewmat.copy())))
+
+    def _sh_for(self, rows):
+        if rows is self._rows_full:
+            return self._sh_full
+        if rows is self._rows_lod:
+            return self._sh_lod
+        return None
 
     def _sorted(self, result) -> None:
         rows, ms, (key, vm) = result
@@ -596,7 +609,7 @@ class SplatPanel(Panel):
             return np.zeros((size[1], size[0], 4), np.uint8)
         cam = self.current_camera((int(size[0]), int(size[1])))
         try:
-            img = visuals.render_rows(self.canvas_obj, self.node, self._rows_full, cam)
+            img = visuals.render_rows(self.canvas_obj, self.node, self._rows_full, cam, self._sh_full)
         finally:
             self._shown_key = None
             self._sort_now(self._rows_full, full=True)
@@ -624,7 +637,7 @@ class SplatPanel(Panel):
         for cam, t in zip(cams, times, strict=True):
             if t is not None:
                 self.set_time(t)
-            yield visuals.render_rows(self.canvas_obj, self.node, self._rows_full, cam)
+            yield visuals.render_rows(self.canvas_obj, self.node, self._rows_full, cam, self._sh_full)
 
     def _video(self, path: Path, cams: list[cm.Camera], times: list[float | None]) -> None:
         t_keep = self._cfg.time

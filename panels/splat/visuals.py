@@ -103,8 +103,15 @@ def pack(means: np.ndarray, covs: np.ndarray, colors: np.ndarray, opacities: np.
     return out
 
 
-def sort_back_to_front(rows: np.ndarray, viewmat: np.ndarray) -> np.ndarray:
-    """Rows reordered by decreasing view depth (pure numpy: safe in a worker thread)."""
+def sort_back_to_front(rows: np.ndarray, viewmat: np.ndarray, sh: np.ndarray | None = None) -> np.ndarray:
+    """Rows reordered by decreasing view depth (pure numpy: safe in a worker thread). With ``sh`` (aligned with
+    the rows, degree > 0) the colours are first re-evaluated for this camera position (view-dependent SH)."""
+    if sh is not None and sh.shape[1] > 1:
+        from backends.splat.sh import eval_sh_colors
+
+        campos = -np.asarray(viewmat)[:3, :3].T @ np.asarray(viewmat)[:3, 3]
+        rows = rows.copy()
+        rows[:, 9:12] = eval_sh_colors(sh, rows[:, 0:3], campos)
     r = np.asarray(viewmat, np.float32)
     depth = rows[:, 0:3] @ r[2, :3] + r[2, 3]
     order = np.argsort(-depth, kind="stable")
@@ -172,12 +179,12 @@ def make_splat_canvas(size=(800, 600), bgcolor=(0, 0, 0)):
     return canvas, node
 
 
-def render_rows(canvas, node, rows: np.ndarray, cam: Camera) -> np.ndarray:
+def render_rows(canvas, node, rows: np.ndarray, cam: Camera, sh: np.ndarray | None = None) -> np.ndarray:
     """Render instance rows from ``cam`` off-screen at the camera's size; RGBA uint8 (H, W, 4).
 
     The node keeps these rows afterwards; the caller re-uploads its own if it shows another view."""
     old_cam = node.camera
-    node.set_rows(sort_back_to_front(rows, cam.viewmat))
+    node.set_rows(sort_back_to_front(rows, cam.viewmat, sh))
     node.set_camera(cam)
     try:
         img = canvas.render(size=(cam.width, cam.height), alpha=True)
