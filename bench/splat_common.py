@@ -20,7 +20,8 @@ def synthetic_scene(n: int, seed: int = 0, sh_degree: int = 0) -> Gaussians:
     means[floor] = np.c_[
         rng.uniform(-3, 3, floor.sum()), np.full(floor.sum(), 1.0), rng.uniform(-3, 3, floor.sum())
     ]
-    # splat size shrinks with density as in trained scenes: about 0.7x the mean spacing on the surfaces (median 3-sigma radius ~6 px at 100k, like the guitar scene)
+    # splat size shrinks with density as in trained scenes: about 0.7x the mean spacing on the surfaces
+    # (median 3-sigma radius ~6 px at 100k and 800x600, like the guitar scene)
     s = 0.7 * np.sqrt(60.0 / n)
     scales = np.exp(rng.normal(np.log(s), 0.4, (n, 3))) * [1, 1, 0.3]
     q = rng.normal(size=(n, 4))
