@@ -133,8 +133,9 @@ def metric_with_floor(
     metric: Callable[[np.ndarray, np.ndarray], float] = sliced_wasserstein,
     repeats: int = 4,
     seed: int = 10_000,
-) -> tuple[float, float]:
-    """(metric to the truth, noise floor), each averaged over ``repeats`` independent ground-truth sets.
+    spread: bool = False,
+):
+    """(metric to the truth, noise floor[, floor std]), each averaged over ``repeats`` ground-truth sets.
 
     ``truth(n, seed)`` draws n ground-truth samples. A single SW value between two 5000-point sets fluctuates
     by tens of percent, so both numbers are means over the same number of independent reference draws.
@@ -142,4 +143,6 @@ def metric_with_floor(
     n = len(samples)
     vals = [metric(samples, truth(n, seed + k)) for k in range(repeats)]
     floors = [metric(truth(n, seed + 100 + k), truth(n, seed + 200 + k)) for k in range(repeats)]
+    if spread:  # also the standard deviation of the floor across the repeats: how much one set fluctuates
+        return float(np.mean(vals)), float(np.mean(floors)), float(np.std(floors))
     return float(np.mean(vals)), float(np.mean(floors))
