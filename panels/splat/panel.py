@@ -3,6 +3,7 @@ export PNG (GL or reference rasterizer), MP4 (turntable, camera path, 4D playbac
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +47,7 @@ class SplatConfig:
     max_scale: float = 0.0
     sh_degree: int = 3
     subsample: float = 1.0
+    crop: str = ""  # "XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX" keeps the Gaussians inside that box; '' = no crop
     seed: int = 0
     time: float = 0.0
     play_speed: float = 0.25  # scene time units per second
@@ -72,9 +74,24 @@ class SplatConfig:
         if self.lod_count < 1000:
             raise UserError("moving-detail count must be >= 1000")
         parse_size(self.export_size)
+        self.edit_config()  # validates the edit fields and the crop box
+
+    def crop_box(self):
+        if not self.crop.strip():
+            return None, None
+        try:
+            v = [float(x) for x in self.crop.split(",")]
+        except ValueError:
+            v = []
+        if len(v) != 6 or not all(math.isfinite(x) for x in v):
+            raise UserError(f"crop box {self.crop!r}: expected XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX")
+        return tuple(v[:3]), tuple(v[3:])
 
     def edit_config(self) -> edits.EditConfig:
+        lo, hi = self.crop_box()
         return edits.EditConfig(
+            crop_min=lo,
+            crop_max=hi,
             min_opacity=self.min_opacity,
             max_scale=self.max_scale,
             sh_degree=self.sh_degree,
@@ -180,6 +197,12 @@ class SplatPanel(Panel):
                 Field("max_scale", "Max scale (0 = off)", "float", 0, 1e6, 4, 0.01),
                 Field("sh_degree", "SH degree limit", "int", 0, 3),
                 Field("subsample", "Subsample fraction", "float", 0.001, 1, 3, 0.05),
+                Field(
+                    "crop",
+                    "Crop box",
+                    "text",
+                    tooltip="XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX in scene units; empty = off",
+                ),
                 Field("lod_count", "Splats while moving", "int", 1000, 5_000_000, step=50_000),
                 Field("export_renderer", "Export renderer", "choice", choices=("gl", "reference")),
                 Field("export_size", "Export size", "text"),

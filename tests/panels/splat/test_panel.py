@@ -110,6 +110,12 @@ def test_exports_and_session(panel, tmp_path):
     acts["Edited scene PLY"].write(tmp_path / "e.ply")
     e = io.load(tmp_path / "e.ply")
     assert 0.4 < e.count / panel._scene.count < 0.6
+    panel.set_params(replace(panel.params(), subsample=1.0, crop="-5,-5,-5,0,5,5"))
+    assert panel._edited.means[:, 0].max() <= 0 and panel._edited.count > 100
+    from backends.common import UserError
+
+    with pytest.raises(UserError, match="crop box"):
+        replace(panel.params(), crop="1,2")
     st = panel.state()
     panel.rotate(45, 0)
     panel.restore(st)
