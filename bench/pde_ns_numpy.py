@@ -85,8 +85,13 @@ def bench(n: int, steps: int, threads: int) -> dict:
             ref.step()
         tn.append((time.perf_counter() - t) / chunk)
     torch_sps, numpy_sps = 1 / float(np.median(tt)), 1 / float(np.median(tn))
-    return {"threads": threads, "torch": torch_sps, "numpy": numpy_sps, "ratio": torch_sps / numpy_sps,
-            "rel_diff": diff}
+    return {
+        "threads": threads,
+        "torch": torch_sps,
+        "numpy": numpy_sps,
+        "ratio": torch_sps / numpy_sps,
+        "rel_diff": diff,
+    }
 
 
 def main() -> None:
@@ -95,13 +100,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0 = try 1 and 2")
     args = ap.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"numpy {np.__version__}, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"numpy {np.__version__}, load {os.getloadavg()[0]:.1f}"
+    )
     print(f"NS {args.n}^2 float32 cn-heun, {args.steps} steps")
     for threads in (1, 2) if args.threads == 0 else (args.threads,):
         r = bench(args.n, args.steps, threads)
-        print(f"threads={r['threads']}: torch {r['torch']:.1f} steps/s, numpy {r['numpy']:.1f} steps/s, "
-              f"ratio x{r['ratio']:.2f} (fields agree to {r['rel_diff']:.1e} after 3 steps)")
+        print(
+            f"threads={r['threads']}: torch {r['torch']:.1f} steps/s, numpy {r['numpy']:.1f} steps/s, "
+            f"ratio x{r['ratio']:.2f} (fields agree to {r['rel_diff']:.1e} after 3 steps)"
+        )
 
 
 if __name__ == "__main__":

@@ -186,7 +186,9 @@ class NavierStokes2D(FieldSim, SpectralIMEX):
         F[0, 0] = self.fh
         self._F = F
         self._ikx, self._iky = 1j * g.kx, 1j * g.ky
-        self._D = torch.stack([self._iky * g.inv_k2, -self._ikx * g.inv_k2, self._ikx, self._iky]).unsqueeze(0)
+        self._D = torch.stack([self._iky * g.inv_k2, -self._ikx * g.inv_k2, self._ikx, self._iky]).unsqueeze(
+            0
+        )
         self._neg_mask = -g.dealias
         self._init_imex(L, self._nonlinear)
 

@@ -11,6 +11,7 @@ touched from two threads). Left-drag paints; right-click (or Ctrl+click) places 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -43,6 +44,23 @@ from panels.widgets import (
     make_plot,
     nice_limits,
 )
+
+
+def pin_none() -> None:
+    """Work around a refcount bug: with PySide6 6.12 on CPython < 3.12, every Qt call that returns None
+    (pyqtgraph setData, processEvents, ...) drops one reference to None without taking it, so after a few
+    hundred plot updates CPython aborts with "none_dealloc: deallocating None". CPython 3.12 makes None
+    immortal; here we do the same by adding 2^40 references. Harmless (None is never freed anyway); belongs
+    in the app start-up, kept here so the panel is safe on its own."""
+    if sys.version_info < (3, 12) and sys.implementation.name == "cpython":
+        import ctypes
+
+        ref = ctypes.c_ssize_t.from_address(id(None))
+        if ref.value < (1 << 40):
+            ref.value += 1 << 40
+
+
+pin_none()
 
 MODELS = ("navier-stokes", "gray-scott", "heat", "wave", "burgers", "darcy")
 COLORMAPS = ("auto", "RdBu_r", "coolwarm", "viridis", "magma", "inferno", "cubehelix", "grays")
@@ -404,6 +422,9 @@ class PDEPanel(Panel):
         self._shown = 0
         self._draws = 0
         self._plot_clock = 0.0
+        self._text_clock = 0.0
+        self._clim = None
+        self._marker_at = None
         self._painting = False
         self._build_ui()
 
@@ -831,12 +852,29 @@ class PDEPanel(Panel):
         clim = tuple(0.0 if abs(c) < 1e-6 * span else float(c) for c in clim)  # no "6.7e-20" labels
         return cmap, clim
 
+    def _title_text(self, label: str) -> str:
+        if self._p.model == "darcy":
+            d = self._darcy
+            return f"Darcy -div(a grad u) = 1, system {d['j'] + 1}: {label}" if d else "Darcy: no solve yet"
+        fr = self._current
+        if fr is None:
+            return f"{self._p.model}: no data yet"
+        dd = fr["diagnostics"]
+        extra = "  ".join(f"{k} {dd[k]:.3g}" for k in ("energy", "enstrophy", "cfl") if k in dd)
+        return f"{self._p.model}  t = {fr['t']:.4g}  step {fr['step']}   {extra}"
+
     def _redraw(self, frame: dict | None = None) -> None:
+        """Draw the current field. ``frame`` set = a live update: texts, colour limits and plots are then
+        refreshed at a few Hz only (text layout and pyqtgraph repaints cost more than the field itself)."""
         f, label = self._display()
         if f is None:
-            self._title.text = f"{self._p.model}: no data yet"
+            self._title.text = self._title_text("")
             return
-        cmap, clim = self._cmap_and_clim(f)
+        now = time.perf_counter()
+        slow = frame is None or now - self._text_clock > 0.3
+        if slow or self._clim is None:
+            self._cmap_and_clim_cache = self._cmap_and_clim(f)
+        cmap, clim = self._cmap_and_clim_cache
         n = f.shape[0]
         self._image.set_data(np.ascontiguousarray(f, dtype=np.float32))
         if cmap != getattr(self, "_cmap_name", None):
@@ -844,32 +882,36 @@ class PDEPanel(Panel):
             self._cmap_obj = get_cmap(cmap)
             self._image.cmap = self._cmap_obj
             self._colorbar.cmap = self._cmap_obj
-        self._image.clim = clim
+        if clim != self._clim:
+            self._clim = clim
+            self._image.clim = clim
+            self._colorbar.clim = (f"{clim[0]:.3g}", f"{clim[1]:.3g}")
         if n != getattr(self, "_img_n", None):
             self._img_n = n
             self._image.transform = _scale_transform(1.0 / n)
-        self._colorbar.clim = (f"{clim[0]:.3g}", f"{clim[1]:.3g}")
-        self._cbar_label.text = label
+        if slow:
+            self._text_clock = now
+            if self._cbar_label.text != label:
+                self._cbar_label.text = label
+            self._title.text = self._title_text(label)
         fr = self._current
-        if self._p.model == "darcy":
-            d = self._darcy
-            self._title.text = f"Darcy -div(a grad u) = 1, system {d['j'] + 1}: {label}"
-        else:
-            dd = fr["diagnostics"]
-            extra = "  ".join(f"{k} {dd[k]:.3g}" for k in ("energy", "enstrophy", "cfl") if k in dd)
-            self._title.text = f"{self._p.model}  t = {fr['t']:.4g}  step {fr['step']}   {extra}"
         vel = fr.get("velocity") if (fr is not None and self._p.model != "darcy") else None
         if self._p.quiver and vel is not None:
             self._quiver.set_data(pos=_quiver_segments(*vel), arrows=_quiver_arrows(*vel))
             self._quiver.visible = True
         else:
             self._quiver.visible = False
-        self._probe_marker.set_data(
-            np.array([self._probe], np.float32), face_color="yellow", edge_color="black", size=10, symbol="x"
-        )
+        if self._probe != self._marker_at:
+            self._marker_at = self._probe
+            self._probe_marker.set_data(
+                np.array([self._probe], np.float32),
+                face_color="yellow",
+                edge_color="black",
+                size=10,
+                symbol="x",
+            )
         self._canvas.update()
-        now = time.perf_counter()
-        if frame is None or now - self._plot_clock > 0.25:  # plots are the costly part: 4 Hz while running
+        if frame is None or now - self._plot_clock > 0.5:  # plots are the costly part: 2 Hz while running
             self._plot_clock = now
             self._update_plots()
 
@@ -1037,7 +1079,7 @@ class PDEPanel(Panel):
         img = Image.fromarray(colormap_rgba(f[::-1], cmap, clim))
         resample = Image.Resampling.NEAREST if side >= 2 * f.shape[0] else Image.Resampling.BILINEAR
         out.paste(img.resize((side, side), resample), (x0, y0))
-        draw.text((w // 2, fs // 2), self._title.text, fill="black", font=font, anchor="ma")
+        draw.text((w // 2, fs // 2), self._title_text(label), fill="black", font=font, anchor="ma")
         fr = self._current
         vel = fr.get("velocity") if (fr is not None and self._p.model != "darcy") else None
         if self._p.quiver and vel is not None:
