@@ -441,7 +441,8 @@ def _decompress_spz(raw: bytes, path: Path) -> bytes:
             ) from None
     if raw[:4] == SPZ_MAGIC.to_bytes(4, "little"):
         return raw
-    raise UserError(f"{path.name}: not an .spz file (neither gzip nor zstd nor NGSP magic)")
+    raise UserError(f"{path.name}: not a readable .spz file (no gzip, zstd or NGSP magic; SPZ v4 files with "
+                    f"a plain-text header and per-attribute zstd streams are not supported yet)")
 
 
 def read_spz_gen(path: Path) -> Iterator:
