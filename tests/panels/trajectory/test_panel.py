@@ -14,16 +14,28 @@ from tests.conftest import shared_data
 pytestmark = pytest.mark.gl
 
 
-@pytest.fixture
-def panel(qtbot):
+@pytest.fixture(scope="module")
+def _shared_panel(qapp):
+    """One panel for the module (building a vispy canvas costs seconds under llvmpipe)."""
     from panels.trajectory.panel import TrajectoryPanel
 
     p = TrajectoryPanel()
-    qtbot.addWidget(p)
     p.resize(1200, 800)
     p.show()
     yield p
     p.shutdown()
+    p.close()
+    p.deleteLater()
+
+
+@pytest.fixture
+def panel(_shared_panel):
+    from panels.trajectory.panel import TrajectoryParams
+
+    p = _shared_panel
+    p.set_params(TrajectoryParams())
+    p._load()
+    return p
 
 
 def test_draws_window_and_renders(panel):
@@ -93,9 +105,15 @@ def test_bad_folder_reports_error(panel):
     panel.render((64, 48))
 
 
-def test_train_in_worker_and_stop(panel, qtbot):
+def test_train_in_worker_and_stop(panel, qtbot, tmp_path):
+    from backends.trajectory.synthetic import CrowdConfig, simulate_crowd, write_ethucy
+
+    for phase, seed in (("train", 1), ("val", 2), ("test", 3)):  # a small crowd keeps epochs short
+        write_ethucy(
+            simulate_crowd(CrowdConfig(seed=seed, steps=120)), tmp_path / "synthetic" / phase / "c.txt"
+        )
     panel.kmeans_init = 2
-    panel.set_params(replace(panel.params(), model="eigentrajectory", epochs=1, seed=7))
+    panel.set_params(replace(panel.params(), data=str(tmp_path), model="eigentrajectory", epochs=1, seed=7))
     panel.start()
     assert panel._task is not None
     panel.advance(1)  # the panel stays usable while training runs
