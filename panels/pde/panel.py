@@ -461,6 +461,7 @@ class PDEPanel(Panel):
         self._quiver.order = 5
         self._probe_marker = scene.visuals.Markers(parent=self._view.scene)
         self._probe_marker.order = 10
+        self._probe_marker.set_gl_state("translucent", depth_test=False)
         self._probe_marker.set_data(
             np.array([[0.5, 0.5]], np.float32), face_color="yellow", edge_color="black", size=10, symbol="x"
         )
