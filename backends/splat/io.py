@@ -441,8 +441,10 @@ def _decompress_spz(raw: bytes, path: Path) -> bytes:
             ) from None
     if raw[:4] == SPZ_MAGIC.to_bytes(4, "little"):
         return raw
-    raise UserError(f"{path.name}: not a readable .spz file (no gzip, zstd or NGSP magic; SPZ v4 files with "
-                    f"a plain-text header and per-attribute zstd streams are not supported yet)")
+    raise UserError(
+        f"{path.name}: not a readable .spz file (no gzip, zstd or NGSP magic; SPZ v4 files with "
+        f"a plain-text header and per-attribute zstd streams are not supported yet)"
+    )
 
 
 def read_spz_gen(path: Path) -> Iterator:
