@@ -49,7 +49,7 @@ BUILTIN = (
         "Gaussian splat viewer",
         "panels.splat.panel:SplatPanel",
         cli="backends.splat.cli:main",
-        render_cli="backends.splat.cli:render_main",
+        render_cli="panels.splat.render_cli:main",
     ),
 )
 

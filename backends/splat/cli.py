@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from pathlib import Path
@@ -119,7 +118,9 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def render_main(argv: list[str]) -> int:
+def render_main(argv: list[str], gl_renderer=None) -> int:
+    """``gl_renderer(gaussians, camera, background, time=...) -> RGBA`` is supplied by the GUI layer
+    (``panels.splat.render_cli``); backends never import it."""
     ap = _Parser(prog="visual-lab render splat", description="Render a Gaussian-splat scene to a PNG.")
     ap.add_argument("scene", nargs="+", help=".ply/.splat/.spz file(s); several are combined")
     cam = ap.add_mutually_exclusive_group(required=True)
@@ -157,13 +158,9 @@ def render_main(argv: list[str]) -> int:
         camera = cm.orbit_camera(center, az, el, dist * radius, w, h, args.fov, cm.UP_AXES[args.up])
     t0 = time.perf_counter()
     if args.renderer == "gl":
-        try:  # the GL renderer lives in the GUI layer; imported only on request
-            visuals = importlib.import_module("panels.splat.visuals")
-        except ImportError as exc:
-            raise UserError(
-                f"the GL renderer needs vispy and an OpenGL context ({exc}); use --renderer reference"
-            ) from None
-        rgba = visuals.render_offscreen(g, camera, bg, time=args.time)
+        if gl_renderer is None:
+            raise UserError("the GL renderer is not available here; use --renderer reference")
+        rgba = gl_renderer(g, camera, bg, time=args.time)
     else:
         import torch
 

@@ -123,11 +123,12 @@ def test_exports_and_session(panel, tmp_path):
 
 
 def test_cli_gl_renderer(qtbot, tmp_path):
-    from backends.splat import cli, samples
+    from backends.splat import samples
+    from panels.splat import render_cli
 
     png = tmp_path / "gl.png"
     assert (
-        cli.render_main(
+        render_cli.main(
             [
                 str(samples.SAMPLE_3D),
                 "--orbit",

@@ -1,0 +1,23 @@
+"""`visual-lab render splat ...`: the backend's CLI, with the GL renderer plugged in from this (GUI) layer.
+
+The reference renderer path imports no Qt or vispy; ``--renderer gl`` imports the instanced GL visual on demand.
+"""
+
+from __future__ import annotations
+
+from backends.common import UserError
+from backends.splat.cli import render_main
+
+
+def _gl_renderer(g, camera, background, time=None):
+    try:
+        from panels.splat import visuals
+    except ImportError as exc:
+        raise UserError(
+            f"the GL renderer needs vispy and an OpenGL context ({exc}); use --renderer reference"
+        ) from None
+    return visuals.render_offscreen(g, camera, background, time=time)
+
+
+def main(argv: list[str]) -> int:
+    return render_main(argv, gl_renderer=_gl_renderer)
