@@ -19,6 +19,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--model", default="navier-stokes")
     ap.add_argument("--quiver", action="store_true")
+    ap.add_argument("--window", default="1500x850", help="panel size WIDTHxHEIGHT")
     args = ap.parse_args()
     setup_qt_for_vispy()
     from PySide6.QtWidgets import QApplication
@@ -30,7 +31,8 @@ def main() -> None:
     if args.model != "navier-stokes":
         p._on_param("model", args.model)
     p.set_params(replace(p.params(), n=args.n, quiver=args.quiver))
-    p.resize(1500, 850)
+    ww, wh = (int(v) for v in args.window.split("x"))
+    p.resize(ww, wh)
     p.show()
     for _ in range(20):
         app.processEvents()
@@ -45,11 +47,13 @@ def main() -> None:
     dt = time.perf_counter() - t0
     draws, shown = p._draws - d0, p._shown - s0
     steps = p._current["step"] - step0
+    cw_ch = p._canvas.size
     p.shutdown()
     info = gl_info()
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, GL {info.get('renderer', info)}")
     print(
-        f"{args.model} {args.n}^2 live for {dt:.1f} s: {draws / dt:.1f} displayed frames/s (canvas draws), "
+        f"{args.model} {args.n}^2 live for {dt:.1f} s, canvas {cw_ch[0]}x{cw_ch[1]}: "
+        f"{draws / dt:.1f} displayed frames/s (canvas draws), "
         f"{shown / dt:.1f} new fields/s, {steps / dt:.1f} simulation steps/s"
     )
 
