@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -496,6 +496,13 @@ class PDEPanel(Panel):
         self.playbar.scrubbed.connect(self._on_scrub)
         self.reset_button = QPushButton("Reset")
         self.reset_button.clicked.connect(self.reset)
+        self.replay_button = QPushButton("Replay")
+        self.replay_button.setCheckable(True)
+        self.replay_button.setToolTip("play the recorded frames back (25 frames/s); the simulation pauses")
+        self.replay_button.toggled.connect(self.replay)
+        self._replay_timer = QTimer(self)
+        self._replay_timer.setInterval(40)
+        self._replay_timer.timeout.connect(self._replay_tick)
         self.info = QLabel("")
         self.info.setWordWrap(True)
 
@@ -504,6 +511,7 @@ class PDEPanel(Panel):
         row = QHBoxLayout()
         row.addWidget(QLabel("Show"))
         row.addWidget(self.view_box, 1)
+        row.addWidget(self.replay_button)
         row.addWidget(self.reset_button)
         cl.addLayout(row)
         cl.addWidget(self.form)
@@ -681,6 +689,7 @@ class PDEPanel(Panel):
     def start(self) -> None:
         if self._task is not None:
             return
+        self.replay(False)
         if self._p.model == "darcy":
             self._start_darcy()
             return
@@ -1058,6 +1067,26 @@ class PDEPanel(Panel):
             self._current = self._frames[i]
             self._redraw()
 
+    def replay(self, on: bool = True) -> None:
+        """Play the recorded frames from the first (pauses the simulation); off stops on the shown frame."""
+        if on and len(self._frames) > 1 and self._p.model != "darcy":
+            self.stop()
+            self._replay_pos = 0
+            self._replay_timer.start()
+        else:
+            self._replay_timer.stop()
+        self.replay_button.blockSignals(True)
+        self.replay_button.setChecked(self._replay_timer.isActive())
+        self.replay_button.blockSignals(False)
+
+    def _replay_tick(self) -> None:
+        i = getattr(self, "_replay_pos", 0)
+        if i >= len(self._frames):
+            self.replay(False)
+            return
+        self.playbar.slider.setValue(i)  # -> _on_scrub
+        self._replay_pos = i + 1
+
     # -- output ------------------------------------------------------------------------------------------
     def render(self, size: tuple[int, int]) -> np.ndarray:
         """The field view at any ``size``: title, colour-mapped field (+ arrows, probe) and a labelled
@@ -1215,6 +1244,7 @@ class PDEPanel(Panel):
             self.set_probe(*state["probe"])
 
     def shutdown(self) -> None:
+        self._replay_timer.stop()
         self.stop()
         super().shutdown()
 

@@ -41,10 +41,10 @@ def test_gl_canvas_shows_colormapped_field(panel, qtbot):
     cmap, clim = panel._cmap_and_clim(f)
     # locate the view's centre on the canvas through the scene transform
     tr = panel._view.scene.node_transform(panel._canvas.scene)
-    cx, cy = tr.map([0.5, 0.5])[:2]
+    cx, cy = tr.map([16.5 / 64, 48.5 / 64])[:2]  # centre of field cell [row 48, col 16] (away from the probe)
     px = panel._canvas.pixel_scale
     got = img[int(round(cy * px)), int(round(cx * px))]
-    expected = colormap_rgba(f[32:33, 32:33], cmap, clim)[0, 0, :3].astype(int)
+    expected = colormap_rgba(f[48:49, 16:17], cmap, clim)[0, 0, :3].astype(int)
     assert np.abs(got - expected).max() < 40
 
 
@@ -120,3 +120,14 @@ def test_state_restore(panel, qtbot):
     other.restore(s)
     assert other.params() == panel.params() and other._probe == (0.2, 0.3)
     other.shutdown()
+
+
+def test_replay_scrubs_through_recording(panel, qtbot):
+    for _ in range(4):
+        panel.advance(1)
+    steps = [f["step"] for f in panel._frames]
+    seen = []
+    panel.playbar.slider.valueChanged.connect(lambda i: seen.append(panel._current["step"]))
+    panel.replay(True)
+    qtbot.waitUntil(lambda: not panel._replay_timer.isActive(), timeout=5_000)
+    assert seen == steps[: len(seen)] and len(seen) == len(steps)
