@@ -225,9 +225,10 @@ def simulate(
             status = f"stopped at t={integ.t:.6g}: more than {MAX_STEPS} steps"
             break
         now = time.perf_counter()
-        if (yield_every_steps and integ.steps % yield_every_steps == 0) or (
+        due = (yield_every_steps and integ.steps % yield_every_steps == 0) or (
             not yield_every_steps and now - last_wall >= yield_every_s
-        ):
+        )
+        if due and (len(ts) > last_yield_idx or len(det.events) > last_ev):
             c = chunk()
             last_yield_idx, last_ev, last_wall = len(ts), len(det.events), now
             yield Progress(min(integ.t / cfg.t_end, 1.0), f"t={integ.t:.4g} |dE/E|={de:.2e}", c)
