@@ -201,7 +201,10 @@ class DiffusionPanel(Panel):
         self._colors = None
         self._tasks: dict = {}
         self._inverse = None
+        self._drawn: list[np.ndarray] = []  # user-drawn points for the 'points' dataset (Shift + drag)
         self._build_ui()
+        self._canvas.events.mouse_press.connect(self._on_mouse)
+        self._canvas.events.mouse_move.connect(self._on_mouse)
         self._timer = QTimer(self)
         self._timer.setInterval(33)
         self._timer.timeout.connect(self._tick)
@@ -402,10 +405,41 @@ class DiffusionPanel(Panel):
         self.info.setText(msg)
         self.status.emit(msg)
 
+    # -- user-drawn point set -----------------------------------------------------------------------------
+    def _on_mouse(self, ev) -> None:
+        if self._p.dataset != "points" or ev.button != 1 or "Shift" not in [k.name for k in ev.modifiers]:
+            return
+        if ev.type == "mouse_move" and not ev.is_dragging:
+            return
+        tr = self._canvas.scene.node_transform(self.view.scene)
+        xy = np.asarray(tr.map(ev.pos)[:2], dtype=np.float32)
+        self.add_drawn_points(xy[None])
+        ev.handled = True
+
+    def add_drawn_points(self, pts: np.ndarray, jitter: float = 0.03) -> None:
+        """Add points (and a few jittered copies, so a stroke becomes a thin density) to the user point set."""
+        pts = np.asarray(pts, np.float32).reshape(-1, 2)
+        rng = np.random.default_rng(len(self._drawn))
+        extra = np.repeat(pts, 4, axis=0) + rng.normal(0, jitter, (4 * len(pts), 2))
+        self._drawn.append(np.concatenate([pts, extra]).astype(np.float32))
+        self._dataset = None
+        self._model = None
+        self._trainer = None
+        self._ensure_dataset()
+        self._draw()
+        self._say(f"{sum(len(d) for d in self._drawn)} drawn points (Shift + drag to add; Train to fit them)")
+
+    def clear_drawn_points(self) -> None:
+        self._drawn.clear()
+        self._dataset = None
+
     def _ensure_dataset(self):
         if self._dataset is None:
             p = self._p
-            self._dataset = make_dataset(p.dataset, csv_path=p.csv_path or None)
+            if p.dataset == "points" and not self._drawn:
+                raise UserError("dataset 'points': draw points first (Shift + drag on the view)")
+            pts = np.concatenate(self._drawn) if self._drawn else None
+            self._dataset = make_dataset(p.dataset, csv_path=p.csv_path or None, points=pts)
             self._target = self._dataset.sample(
                 min(5000, max(p.count, 500)), np.random.default_rng(p.seed + 7)
             )

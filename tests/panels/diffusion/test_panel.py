@@ -149,3 +149,14 @@ def test_other_model_families_in_panel(panel, model, sampler):
     if model == "pfgmpp":
         assert panel.view.camera.rect.width > 20
     panel._set_frame(len(res.trajectory) - 1)
+
+
+def test_user_drawn_point_set(panel):
+    panel.set_params(dataclasses.replace(panel.params(), dataset="points", model="edm", nfe=5, count=200))
+    with pytest.raises(UserError, match="draw points first"):
+        panel.advance(1)
+    t = np.linspace(0, 2 * np.pi, 40)
+    panel.add_drawn_points(np.stack([np.cos(t), np.sin(t)], 1))
+    assert panel._dataset.points.shape == (200, 2)  # 40 strokes + 4 jittered copies each
+    panel.advance(1)
+    assert panel._result.samples.shape == (200, 2)
