@@ -343,8 +343,13 @@ class Trainer:
         steps = cfg.steps if steps is None else steps
         gen = torch.Generator().manual_seed(cfg.seed + len(self.losses))
         rng = np.random.default_rng(cfg.seed + len(self.losses))
-        pool_n = min(max(steps * cfg.batch, cfg.batch), 200_000)
-        pool = torch.as_tensor(self.dataset.sample(pool_n, rng), device=self.device)
+        if self.dataset.points is not None:  # a finite set: train on it directly
+            pool = torch.as_tensor(self.dataset.points, dtype=torch.float32, device=self.device)
+        else:  # a fresh pool of samples, reused across the steps of this run
+            pool = torch.as_tensor(
+                self.dataset.sample(min(max(steps * cfg.batch, cfg.batch), 200_000), rng), device=self.device
+            )
+        pool_n = len(pool)
         good = copy.deepcopy(self.net.state_dict())
         self.net.train()
         start = len(self.losses)
