@@ -72,7 +72,7 @@ class FieldSim:
         """Step until ``t >= t_end`` landing exactly on it (the last step is shortened)."""
         n = 0
         while self.t < t_end - 1e-12 * max(1.0, abs(t_end)):
-            self._step(min(self.current_dt(), t_end - self.t))
+            self._step_capped(t_end - self.t)
             n += 1
             if n % 50 == 0:
                 self.check()
@@ -85,6 +85,10 @@ class FieldSim:
 
     def _step(self, dt: float | None = None) -> None:
         raise NotImplementedError
+
+    def _step_capped(self, cap: float) -> None:
+        """One step of min(dt, cap) (used to land exactly on a target time)."""
+        self._step(min(self.current_dt(), cap))
 
     def state_tensors(self) -> list[torch.Tensor]:
         return []
@@ -154,17 +158,18 @@ class SpectralIMEX:
             self._cache_dt = dt
         return self._c
 
-    def imex_step(self, s: torch.Tensor, dt: float) -> torch.Tensor:
+    def imex_step(self, s: torch.Tensor, dt: float, n0: torch.Tensor | None = None) -> torch.Tensor:
+        """One step of size dt; ``n0 = N(s)`` may be passed when already computed (adaptive dt)."""
         N = self._N
         if self.scheme == "if-rk4":
             E, E2 = self._coeffs(dt)
-            k1 = N(s)
+            k1 = N(s) if n0 is None else n0
             k2 = N(E2 * (s + 0.5 * dt * k1))
             k3 = N(E2 * s + 0.5 * dt * k2)
             k4 = N(E * s + dt * E2 * k3)
             return E * s + (dt / 6.0) * (E * k1 + 2.0 * E2 * (k2 + k3) + k4)
         A, Binv = self._coeffs(dt)
-        n0 = N(s)
+        n0 = N(s) if n0 is None else n0
         As = A * s
         pred = (As + dt * n0) * Binv
         if self.scheme == "cn-euler":

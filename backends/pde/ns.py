@@ -130,6 +130,8 @@ class NavierStokes2D(FieldSim, SpectralIMEX):
         self.g = Grid2D(cfg.n, self.device, self.dtype)
         self.dt = float(cfg.dt)
         self.last_dt = self.dt
+        self._capture_umax = False
+        self._umax_t = None
         n, g = cfg.n, self.g
         if w0 is None:
             w0 = self.initial_vorticity()
@@ -199,6 +201,9 @@ class NavierStokes2D(FieldSim, SpectralIMEX):
         if C == 1:
             # one broadcast multiply gives (u, v, w_x, w_y) hats: D = (i ky / k^2, -i kx / k^2, i kx, i ky)
             phys = g.irfft(s * self._D)
+            if self._capture_umax:
+                self._capture_umax = False
+                self._umax_t = (phys[:, 0].abs() + phys[:, 1].abs()).amax()
             adv = phys[:, 0:1] * phys[:, 2:3]
             adv.addcmul_(phys[:, 1:2], phys[:, 3:4])
         else:
@@ -206,12 +211,18 @@ class NavierStokes2D(FieldSim, SpectralIMEX):
             spec = torch.cat([self._iky * psi, -self._ikx * psi, self._ikx * s, self._iky * s], dim=1)
             phys = g.irfft(spec)
             u, v = phys[:, 0:1], phys[:, 1:2]
+            if self._capture_umax:
+                self._capture_umax = False
+                self._umax_t = (u.abs() + v.abs()).amax()
             adv = u * phys[:, 2 : 2 + C] + v * phys[:, 2 + C : 2 + 2 * C]
         nl = g.rfft(adv)
         nl.mul_(self._neg_mask)
         return nl.add_(self._F)
 
     # -- stepping ----------------------------------------------------------------------------------------
+    def _step_capped(self, cap: float) -> None:
+        self._step(None, cap)
+
     def current_dt(self) -> float:
         if not self.cfg.adaptive:
             return self.dt
@@ -220,9 +231,19 @@ class NavierStokes2D(FieldSim, SpectralIMEX):
             return self.dt
         return min(self.dt, self.cfg.cfl / (umax * self.cfg.n))
 
-    def _step(self, dt: float | None = None) -> None:
-        dt = self.current_dt() if dt is None else dt
-        self.s = self.imex_step(self.s, dt)
+    def _step(self, dt: float | None = None, cap: float = math.inf) -> None:
+        n0 = None
+        if dt is None:
+            if self.cfg.adaptive:
+                # the first stage N(s) computes the velocity anyway: take max|u| from it (no extra FFTs)
+                self._capture_umax = True
+                n0 = self._nonlinear(self.s)
+                umax = float(self._umax_t)
+                dt = min(self.dt, self.cfg.cfl / (umax * self.cfg.n)) if umax > 0 else self.dt
+            else:
+                dt = self.dt
+        dt = min(dt, cap)
+        self.s = self.imex_step(self.s, dt, n0)
         self.last_dt = dt
         self.t += dt
         self.steps += 1
