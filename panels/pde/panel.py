@@ -11,7 +11,6 @@ touched from two threads). Left-drag paints; right-click (or Ctrl+click) places 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -44,23 +43,6 @@ from panels.widgets import (
     make_plot,
     nice_limits,
 )
-
-
-def pin_none() -> None:
-    """Work around a refcount bug: with PySide6 6.12 on CPython < 3.12, every Qt call that returns None
-    (pyqtgraph setData, processEvents, ...) drops one reference to None without taking it, so after a few
-    hundred plot updates CPython aborts with "none_dealloc: deallocating None". CPython 3.12 makes None
-    immortal; here we do the same by adding 2^40 references. Harmless (None is never freed anyway); belongs
-    in the app start-up, kept here so the panel is safe on its own."""
-    if sys.version_info < (3, 12) and sys.implementation.name == "cpython":
-        import ctypes
-
-        ref = ctypes.c_ssize_t.from_address(id(None))
-        if ref.value < (1 << 40):
-            ref.value += 1 << 40
-
-
-pin_none()
 
 MODELS = ("navier-stokes", "gray-scott", "heat", "wave", "burgers", "darcy")
 COLORMAPS = ("auto", "RdBu_r", "coolwarm", "viridis", "magma", "inferno", "cubehelix", "grays")
