@@ -36,6 +36,9 @@ NO_DISPLAY = (
 
 
 def _qapp():
+    from app.device import limit_native_threads
+
+    limit_native_threads()
     from app.gl import setup_qt_for_vispy
 
     setup_qt_for_vispy(import_vispy=False)

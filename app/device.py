@@ -5,6 +5,8 @@ torch is imported lazily: the shell starts without it.
 
 from __future__ import annotations
 
+import os
+
 _choice = "auto"
 _threads: int | None = None
 
@@ -35,6 +37,35 @@ def set_threads(n: int | None) -> None:
         import torch
 
         torch.set_num_threads(int(n))
+    else:
+        apply_thread_policy()
+
+
+NATIVE_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_native_threads() -> None:
+    """On small machines (<= 4 cores) give BLAS/OpenMP one thread in the GUI process.
+
+    Must run before numpy is imported. Spinning BLAS threads in a worker otherwise starve the GUI thread
+    (the event loop stalls for hundreds of ms on 2 cores). Variables the user set are left alone.
+    """
+    if (os.cpu_count() or 1) <= 4:
+        for var in NATIVE_THREAD_VARS:
+            os.environ.setdefault(var, "1")
+
+
+def apply_thread_policy() -> int:
+    """Set torch's intra-op threads once for the GUI process and return the count.
+
+    An explicit choice (Compute > Threads) wins. Otherwise, on small machines (<= 4 cores) use one thread:
+    the GUI thread needs a core, and small models lose 10x when torch's pool fights it for two.
+    """
+    import torch
+
+    n = _threads or (1 if (os.cpu_count() or 1) <= 4 else torch.get_num_threads())
+    torch.set_num_threads(n)
+    return n
 
 
 def resolve() -> tuple[str, str]:

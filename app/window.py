@@ -152,7 +152,7 @@ class MainWindow(QMainWindow):
         thr_menu = compute.addMenu("&Threads")
         tgroup = QActionGroup(self)
         for n in (0, 1, 2, 4, 8):
-            act = QAction("default" if n == 0 else str(n), self, checkable=True)
+            act = QAction("auto (1 on <= 4 cores)" if n == 0 else str(n), self, checkable=True)
             act.setChecked(n == 0)
             act.triggered.connect(lambda _=False, n=n: self.set_threads(n))
             tgroup.addAction(act)
@@ -176,6 +176,8 @@ class MainWindow(QMainWindow):
         key = self._pending.pop(0)
         try:
             use_vispy()
+            if not self.panels:
+                device.apply_thread_policy()
             panel = registry.panel_class(key)()
             panel.status.connect(lambda msg, k=key: self.log(f"[{k}] {msg}", status=True))
             self.panels[key] = panel

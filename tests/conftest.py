@@ -27,6 +27,10 @@ class _BlockGUI(importlib.abc.MetaPathFinder):
         return None
 
 
+from app.device import limit_native_threads  # noqa: E402 - before numpy, as the GUI entry point does
+
+limit_native_threads()
+
 if os.environ.get("VISUAL_LAB_BLOCK_QT") == "1":
     sys.meta_path.insert(0, _BlockGUI())
 else:
@@ -41,7 +45,6 @@ else:
     except ImportError:
         pass
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def shared_data(*parts: str) -> Path:

@@ -114,25 +114,9 @@ def _digit_grid(x: np.ndarray, cols: int = 8) -> np.ndarray:
     return img
 
 
-class _OneThread:
-    """Small MLPs gain nothing from intra-op threads; on a busy 2-core machine they lose 10x. Use one."""
-
-    def __enter__(self):
-        import torch
-
-        self._n = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        import torch
-
-        torch.set_num_threads(self._n)
-
-
 def _train_job(trainer: Trainer, steps: int):
     yield Progress(0.0, "training...")
-    with _OneThread():
-        yield from trainer.run(steps)
+    yield from trainer.run(steps)
     return trainer.last
 
 
@@ -140,25 +124,23 @@ def _lightsb_job(dataset, cfg: LightSBConfig):
     def src(n, rng):
         return rng.standard_normal((n, dataset.dim))
 
-    with _OneThread():
-        model, losses = yield from fit_lightsb(src, dataset.sample, dataset.dim, cfg)
+    model, losses = yield from fit_lightsb(src, dataset.sample, dataset.dim, cfg)
     return Generative("lightsb", dataset.dim, lsb=model, source=src, losses=losses)
 
 
 def _inverse_job(net, kind: str, nfe: int, seed: int):
     """DDS and DPS on 16 digits; returns a dict for the side-by-side view."""
     yield Progress(None, f"solving {kind} with DDS and DPS at NFE {nfe}...")
-    with _OneThread():
-        rng = np.random.default_rng(seed)
-        truth = load_digits_array()[rng.choice(1797, 16, replace=False)]
-        if kind == "denoise":
-            prob = InverseProblem("denoise", None, sigma_y=0.5)
-        else:
-            mask = box_mask() if kind == "inpaint box" else random_mask(64, 0.5, rng)
-            prob = InverseProblem("inpaint", mask, sigma_y=0.01)
-        y = prob.measure(truth, rng)
-        dds = solve(net, prob, y, method="dds", nfe=nfe, seed=seed, return_trajectory=True)
-        dps = solve(net, prob, y, method="dps", nfe=nfe, seed=seed)
+    rng = np.random.default_rng(seed)
+    truth = load_digits_array()[rng.choice(1797, 16, replace=False)]
+    if kind == "denoise":
+        prob = InverseProblem("denoise", None, sigma_y=0.5)
+    else:
+        mask = box_mask() if kind == "inpaint box" else random_mask(64, 0.5, rng)
+        prob = InverseProblem("inpaint", mask, sigma_y=0.01)
+    y = prob.measure(truth, rng)
+    dds = solve(net, prob, y, method="dds", nfe=nfe, seed=seed, return_trajectory=True)
+    dps = solve(net, prob, y, method="dps", nfe=nfe, seed=seed)
     shown = y if prob.mask is None else np.where(prob.mask > 0.5, y, -1.0)
     return {
         "truth": truth,
@@ -173,13 +155,11 @@ def _inverse_job(net, kind: str, nfe: int, seed: int):
 
 def _sample_job(model: Generative, cfg: SampleConfig):
     yield Progress(None, f"sampling {cfg.count} particles with {LABELS[cfg.sampler]}...")
-    with _OneThread():
-        return generate(model, cfg, return_trajectory=True)
+    return generate(model, cfg, return_trajectory=True)
 
 
 def _curves_job(*args, **kw):
-    with _OneThread():
-        return (yield from nfe_curves(*args, **kw))
+    return (yield from nfe_curves(*args, **kw))
 
 
 class DiffusionPanel(Panel):
@@ -579,8 +559,7 @@ class DiffusionPanel(Panel):
 
     def advance(self, steps: int) -> None:
         """Synchronous: a few training steps (or none for 'exact'), then sample and show the final frame."""
-        with _OneThread():
-            self._advance(steps)
+        self._advance(steps)
 
     def _advance(self, steps: int) -> None:
         ds = self._ensure_dataset()

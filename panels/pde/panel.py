@@ -10,7 +10,6 @@ touched from two threads). Left-drag paints; right-click (or Ctrl+click) places 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -678,7 +677,6 @@ class PDEPanel(Panel):
         if not self._ensure_sim():
             self.playbar.set_running(False)
             return
-        _limit_threads()
         self.playbar.set_running(True)
         self._fps_clock = (time.perf_counter(), self._draws, self._shown)
         self._task = worker.submit(
@@ -1229,14 +1227,6 @@ class PDEPanel(Panel):
         self._replay_timer.stop()
         self.stop()
         super().shutdown()
-
-
-def _limit_threads() -> None:
-    """On small (<= 4 core) machines torch's thread pool fights the GUI: one intra-op thread is faster."""
-    import torch
-
-    if (os.cpu_count() or 1) <= 4:
-        torch.set_num_threads(1)
 
 
 def _scale_transform(s: float):

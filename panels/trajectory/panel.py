@@ -834,16 +834,10 @@ class TrajectoryPanel(Panel):
 
 def _train_job(cfg, root, scene):
     """Worker generator: load the fold's train/val splits, then train EigenTrajectory on one thread."""
-    import torch
 
     from backends.common import Progress
     from backends.trajectory.eigentrajectory import train_eigentrajectory
 
     yield Progress(0.0, f"loading {scene} train/val splits")
     train, val = load_split(root, scene, "train"), load_split(root, scene, "val")
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return (yield from train_eigentrajectory(cfg, train, val))
-    finally:
-        torch.set_num_threads(old)
+    return (yield from train_eigentrajectory(cfg, train, val))
