@@ -65,7 +65,7 @@ def main() -> None:
         ts = float(sub["t_stop"][k])
         if ts <= 0:
             continue
-        xr, _, _ = integrate_to(np.asarray(cfg.masses), pos[i], vel[i], ts, tol=cfg.tol)
+        xr, _, _ = integrate_to(np.asarray(cfg.masses), pos[i], vel[i], ts, eps=cfg.softening, tol=cfg.tol)
         if sub["status"][k] != CLOSE:
             agree += int(np.abs(xr - sub["x"][k]).max() < 1e-3)
     reb_sub = time.perf_counter() - t0

@@ -274,14 +274,22 @@ def integrate_batch(
             last_err = err
             if bool(conv.all()):
                 break
-        # PRS23 step control, per system
-        y = torch.einsum("km,bmic->bkic", deriv, b)
-        y[:, 0] += a0
-        y2, y3, y4 = (y * y).sum(-1).unbind(1)  # (W, N) each
-        ts2 = 2.0 * y2 / (y3 + torch.sqrt(y4 * y2))
-        ok = torch.isfinite(ts2) & (ts2 > 0) & ((a0 * a0).sum(-1) > 1e-300)
-        ts2 = torch.where(ok, ts2, torch.full_like(ts2, math.inf)).amin(-1)
-        dt_new = torch.where(torch.isfinite(ts2), torch.sqrt(ts2) * h * sqrt7, h / SAFETY)
+        # REBOUND's global IAS15 criterion per system: dt (tol / (max|b6| / max|a|))^(1/7). (PRS23 stalls
+        # when a body's acceleration passes through zero, which softened pass-throughs do all the time.)
+        # Without softening: PRS23 (REBOUND's default), robust through close Newtonian passes.
+        if eps2 > 0:
+            errg = b[:, 6].abs().flatten(1).amax(1) / (a0 + b.sum(1)).abs().flatten(1).amax(1).clamp(
+                min=1e-300
+            )
+            dt_new = torch.where(errg > 0, h * (tol / errg.clamp(min=1e-300)) ** (1.0 / 7.0), h / SAFETY)
+        else:
+            y = torch.einsum("km,bmic->bkic", deriv, b)
+            y[:, 0] += a0
+            y2, y3, y4 = (y * y).sum(-1).unbind(1)  # (W, N) each
+            ts2 = 2.0 * y2 / (y3 + torch.sqrt(y4 * y2))
+            ok = torch.isfinite(ts2) & (ts2 > 0) & ((a0 * a0).sum(-1) > 1e-300)
+            ts2 = torch.where(ok, ts2, torch.full_like(ts2, math.inf)).amin(-1)
+            dt_new = torch.where(torch.isfinite(ts2), torch.sqrt(ts2) * h * sqrt7, h / SAFETY)
         bad = ~torch.isfinite(b).flatten(1).all(1)
         reject = (dt_new < SAFETY * h) & (dt_new < rem) & ~bad
         acc_ = ~reject & ~bad
@@ -384,7 +392,7 @@ def _finish_single(
     from backends.nbody.integrators import IAS15
 
     n = len(mass)
-    it = IAS15(mass, x, v, softening, t=t, tol=tol, dt0=dt)
+    it = IAS15(mass, x, v, softening, t=t, tol=tol, dt0=dt, criterion="global" if softening > 0 else "prs23")
     it.b = b.reshape(7, -1).copy()
     it.e = e.reshape(7, -1).copy()
     it.steps = steps

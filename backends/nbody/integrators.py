@@ -213,10 +213,23 @@ class IAS15(Integrator):
     name = "highorder"
     adaptive = True
 
-    def __init__(self, mass, x, v, eps=0.0, t=0.0, tol: float = 1e-9, dt0: float | None = None):
+    def __init__(
+        self,
+        mass,
+        x,
+        v,
+        eps=0.0,
+        t=0.0,
+        tol: float = 1e-9,
+        dt0: float | None = None,
+        criterion: str = "prs23",
+    ):
         super().__init__(mass, x, v, eps, t)
         n = len(self.mass)
         self.tol = tol
+        if criterion not in ("prs23", "global"):
+            raise UserError(f"unknown IAS15 step criterion {criterion!r}: use prs23 or global")
+        self.criterion = criterion
         self._shape = self.x.shape
         self._I, self._J = np.triu_indices(n, 1)
         p = len(self._I)
@@ -268,6 +281,10 @@ class IAS15(Integrator):
                 if not math.isfinite(err) or err < 1e-16 or (_it >= MIN_IT and err >= last_err):
                     break
                 last_err = err
+            if self.criterion == "global":  # REBOUND's original criterion: max|b6| / max|a| over all bodies
+                err = np.abs(b[6]).max() / max(np.abs(a0 + b.sum(0)).max(), 1e-300)
+                dt_new = dt * (self.tol / err) ** (1.0 / 7.0) if err > 0 else dt / SAFETY
+                ts2 = None
             # PRS23 step-size criterion from the derivatives of the acceleration at the end of the step
             y = (DERIV @ b).reshape(3, -1, 3)
             y[0] += a0.reshape(-1, 3)
@@ -276,7 +293,9 @@ class IAS15(Integrator):
                 ts2 = 2.0 * y2 / (y3 + np.sqrt(y4 * y2))
             a0i = np.einsum("ic,ic->i", a0.reshape(-1, 3), a0.reshape(-1, 3))
             ts2 = ts2[np.isfinite(ts2) & (ts2 > 0) & (a0i > 1e-300)]  # as REBOUND: skip bodies with a0 = 0
-            if ts2.size:
+            if self.criterion == "global":
+                pass
+            elif ts2.size:
                 dt_new = math.sqrt(ts2.min()) * dt * (self.tol * 5040.0) ** (1.0 / 7.0)
             else:
                 dt_new = dt / SAFETY

@@ -69,3 +69,11 @@ def test_exports_and_session_roundtrip(panel, tmp_path):
     panel.restore(st)
     assert panel.params().preset == "figure8"
     assert st["camera"]["elevation"] == panel.view.camera.elevation
+
+
+def test_training_tab_draws_reward_curve(panel, qtbot):
+    panel.set_params(ThreeBodyParams(train_episodes=2))
+    panel.start_training()
+    qtbot.waitUntil(lambda: len(panel.rewards) == 2, timeout=60_000)
+    x, y = panel.reward_curve.getData()
+    assert len(x) == 2 and np.all(np.isfinite(y))

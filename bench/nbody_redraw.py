@@ -1,0 +1,51 @@
+"""Live redraw rate of the three-body panel: 3 bodies with 2,000-point trails, render() loop timing.
+
+xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/nbody_redraw.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from app.gl import gl_info, setup_qt_for_vispy
+
+
+def main() -> None:
+    setup_qt_for_vispy()
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    from panels.threebody.panel import ThreeBodyPanel
+
+    p = ThreeBodyPanel()
+    p.resize(1200, 800)
+    p.show()
+    for _ in range(10):
+        app.processEvents()
+    p.advance(120)  # > 2,000 samples of the figure eight
+    assert len(p.h_t) > 2000, len(p.h_t)
+    n = 120
+    # 1) what the live view does per frame: new frame -> set_data of markers + 6,000-vertex trail -> draw
+    c = p.canvas()
+    t0 = time.perf_counter()
+    for i in range(n):
+        p.frame = len(p.h_t) - 1 - (i % 50)
+        p._update_view()
+        c.render(alpha=True)  # synchronous draw of the on-screen-sized scene
+    live = n / (time.perf_counter() - t0)
+    # 2) the panel's render((640, 480)) used by exports
+    t0 = time.perf_counter()
+    for _ in range(30):
+        p.render((640, 480))
+    export = 30 / (time.perf_counter() - t0)
+    info = gl_info()
+    print(f"GL: {info.get('renderer', info)}; canvas {tuple(c.size)}")
+    print(f"live redraw (update visuals + draw, 3 bodies, 2,000-sample trails): {live:.0f} frames/s")
+    print(f"render((640, 480)) export path: {export:.0f} frames/s")
+    p.shutdown()
+    p.close()
+
+
+if __name__ == "__main__":
+    main()
