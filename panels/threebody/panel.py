@@ -538,11 +538,19 @@ class ThreeBodyPanel(Panel):
         if k >= 2:
             seg = self.h_pos[f - k + 1 : f + 1]  # (k, n, 3)
             pts = np.transpose(seg, (1, 0, 2)).reshape(-1, 3).astype(np.float32)
-            alpha = np.linspace(0.0, 1.0, k) ** 1.5
-            rgba = np.concatenate([np.repeat(cols, k, 0), np.tile(alpha, n)[:, None]], 1).astype(np.float32)
-            base = (np.arange(n)[:, None] * k + np.arange(k - 1)[None, :]).ravel()
-            conn = np.stack([base, base + 1], 1).astype(np.uint32)
-            self.trails.set_data(pos=pts, color=rgba, connect=conn)
+            if getattr(self, "_trail_key", None) != (
+                n,
+                k,
+            ):  # colours and connectivity only change with (n, k)
+                alpha = np.linspace(0.0, 1.0, k) ** 1.5
+                self._trail_rgba = np.concatenate([np.repeat(cols, k, 0), np.tile(alpha, n)[:, None]], 1)
+                self._trail_rgba = self._trail_rgba.astype(np.float32)
+                base = (np.arange(n)[:, None] * k + np.arange(k - 1)[None, :]).ravel()
+                self._trail_conn = np.stack([base, base + 1], 1).astype(np.uint32)
+                self._trail_key = (n, k)
+                self.trails.set_data(pos=pts, color=self._trail_rgba, connect=self._trail_conn)
+            else:
+                self.trails.set_data(pos=pts)
             self.trails.visible = True
         else:
             self.trails.visible = False
