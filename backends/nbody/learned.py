@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common import Progress, UserError
+from backends.common import UserError
 from backends.nbody.core import energy, random_system, to_com_frame
 from backends.nbody.integrators import Hermite
 
@@ -177,8 +177,9 @@ def load_policy(path: str | Path | None = None) -> Policy:
     return Policy(net, int(d["obs_dim"]), d.get("meta", {}))
 
 
-def train(cfg: TrainConfig = TrainConfig()) -> Generator[tuple[int, float] | Progress, None, Policy]:
-    """DQN training. Yields (episode, episode reward) after each episode; returns the :class:`Policy`."""
+def train(cfg: TrainConfig = TrainConfig()) -> Generator[tuple[int, float, tuple], None, Policy]:
+    """DQN training. Yields (episode, episode reward, all rewards so far) after each episode (a GUI that drops
+    intermediate yields still gets the whole curve); returns the :class:`Policy`."""
     import torch
 
     torch.manual_seed(cfg.seed)
@@ -190,6 +191,7 @@ def train(cfg: TrainConfig = TrainConfig()) -> Generator[tuple[int, float] | Pro
     opt = torch.optim.Adam(q.parameters(), lr=cfg.lr)
     buf: deque = deque(maxlen=cfg.buffer)
     updates = 0
+    history: list[float] = []
     for ep in range(cfg.episodes):
         eps = cfg.eps_end + (cfg.eps_start - cfg.eps_end) * max(0.0, 1 - ep / max(1, 0.7 * cfg.episodes))
         obs = env.reset(seed=cfg.seed * 100_000 + ep)  # training seeds; evaluation uses >= 10**9
@@ -219,7 +221,8 @@ def train(cfg: TrainConfig = TrainConfig()) -> Generator[tuple[int, float] | Pro
                 updates += 1
                 if updates % cfg.target_every == 0:
                     tgt.load_state_dict(q.state_dict())
-        yield (ep + 1, total)
+        history.append(total)
+        yield (ep + 1, total, tuple(history))
     q.eval()
     return Policy(q, env.obs_dim, {"train": asdict(cfg)})
 

@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
     gen = train(cfg)
     while True:
         try:
-            ep, r = next(gen)
+            ep, r, _ = next(gen)
             if ep % 10 == 0 or ep == cfg.episodes:
                 print(f"episode {ep}: reward {r:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
         except StopIteration as stop:

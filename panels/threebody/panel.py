@@ -707,8 +707,8 @@ class ThreeBodyPanel(Panel):
         )
 
     def _on_reward(self, item) -> None:
-        ep, reward = item
-        self.rewards.append(float(reward))
+        ep, reward, history = item
+        self.rewards = [float(r) for r in history]
         self.reward_curve.setData(np.arange(1, len(self.rewards) + 1), np.asarray(self.rewards))
         self.train_info.setText(f"episode {ep}: reward {reward:.3f}")
 

@@ -51,7 +51,8 @@ def test_training_runs_and_saves(tmp_path):
         except StopIteration as stop:
             pol = stop.value
             break
-    assert [e for e, _ in rewards] == [1, 2, 3] and all(np.isfinite(r) for _, r in rewards)
+    assert [e for e, _, _ in rewards] == [1, 2, 3] and all(np.isfinite(r) for _, r, _ in rewards)
+    assert rewards[-1][2] == tuple(r for _, r, _ in rewards)
     p = pol.save(tmp_path / "p.pt")
     again = load_policy(p)
     obs = np.zeros(pol.obs_dim, np.float32)
