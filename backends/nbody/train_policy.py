@@ -12,7 +12,7 @@ import sys
 import time
 
 from backends.common import UserError
-from backends.nbody.learned import ACTIONS, DEFAULT_POLICY, TrainConfig, evaluate, load_policy, train
+from backends.nbody.learned import ACTIONS, DEFAULT_POLICY, TrainConfig, evaluate, load_policy, train  # noqa: E501
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,6 +31,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--evaluate", action="store_true", help="evaluate --policy against every fixed eta")
     ap.add_argument("--policy", default="")
     ap.add_argument("--n-systems", type=int, default=20)
+    ap.add_argument("--w-energy", type=float, default=1.0)
     args = ap.parse_args(argv)
     import torch
 
@@ -48,7 +49,9 @@ def main(argv: list[str]) -> int:
         for name, lg, ev, bl, et in rows:
             print(f"| {name} | {lg:.2f} | {ev:.0f} | {bl} | {et:.2e} |")
         return 0
-    cfg = TrainConfig(episodes=args.episodes, seed=args.seed)
+    from backends.nbody.learned import EnvConfig
+
+    cfg = TrainConfig(episodes=args.episodes, seed=args.seed, env=EnvConfig(w_energy=args.w_energy))
     t0 = time.perf_counter()
     gen = train(cfg)
     while True:
