@@ -28,9 +28,10 @@ def main() -> None:
     ap.add_argument("--t-end", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="")
+    ap.add_argument("--device", default="cpu", help="torch device of the batched integrator (cpu, cuda)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = EnsembleConfig(nx=args.n, ny=args.n, t_end=args.t_end)
+    cfg = EnsembleConfig(nx=args.n, ny=args.n, t_end=args.t_end, device=args.device)
     gen = escape_map(cfg)
     while True:
         try:
@@ -51,7 +52,16 @@ def main() -> None:
     from backends.nbody.ensemble import integrate_batch
 
     g2 = integrate_batch(
-        np.asarray(cfg.masses), pos[pick], vel[pick], cfg.t_end, cfg.tol, progress_every_s=1e9
+        np.asarray(cfg.masses),
+        pos[pick],
+        vel[pick],
+        cfg.t_end,
+        cfg.tol,
+        progress_every_s=1e9,
+        device=args.device,
+        softening=cfg.softening,
+        escape_radius=cfg.escape_radius,
+        close_radius=cfg.close_radius,
     )
     while True:
         try:
@@ -73,7 +83,7 @@ def main() -> None:
     n_ok = int(np.sum(sub["status"] != CLOSE))
     lines = [
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{args.threads} threads",
+        f"{args.threads} threads, device {args.device}",
         f"systems: {pos.shape[0]} ({args.n}x{args.n}), t_end={cfg.t_end}, epsilon={cfg.tol}",
         f"ours (batched torch IAS15): {ours:.1f} s = {pos.shape[0] / ours:.1f} systems/s",
         f"REBOUND IAS15 loop: {reb_sub:.2f} s for {len(pick)} systems -> extrapolated {reb_total:.1f} s",
