@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STEPS = {"threebody": 400, "pde": 60, "diffusion": 3, "trajectory": 3, "splat": 1}
+STEPS = {"threebody": 400, "pde": 200, "diffusion": 1500, "trajectory": 3, "splat": 1}
 
 
 def main(keys: list[str]) -> None:

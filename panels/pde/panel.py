@@ -754,6 +754,7 @@ class PDEPanel(Panel):
         except UserError as exc:
             self._on_error(str(exc))
         self._on_frame(snapshot(self._sim))
+        self._redraw()  # a synchronous step is final: refresh the throttled texts and plots too
 
     def _on_frame(self, frame: dict) -> None:
         self._record(frame)
