@@ -173,7 +173,15 @@ class MainWindow(QMainWindow):
         if not self._pending:
             self.panels_loaded.emit()
             return
-        key = self._pending.pop(0)
+        handle = self.windowHandle()
+        if not self.panels and self.isVisible() and handle is not None and not handle.isExposed():
+            # the window first: panel modules import torch (seconds), so wait until it is on screen
+            QTimer.singleShot(20, self._load_next_panel)
+            return
+        self._load_one(self._pending.pop(0))
+        QTimer.singleShot(0, self._load_next_panel)
+
+    def _load_one(self, key: str) -> None:
         try:
             use_vispy()
             if not self.panels:
@@ -185,12 +193,11 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001 - one broken panel must not take the app down
             self.docks[key].setWidget(QLabel(f"This panel failed to load:\n{type(exc).__name__}: {exc}"))
             self.show_error(f"panel {key!r} failed to load: {exc}", traceback.format_exc())
-        QTimer.singleShot(0, self._load_next_panel)
 
     def load_all_now(self) -> None:
         """Build every pending panel immediately (CLI snapshot and tests)."""
         while self._pending:
-            self._load_next_panel()
+            self._load_one(self._pending.pop(0))
 
     # -- active panel ---------------------------------------------------------------------------------------
     def _on_visible(self, key: str, visible: bool) -> None:
