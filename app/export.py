@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.common import UserError
+from backends.common import UserError, parse_size  # noqa: F401 - part of the export service's API
 
 IMAGE_SUFFIXES = ("png",)
 VIDEO_SUFFIXES = ("mp4", "gif")
@@ -30,18 +30,6 @@ def check_writable(path: str | os.PathLike) -> Path:
     if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise UserError(f"cannot write {p}: permission denied")
     return p
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'800x600' -> (800, 600) with a clear error for anything else or absurd sizes."""
-    try:
-        w_s, h_s = text.lower().split("x")
-        w, h = int(w_s), int(h_s)
-    except ValueError:
-        raise UserError(f"malformed size {text!r}: expected WIDTHxHEIGHT, e.g. 800x600") from None
-    if not (1 <= w <= 16384 and 1 <= h <= 16384):
-        raise UserError(f"size {w}x{h} out of range: each side must be 1..16384 pixels")
-    return w, h
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -43,3 +43,15 @@ def require_positive(name: str, value: float, *, allow_zero: bool = False) -> No
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise UserError(f"{name} must be a finite number {bound}, got {value}")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'800x600' -> (800, 600) with a clear error for anything else or absurd sizes."""
+    try:
+        w_s, h_s = text.lower().split("x")
+        w, h = int(w_s), int(h_s)
+    except ValueError:
+        raise UserError(f"malformed size {text!r}: expected WIDTHxHEIGHT, e.g. 800x600") from None
+    if not (1 <= w <= 16384 and 1 <= h <= 16384):
+        raise UserError(f"size {w}x{h} out of range: each side must be 1..16384 pixels")
+    return w, h

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QSplitter,
     QWidget,
 )
 
@@ -153,6 +154,19 @@ class ParamForm(QWidget):
                     w.setText(str(v))
             finally:
                 w.blockSignals(False)
+
+
+# -- layout ---------------------------------------------------------------------------------------------
+def fill_with_splitter(owner: QWidget, parts: list[QWidget], stretch: list[int]) -> QSplitter:
+    """Lay ``parts`` side by side in a horizontal splitter filling ``owner`` (controls | view | plots)."""
+    split = QSplitter(Qt.Orientation.Horizontal)
+    for i, (w, k) in enumerate(zip(parts, stretch, strict=True)):
+        split.addWidget(w)
+        split.setStretchFactor(i, k)
+    lay = QHBoxLayout(owner)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.addWidget(split)
+    return split
 
 
 # -- play bar ---------------------------------------------------------------------------------------------

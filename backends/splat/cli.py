@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common import Progress, UserError
+from backends.common import Progress, UserError, parse_size
 from backends.splat import camera as cm
 from backends.splat import edits, io
 
@@ -138,7 +138,7 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    w, h = _parse_size(args.size or "800x600")
+    w, h = parse_size(args.size or "800x600")
     bg = _floats(args.background, 3, "--background")
     if not all(0 <= v <= 1 for v in bg):
         raise UserError(f"--background {args.background!r}: components must be in [0, 1]")
@@ -180,17 +180,6 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
         f"{time.perf_counter() - t0:.2f} s -> {args.out}"
     )
     return 0
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w_s, h_s = text.lower().split("x")
-        w, h = int(w_s), int(h_s)
-    except ValueError:
-        raise UserError(f"malformed size {text!r}: expected WIDTHxHEIGHT, e.g. 800x600") from None
-    if not (1 <= w <= 16384 and 1 <= h <= 16384):
-        raise UserError(f"size {w}x{h} out of range: each side must be 1..16384 pixels")
-    return w, h
 
 
 def _save_png(path: str, rgba: np.ndarray) -> None:

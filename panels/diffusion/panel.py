@@ -39,7 +39,16 @@ from backends.diffusion.pipeline import (
 )
 from backends.diffusion.samplers import SampleResult
 from panels.base import ExportAction, Panel
-from panels.widgets import Field, ParamForm, PlayBar, finite_or_nan, make_canvas, make_plot, render_canvas
+from panels.widgets import (
+    Field,
+    ParamForm,
+    PlayBar,
+    fill_with_splitter,
+    finite_or_nan,
+    make_canvas,
+    make_plot,
+    render_canvas,
+)
 
 INVERSE_CHOICES = ("none", "inpaint box", "inpaint random", "denoise")
 DIGITS_ASSET = Path(__file__).resolve().parents[2] / "assets" / "diffusion" / "digits_edm.pt"
@@ -326,15 +335,7 @@ class DiffusionPanel(Panel):
         right.addWidget(self.loss_plot)
         right.addWidget(self.nfe_plot)
 
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(center)
-        split.addWidget(right)
-        split.setStretchFactor(1, 3)
-        split.setStretchFactor(2, 2)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(split)
+        fill_with_splitter(self, [scroll, center, right], [0, 3, 2])
 
     # -- parameters ---------------------------------------------------------------------------------------
     def params(self) -> DiffusionParams:

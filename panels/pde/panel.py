@@ -37,6 +37,7 @@ from panels.widgets import (
     Field,
     ParamForm,
     PlayBar,
+    fill_with_splitter,
     finite_or_nan,
     make_canvas,
     make_plot,
@@ -541,15 +542,7 @@ class PDEPanel(Panel):
         side.addWidget(tabs)
         side.setMinimumWidth(320)
 
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(centre)
-        split.addWidget(side)
-        split.setStretchFactor(1, 3)
-        split.setStretchFactor(2, 2)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(split)
+        fill_with_splitter(self, [scroll, centre, side], [0, 3, 2])
         self._sync_view_choices()
         self._update_form_enabled()
 

@@ -9,13 +9,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
-    QHBoxLayout,
     QLabel,
     QListWidget,
     QPushButton,
-    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -29,7 +27,16 @@ from backends.common import UserError
 from backends.nbody.core import PRESETS, System, preset
 from backends.nbody.run import INTEGRATORS, RunConfig, simulate
 from panels.base import ExportAction, Panel
-from panels.widgets import Field, ParamForm, PlayBar, finite_or_nan, make_canvas, make_plot, render_canvas
+from panels.widgets import (
+    Field,
+    ParamForm,
+    PlayBar,
+    fill_with_splitter,
+    finite_or_nan,
+    make_canvas,
+    make_plot,
+    render_canvas,
+)
 
 COLORS = np.array(
     [
@@ -185,16 +192,7 @@ class ThreeBodyPanel(Panel):
         cv.setContentsMargins(0, 0, 0, 0)
         cv.addWidget(self._canvas.native, 1)
         cv.addWidget(self.play)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(center)
-        split.addWidget(self.tabs)
-        split.setStretchFactor(1, 3)
-        split.setStretchFactor(2, 2)
-        split.setSizes([260, 560, 420])
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(split)
+        fill_with_splitter(self, [left, center, self.tabs], [0, 3, 2]).setSizes([260, 560, 420])
 
     def _build_ensemble_tab(self) -> QWidget:
         import pyqtgraph as pg

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -40,7 +39,15 @@ from backends.trajectory.data import (
 )
 from backends.trajectory.metrics import best_sample, summarize
 from panels.base import ExportAction, Panel
-from panels.widgets import Field, ParamForm, PlayBar, make_canvas, make_plot, render_canvas
+from panels.widgets import (
+    Field,
+    ParamForm,
+    PlayBar,
+    fill_with_splitter,
+    make_canvas,
+    make_plot,
+    render_canvas,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC_ROOT = ROOT / "assets" / "trajectory" / "synthetic"
@@ -238,14 +245,7 @@ class TrajectoryPanel(Panel):
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self._canvas.native, 1)
         ll.addWidget(self.playbar)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(side)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(split)
+        fill_with_splitter(self, [left, side], [3, 2])
 
     # -- parameters -------------------------------------------------------------------------------------
     def params(self) -> TrajectoryParams:
