@@ -455,6 +455,7 @@ class DiffusionPanel(Panel):
         """Train the selected model in a worker (resumes an existing model of the same kind)."""
         try:
             ds = self._ensure_dataset()
+            self._draw()  # the target samples stay visible while the model trains
             p = self._p
             if p.model == "exact":
                 self._ensure_model()

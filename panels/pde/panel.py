@@ -455,7 +455,7 @@ class PDEPanel(Panel):
             label_color="black",
             border_width=1.0,
             axis_ratio=0.08,
-            padding=(0.05, 0.25),
+            padding=(0.12, 0.25),
         )
         self._colorbar.height_max = 60
         grid.add_widget(self._colorbar, row=2, col=0)
