@@ -118,6 +118,7 @@ def cmd_snapshot(argv: list[str]) -> int:
 
     if "error" in gl_info():
         raise UserError(f"no OpenGL available: {gl_info()['error']}")
+    from app.gl_window import grab_widget
     from app.window import MainWindow
 
     win = MainWindow([args.panel], restore_layout=False)
@@ -134,7 +135,7 @@ def cmd_snapshot(argv: list[str]) -> int:
         app.processEvents()
         export.save_png(out, panel.render(size))
         win_path = out.with_name(out.stem + ".window.png")
-        win.grab().save(str(win_path))
+        grab_widget(win).save(str(win_path))
         export.write_sidecar(out, win.session_data())
     finally:
         win.close()

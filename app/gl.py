@@ -20,10 +20,17 @@ def setup_qt_for_vispy(import_vispy: bool = True) -> None:
 
 @functools.lru_cache(maxsize=1)
 def use_vispy() -> None:
-    """Select vispy's PySide6 backend (it reuses the existing QApplication)."""
+    """Select vispy's PySide6 backend (it reuses the existing QApplication), with canvases as native GL
+    child windows (:mod:`app.gl_window`) unless ``VISUAL_LAB_GL_WIDGET=1``."""
+    import os
+
     import vispy
 
     vispy.use(app="pyside6")
+    if os.environ.get("VISUAL_LAB_GL_WIDGET", "") != "1":
+        from app.gl_window import install
+
+        install()
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from frame_loop import displayed_fps
+
 from app.gl import gl_info, setup_qt_for_vispy
 
 
@@ -27,26 +29,11 @@ def main(n: int = 20000, frames: int = 120) -> None:
     p.show()
     p.set_params(dataclasses.replace(p.params(), dataset="gmm", model="exact", count=n, nfe=35))
     p._on_sampled(generate(p._ensure_model(), p._sample_config(n), return_trajectory=True))
-    draws = []
-    p._canvas.events.draw.connect(lambda ev: draws.append(time.perf_counter()))
     for _ in range(10):
         app.processEvents()
     last = len(p._result.trajectory) - 1
-
-    def loop(update: bool) -> float:
-        draws.clear()
-        t = time.perf_counter()
-        for k in range(frames):
-            if update:
-                p._set_frame(last * k / (frames - 1))
-            else:
-                p._canvas.update()
-            p._canvas.native.repaint()
-            app.processEvents()
-        return len(draws) / (time.perf_counter() - t)
-
-    fps_anim = loop(True)
-    fps_bare = loop(False)
+    fps_anim = displayed_fps(app, p._canvas, lambda k: p._set_frame(last * k / (frames - 1)), frames)
+    fps_bare = displayed_fps(app, p._canvas, lambda k: None, frames)
     size = tuple(p._canvas.size)
     t = time.perf_counter()
     for k in range(frames // 2):

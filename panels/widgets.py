@@ -244,6 +244,8 @@ def make_plot(
     item.setTitle(title, color="k")
     item.setLabel("bottom", xlabel)
     item.setLabel("left", ylabel)
+    for side in ("bottom", "left"):  # plain tick numbers, not "distance (x0.001)" with scaled ticks
+        item.getAxis(side).enableAutoSIPrefix(False)
     item.setLogMode(x=logx, y=logy)
     item.showGrid(x=True, y=True, alpha=0.25)
     if legend:

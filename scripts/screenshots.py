@@ -24,6 +24,7 @@ def main(keys: list[str]) -> None:
 
     app = QApplication.instance() or QApplication([])
     from app import registry
+    from app.gl_window import grab_widget
     from app.window import MainWindow
 
     keys = keys or list(registry.panels())
@@ -42,7 +43,7 @@ def main(keys: list[str]) -> None:
         panel.advance(STEPS.get(key, 5))
         for _ in range(30):
             app.processEvents()
-        img = win.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+        img = grab_widget(win).convertToFormat(QImage.Format.Format_RGB888)
         path = out_dir / f"{key}.png"
         img.save(str(path), "PNG", 9)
         print(f"{path} {path.stat().st_size // 1024} kB")

@@ -84,8 +84,8 @@ def test_bad_particles_are_flagged_not_drawn(panel):
     panel._ensure_dataset()
     panel._on_sampled(res)
     assert "WARNING" in panel.info.text()
-    # the marker visual holds only the 93 finite particles
-    assert len(panel._particles._data) == 93
+    # the point visual holds only the 93 finite particles
+    assert panel._particles.count == 93
 
 
 def test_bad_parameters_are_reported(panel):
