@@ -2,21 +2,24 @@
 
 The field is a vispy float-texture Image (``texture_format="auto"``: colormap and limits change on the GPU)
 with a labelled ColorBar and an optional velocity quiver; side plots (pyqtgraph) show E(k) with k^-3 and
-k^-5/3 guides, energy/enstrophy vs time, a point probe's time series and, for Darcy, the residual history of
-plain vs recycled CG. The simulation runs in :mod:`app.worker` as a generator yielding one frame per chunk
-of steps; mouse painting is queued and applied by the generator between steps (the backend is never
-touched from two threads). Left-drag paints; right-click (or Ctrl+click) places the probe.
+k^-5/3 guides, energy/enstrophy vs time, a point probe's time series, a line probe's profile and space-time
+image, and for Darcy the residual history of plain vs recycled CG. The simulation runs in :mod:`app.worker`
+as a generator yielding one frame per chunk of steps; mouse painting is queued and applied by the generator
+between steps (the backend is never touched from two threads). Left-drag paints; right-click (or
+Ctrl+click) places the probe; Shift+drag draws the line probe.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -32,6 +35,7 @@ from PySide6.QtWidgets import (
 from app import worker
 from app.export import export_plot, save_csv, save_npz, save_png, write_video
 from backends.common import UserError
+from backends.pde.probes import line_points, line_profile
 from panels.base import ExportAction, Panel
 from panels.widgets import (
     Field,
@@ -147,6 +151,7 @@ HISTORY_LABEL = {
     "variance": "variance of T",
 }
 MAX_RECORD = 600  # frames kept for scrub/replay/video
+LINE_SAMPLES = 200  # samples along a line probe
 
 
 @dataclass(frozen=True)
@@ -302,37 +307,51 @@ def _scheme(p: PDEParams, allowed: tuple[str, ...], default: str = "cn-heun") ->
     return p.scheme if p.scheme in allowed else default
 
 
-def live_frames(sim, steps_per_frame: int, paints: list, lock: threading.Lock, quiver: int = 24):
+def live_frames(sim, steps_per_frame: int, paints: list, lock: threading.Lock, options: dict):
     """Worker generator: step the simulation forever, yield a light frame dict after every chunk.
 
     ``paints`` (guarded by ``lock``) holds (x, y, amount, radius, target) requests from the GUI thread; they
-    are applied here, between steps, so the simulation is only ever touched by this thread. A blow-up
-    raises after the last good frame was yielded.
+    are applied here, between steps, so the simulation is only ever touched by this thread. ``options``
+    (read each frame) says whether velocity arrows are wanted. Diagnostics and the spectrum cost as much as
+    a step, so they are computed at 10 Hz and 4 Hz; frames in between carry ``None`` (the panel keeps the
+    last values). A blow-up raises after the last good frame was yielded.
     """
+    last_diag = last_spec = -math.inf
     while True:
         with lock:
             todo, paints[:] = list(paints), []
         for args in todo:
             sim.paint(*args)
         sim.step(steps_per_frame)
-        yield snapshot(sim, quiver)
+        now = time.perf_counter()
+        diag, spec = now - last_diag >= 0.1, now - last_spec >= 0.25
+        last_diag = now if diag else last_diag
+        last_spec = now if spec else last_spec
+        yield snapshot(
+            sim,
+            options.get("quiver_n", 24),
+            velocity=bool(options.get("quiver")),
+            diagnostics=diag,
+            spectrum=spec,
+        )
 
 
-def snapshot(sim, quiver: int = 24) -> dict:
-    """A frame: every field of the model (float32), subsampled velocity, diagnostics, spectrum."""
+def snapshot(
+    sim, quiver: int = 24, *, velocity: bool = True, diagnostics: bool = True, spectrum: bool = True
+) -> dict:
+    """A frame: every field of the model (float32), and optionally subsampled velocity, diagnostics, spectrum."""
     fields = {name: sim.field(name).astype(np.float32) for name in sim.field_names}
-    vel = sim.velocity()
+    vel = sim.velocity() if velocity else None
     if vel is not None:
         s = max(1, vel[0].shape[0] // quiver)
         vel = (vel[0][::s, ::s].astype(np.float32), vel[1][::s, ::s].astype(np.float32))
-    spec = sim.spectrum()
     return {
         "t": float(sim.t),
         "step": int(sim.steps),
         "fields": fields,
         "velocity": vel,
-        "diagnostics": sim.diagnostics(),
-        "spectrum": spec,
+        "diagnostics": sim.diagnostics() if diagnostics else None,
+        "spectrum": sim.spectrum() if spectrum else None,
     }
 
 
@@ -394,10 +413,14 @@ class PDEPanel(Panel):
         self._task = None
         self._paints: list = []
         self._lock = threading.Lock()
+        self._live_options: dict = {"quiver": False}  # read by the live worker every frame
         self._frames: list[dict] = []  # recorded frames (scrub / replay / video)
         self._hist: dict[str, list] = {"t": []}
         self._probe = (0.5, 0.5)
         self._probe_hist: list[tuple[float, float]] = []
+        self._line: tuple[tuple[float, float], tuple[float, float]] | None = None  # line probe end points
+        self._line_hist: list[tuple[float, np.ndarray]] = []  # (t, profile) per recorded frame
+        self._line_drag: tuple[float, float] | None = None  # start of a Shift+drag
         self._current: dict | None = None
         self._darcy: dict | None = None
         self._darcy_totals: list[tuple[int, int, int]] = []
@@ -447,6 +470,12 @@ class PDEPanel(Panel):
         self._probe_marker.set_data(
             np.array([[0.5, 0.5]], np.float32), face_color="yellow", edge_color="black", size=10, symbol="x"
         )
+        self._line_vis = scene.visuals.Line(
+            pos=np.zeros((2, 2), np.float32), color="black", width=2, parent=self._view.scene
+        )
+        self._line_vis.order = 9
+        self._line_vis.set_gl_state("translucent", depth_test=False)
+        self._line_vis.visible = False
         self._colorbar = scene.widgets.ColorBarWidget(
             "viridis",
             "bottom",
@@ -517,6 +546,13 @@ class PDEPanel(Panel):
             "energy and enstrophy vs time", "time t", "energy ½⟨|u|²⟩, enstrophy ½⟨ω²⟩", logy=True
         )
         self.probe_plot = make_plot("Probe at (0.50, 0.50)", "time t", "field value")
+        self.line_plot = make_plot(
+            "Line probe: draw a line with Shift+drag", "distance along line", "field value"
+        )
+        self.kymo_plot = make_plot("Line probe over time", "distance along line", "time t", legend=False)
+        self._line_curve = self.line_plot.plot([], [], pen={"color": "#8c564b", "width": 2}, name="now")
+        self._kymo = pg.ImageItem()
+        self.kymo_plot.addItem(self._kymo)
         self.darcy_plot = make_plot(
             "Darcy: residual vs iteration", "CG iteration", "relative residual ||r||/||b||", logy=True
         )
@@ -535,6 +571,10 @@ class PDEPanel(Panel):
         tabs = QTabWidget()
         tabs.addTab(self.energy_plot, "Energy")
         tabs.addTab(self.probe_plot, "Probe")
+        line_tab = QSplitter(Qt.Orientation.Vertical)
+        line_tab.addWidget(self.line_plot)
+        line_tab.addWidget(self.kymo_plot)
+        tabs.addTab(line_tab, "Line")
         tabs.addTab(self.darcy_plot, "Darcy")
         self._tabs = tabs
         side = QSplitter(Qt.Orientation.Vertical)
@@ -596,6 +636,7 @@ class PDEPanel(Panel):
     def set_params(self, cfg: PDEParams) -> None:
         old = self._p
         self._p = cfg
+        self._live_options["quiver"] = cfg.quiver
         self.form.set_values(cfg.__dict__)
         self._sync_view_choices()
         self._update_form_enabled()
@@ -624,6 +665,8 @@ class PDEPanel(Panel):
         if name:
             self._p = replace(self._p, view=name)
             self._probe_hist.clear()
+            if self._line is not None:
+                self.set_line(*self._line)
             self._redraw()
 
     # -- simulation --------------------------------------------------------------------------------------
@@ -678,6 +721,7 @@ class PDEPanel(Panel):
             self._p.steps_per_frame,
             self._paints,
             self._lock,
+            self._live_options,
             group=f"pde-live-{id(self)}",
             label=f"PDE {self._p.model}",
             throttle_ms=15.0,
@@ -753,15 +797,23 @@ class PDEPanel(Panel):
         self._record(frame)
 
     def _record(self, frame: dict) -> None:
+        prev = self._current
         self._current = frame
         d = frame["diagnostics"]
-        self._hist["t"].append(frame["t"])
-        for k, v in d.items():
-            self._hist.setdefault(k, []).append(v)
-        for k in self._hist:
-            if k != "t" and len(self._hist[k]) < len(self._hist["t"]):
-                self._hist[k].insert(0, np.nan)
+        if d is None or frame["spectrum"] is None:  # throttled live frame: carry the last values forward
+            if d is None:
+                frame["diagnostics"] = dict(prev["diagnostics"]) if prev else {}
+            if frame["spectrum"] is None and prev is not None:
+                frame["spectrum"] = prev["spectrum"]
+        if d is not None:
+            self._hist["t"].append(frame["t"])
+            for k, v in d.items():
+                self._hist.setdefault(k, []).append(v)
+            for k in self._hist:
+                if k != "t" and len(self._hist[k]) < len(self._hist["t"]):
+                    self._hist[k].insert(0, np.nan)
         self._probe_value(frame)
+        self._line_value(frame)
         if self._p.record or not self._frames:
             self._frames.append(frame)
             if len(self._frames) > MAX_RECORD:
@@ -779,6 +831,14 @@ class PDEPanel(Panel):
         n = f.shape[0]
         i, j = int(self._probe[1] * n) % n, int(self._probe[0] * n) % n
         self._probe_hist.append((frame["t"], float(f[i, j])))
+
+    def _line_value(self, frame: dict) -> None:
+        f = frame["fields"].get(self._p.view)
+        if self._line is None or f is None:
+            return
+        self._line_hist.append((frame["t"], line_profile(f, *self._line, num=LINE_SAMPLES)[1]))
+        if len(self._line_hist) > MAX_RECORD:
+            del self._line_hist[0]
 
     def _on_darcy(self, data: dict) -> None:
         self._darcy = data
@@ -947,6 +1007,32 @@ class PDEPanel(Panel):
         self.probe_plot.getPlotItem().setTitle(
             f"Probe {self._p.view} at ({self._probe[0]:.2f}, {self._probe[1]:.2f})", color="k"
         )
+        self._update_line_plots()
+
+    def _update_line_plots(self) -> None:
+        """Profile along the line now, and the space-time image of the recorded profiles (same colours as
+        the field view)."""
+        f, _ = self._display()
+        if self._line is None or f is None or self._p.model == "darcy":
+            self._line_curve.setData([], [])
+            self._kymo.clear()
+            return
+        (x0, y0), (x1, y1) = self._line
+        dist, v = line_profile(f, *self._line, num=LINE_SAMPLES)
+        self._line_curve.setData(dist, finite_or_nan(v))
+        self.line_plot.getPlotItem().setTitle(
+            f"{self._p.view} from ({x0:.2f}, {y0:.2f}) to ({x1:.2f}, {y1:.2f})", color="k"
+        )
+        if len(self._line_hist) >= 2:
+            t = np.array([h[0] for h in self._line_hist])
+            vals = np.stack([h[1] for h in self._line_hist])  # (T, samples)
+            cmap, clim = self._cmap_and_clim_cache if self._clim is not None else self._cmap_and_clim(f)
+            rgba = colormap_rgba(vals.T, cmap, clim)  # (samples, T, 4): x = distance, y = time
+            self._kymo.setImage(rgba, autoLevels=False)
+            span = max(float(t[-1] - t[0]), 1e-12)
+            self._kymo.setRect(QRectF(0.0, float(t[0]), float(dist[-1]) or 1.0, span))
+        else:
+            self._kymo.clear()
 
     def _clear_plots(self) -> None:
         for c in (
@@ -956,6 +1042,7 @@ class PDEPanel(Panel):
             self._e_curve,
             self._z_curve,
             self._probe_curve,
+            self._line_curve,
             self._res_plain,
             self._res_rec,
         ):
@@ -981,21 +1068,36 @@ class PDEPanel(Panel):
         xy = self._to_unit(event.pos)
         if xy is None:
             return
-        ctrl = "Control" in [k.name for k in (event.modifiers or ())]
-        if event.button == 2 or ctrl:
+        mods = [k.name for k in (event.modifiers or ())]
+        if event.button == 1 and "Shift" in mods:
+            self._line_drag = xy
+            return
+        if event.button == 2 or "Control" in mods:
             self.set_probe(*xy)
         elif event.button == 1:
             self._painting = True
             self.paint_at(*xy)
 
     def _on_mouse_move(self, event) -> None:
+        if self._line_drag is not None and event.is_dragging:
+            xy = self._to_unit(event.pos)
+            if xy is not None:
+                self._show_line((self._line_drag, xy))
+            return
         if self._painting and event.is_dragging:
             xy = self._to_unit(event.pos)
             if xy is not None:
                 self.paint_at(*xy)
 
-    def _on_mouse_release(self, _event) -> None:
+    def _on_mouse_release(self, event) -> None:
         self._painting = False
+        if self._line_drag is not None:
+            end = self._to_unit(event.pos)
+            start, self._line_drag = self._line_drag, None
+            if end is not None and np.hypot(end[0] - start[0], end[1] - start[1]) > 1e-3:
+                self.set_line(start, end)
+            else:
+                self._show_line(self._line)
 
     def paint_at(self, x: float, y: float) -> None:
         """Queue a Gaussian blob at (x, y) in [0, 1]^2 (applied by the running worker, or now when paused)."""
@@ -1031,6 +1133,22 @@ class PDEPanel(Panel):
         for fr in self._frames:
             self._probe_value(fr)
         self._redraw()
+
+    def set_line(self, p0: tuple[float, float], p1: tuple[float, float]) -> None:
+        """Probe the viewed field along the segment p0 -> p1 (unit coordinates) for every recorded frame."""
+        self._line = ((float(p0[0]), float(p0[1])), (float(p1[0]), float(p1[1])))
+        self._line_hist.clear()
+        for fr in self._frames:
+            self._line_value(fr)
+        self._show_line(self._line)
+        self._tabs.setCurrentIndex(self._tabs.indexOf(self.kymo_plot.parentWidget()))
+        self._update_line_plots()
+
+    def _show_line(self, line) -> None:
+        self._line_vis.visible = line is not None
+        if line is not None:
+            self._line_vis.set_data(pos=np.asarray(line, np.float32))
+        self._canvas.update()
 
     # -- scrub / replay ----------------------------------------------------------------------------------
     def _on_play(self, on: bool) -> None:
@@ -1150,7 +1268,17 @@ class PDEPanel(Panel):
                 lambda p: export_plot(self.darcy_plot, p),
             ),
             ExportAction("Fields NPZ", ("npz",), self._write_npz),
+            ExportAction("Line probe CSV", ("csv",), self._write_line_csv),
         ]
+
+    def _write_line_csv(self, path: Path) -> None:
+        f, _ = self._display()
+        if f is None or self._p.model == "darcy":
+            raise UserError("no field to probe yet: press Run or Step")
+        line = self._line or ((0.0, 0.5), (1.0, 0.5))  # no line drawn: the horizontal midline
+        xy = line_points(*line, LINE_SAMPLES)
+        dist, v = line_profile(f, *line, num=LINE_SAMPLES)
+        save_csv(path, ["distance", "x", "y", self._p.view], [dist, xy[:, 0], xy[:, 1], v])
 
     def _write_spectrum(self, path: Path) -> None:
         fr = self._current
@@ -1203,6 +1331,10 @@ class PDEPanel(Panel):
             arrays[name] = np.stack([f["fields"][name] for f in self._frames])
         for k, v in self._hist.items():
             arrays[f"hist_{k}"] = np.asarray(v, dtype=float)
+        if self._line is not None and self._line_hist:
+            arrays["line_points"] = np.asarray(self._line, dtype=float)
+            arrays["line_t"] = np.array([h[0] for h in self._line_hist])
+            arrays["line_values"] = np.stack([h[1] for h in self._line_hist])
         if self._current and self._current.get("spectrum") is not None:
             arrays["spectrum_k"], arrays["spectrum_E"] = self._current["spectrum"]
         save_npz(path, **arrays)
@@ -1210,12 +1342,16 @@ class PDEPanel(Panel):
     def state(self) -> dict:
         s = super().state()
         s.update(t=self._current["t"] if self._current else 0.0, probe=list(self._probe))
+        if self._line is not None:
+            s["line"] = [list(self._line[0]), list(self._line[1])]
         return s
 
     def restore(self, state: dict) -> None:
         super().restore(state)
         if "probe" in state:
             self.set_probe(*state["probe"])
+        if state.get("line"):
+            self.set_line(*state["line"])
 
     def shutdown(self) -> None:
         self._replay_timer.stop()

@@ -131,3 +131,34 @@ def test_replay_scrubs_through_recording(panel, qtbot):
     panel.replay(True)
     qtbot.waitUntil(lambda: not panel._replay_timer.isActive(), timeout=5_000)
     assert seen == steps[: len(seen)] and len(seen) == len(steps)
+
+
+def test_line_probe_profile_history_and_csv(panel, tmp_path):
+    from backends.pde.probes import line_profile
+
+    panel.advance(1)
+    panel.set_line((0.1, 0.25), (0.9, 0.75))
+    assert len(panel._line_hist) == len(panel._frames) >= 1  # filled from the recording
+    panel.advance(2)
+    t, prof = panel._line_hist[-1]
+    f = panel._current["fields"]["vorticity"]
+    _, want = line_profile(f, (0.1, 0.25), (0.9, 0.75), num=len(prof))
+    assert t == panel._current["t"] and np.allclose(prof, want)
+    # the kymograph shows one column per recorded frame, coloured like the field view
+    assert panel._kymo.image.shape[:2] == (len(prof), len(panel._line_hist))
+    assert panel._line_vis.visible
+    path = tmp_path / "line.csv"
+    panel._write_line_csv(path)
+    data = np.loadtxt(path, delimiter=",", skiprows=1)
+    assert data.shape == (len(prof), 4) and np.allclose(data[:, 3], want, atol=1e-6)
+    assert panel.state()["line"] == [[0.1, 0.25], [0.9, 0.75]]
+
+
+def test_live_frames_throttle_diagnostics_but_keep_history_consistent(panel, qtbot):
+    panel.start()
+    qtbot.waitUntil(lambda: panel._current is not None and panel._current["step"] >= 8, timeout=20_000)
+    panel.stop()
+    h = panel._hist
+    assert 1 <= len(h["t"]) <= panel._current["step"] + 1
+    assert all(len(v) == len(h["t"]) for v in h.values())
+    assert panel._current["diagnostics"] and panel._current["spectrum"] is not None  # carried forward
