@@ -169,6 +169,77 @@ def fill_with_splitter(owner: QWidget, parts: list[QWidget], stretch: list[int])
     return split
 
 
+# -- colour bar -------------------------------------------------------------------------------------------
+class ColorBar(QWidget):
+    """A horizontal colour bar drawn by Qt under a canvas: gradient, five tick values and a label.
+
+    Drawn outside the GL canvas on purpose: it changes a few times a second at most, while text inside a
+    vispy scene is re-laid out on every frame the canvas draws.
+    """
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._lut = np.linspace(0, 1, 256)[:, None].repeat(4, 1)
+        self._lut[:, 3] = 1.0
+        self._limits = (0.0, 1.0)
+        self._label = ""
+        self.setMinimumHeight(56)
+        self.setMaximumHeight(56)
+
+    def set_colormap(self, lut: np.ndarray) -> None:
+        """``lut``: (N, 4) RGBA in [0, 1], low to high."""
+        self._lut = np.asarray(lut, dtype=float)
+        self.update()
+
+    def set_limits(self, lo: float, hi: float) -> None:
+        if (lo, hi) != self._limits:
+            self._limits = (float(lo), float(hi))
+            self.update()
+
+    def set_label(self, text: str) -> None:
+        if text != self._label:
+            self._label = text
+            self.update()
+
+    def limits(self) -> tuple[float, float]:
+        return self._limits
+
+    def paintEvent(self, _event) -> None:
+        from PySide6.QtCore import QPointF, QRectF
+        from PySide6.QtGui import QColor, QLinearGradient, QPainter
+
+        painter = QPainter(self)
+        try:
+            fm = painter.fontMetrics()
+            margin = max(fm.horizontalAdvance("-0.000e+00") // 2, 8)
+            bar = QRectF(margin, 4, max(self.width() - 2 * margin, 10), 14)
+            grad = QLinearGradient(bar.topLeft(), bar.topRight())
+            n = len(self._lut)
+            for i in range(0, n, max(1, n // 64)):
+                r, g, b, a = (float(np.clip(c, 0, 1)) for c in self._lut[i])
+                grad.setColorAt(i / (n - 1), QColor.fromRgbF(r, g, b, a))
+            r, g, b, a = (float(np.clip(c, 0, 1)) for c in self._lut[-1])
+            grad.setColorAt(1.0, QColor.fromRgbF(r, g, b, a))
+            painter.fillRect(bar, grad)
+            painter.setPen(QColor("black"))
+            painter.drawRect(bar)
+            lo, hi = self._limits
+            y = bar.bottom()
+            for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+                x = bar.left() + frac * bar.width()
+                painter.drawLine(QPointF(x, y), QPointF(x, y + 4))
+                text = f"{lo + frac * (hi - lo):.3g}"
+                tw = fm.horizontalAdvance(text)
+                painter.drawText(QPointF(x - tw / 2, y + 5 + fm.ascent()), text)
+            if self._label:
+                tw = fm.horizontalAdvance(self._label)
+                painter.drawText(
+                    QPointF((self.width() - tw) / 2, y + 7 + fm.ascent() + fm.height()), self._label
+                )
+        finally:
+            painter.end()
+
+
 # -- play bar ---------------------------------------------------------------------------------------------
 class PlayBar(QWidget):
     """Run / pause / step buttons and a scrub slider over recorded frames."""

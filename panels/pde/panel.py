@@ -38,6 +38,7 @@ from backends.common import UserError
 from backends.pde.probes import line_points, line_profile
 from panels.base import ExportAction, Panel
 from panels.widgets import (
+    ColorBar,
     Field,
     ParamForm,
     PlayBar,
@@ -438,11 +439,12 @@ class PDEPanel(Panel):
         from vispy import scene
 
         self._canvas = make_canvas(bgcolor="#ffffff", size=(720, 600))
-        grid = self._canvas.central_widget.add_grid(spacing=0)
-        self._title = scene.Label("", color="black", font_size=11)
-        self._title.height_max = 32
-        grid.add_widget(self._title, row=0, col=0)
-        self._view = grid.add_view(row=1, col=0, border_color=None)
+        # The canvas holds only the field and its overlays; title and colour bar are Qt widgets around it
+        # (text inside a vispy scene is re-laid out every frame, which costs more than the field itself).
+        self._view = self._canvas.central_widget.add_view(border_color=None)
+        self._title = QLabel("")
+        self._title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._title.setObjectName("pde_title")
         self._view.camera = scene.PanZoomCamera(rect=(0, 0, 1, 1), aspect=1.0, interactive=False)
         self._image = scene.visuals.Image(
             np.zeros((8, 8), np.float32),
@@ -476,21 +478,7 @@ class PDEPanel(Panel):
         self._line_vis.order = 9
         self._line_vis.set_gl_state("translucent", depth_test=False)
         self._line_vis.visible = False
-        self._colorbar = scene.widgets.ColorBarWidget(
-            "viridis",
-            "bottom",
-            label="",
-            clim=(-1, 1),
-            label_color="black",
-            border_width=1.0,
-            axis_ratio=0.08,
-            padding=(0.12, 0.25),
-        )
-        self._colorbar.height_max = 60
-        grid.add_widget(self._colorbar, row=2, col=0)
-        self._cbar_label = scene.Label("", color="black", font_size=10)  # the colourbar's label, below it
-        self._cbar_label.height_max = 26
-        grid.add_widget(self._cbar_label, row=3, col=0)
+        self._colorbar = ColorBar()
         self._canvas.events.mouse_press.connect(self._on_mouse)
         self._canvas.events.mouse_move.connect(self._on_mouse_move)
         self._canvas.events.mouse_release.connect(self._on_mouse_release)
@@ -535,7 +523,9 @@ class PDEPanel(Panel):
         centre = QWidget()
         cv = QVBoxLayout(centre)
         cv.setContentsMargins(0, 0, 0, 0)
+        cv.addWidget(self._title)
         cv.addWidget(self._canvas.native, 1)
+        cv.addWidget(self._colorbar)
         cv.addWidget(self.playbar)
         cv.addWidget(self.info)
 
@@ -912,7 +902,7 @@ class PDEPanel(Panel):
         refreshed at a few Hz only (text layout and pyqtgraph repaints cost more than the field itself)."""
         f, label = self._display()
         if f is None:
-            self._title.text = self._title_text("")
+            self._title.setText(self._title_text(""))
             return
         now = time.perf_counter()
         slow = frame is None or now - self._text_clock > 0.3
@@ -925,19 +915,18 @@ class PDEPanel(Panel):
             self._cmap_name = cmap
             self._cmap_obj = get_cmap(cmap)
             self._image.cmap = self._cmap_obj
-            self._colorbar.cmap = self._cmap_obj
+            self._colorbar.set_colormap(self._cmap_obj.map(np.linspace(0.0, 1.0, 256)))
         if clim != self._clim:
             self._clim = clim
             self._image.clim = clim
-            self._colorbar.clim = (f"{clim[0]:.3g}", f"{clim[1]:.3g}")
+            self._colorbar.set_limits(*clim)
         if n != getattr(self, "_img_n", None):
             self._img_n = n
             self._image.transform = _scale_transform(1.0 / n)
         if slow:
             self._text_clock = now
-            if self._cbar_label.text != label:
-                self._cbar_label.text = label
-            self._title.text = self._title_text(label)
+            self._colorbar.set_label(label)
+            self._title.setText(self._title_text(label))
         fr = self._current
         vel = fr.get("velocity") if (fr is not None and self._p.model != "darcy") else None
         if self._p.quiver and vel is not None:
@@ -1210,6 +1199,9 @@ class PDEPanel(Panel):
             for a, b in zip(pts[0::2], pts[1::2]):
                 draw.line([tuple(a), tuple(b)], fill="black", width=max(1, side // 500))
                 draw.ellipse([b[0] - 1, b[1] - 1, b[0] + 1, b[1] + 1], fill="black")
+        if self._line is not None:
+            ends = [(x0 + lx * side, y0 + (1 - ly) * side) for lx, ly in self._line]
+            draw.line(ends, fill="black", width=max(1, side // 300))
         px, py = x0 + self._probe[0] * side, y0 + (1 - self._probe[1]) * side
         r = max(3, side // 80)
         draw.line([(px - r, py - r), (px + r, py + r)], fill="yellow", width=3)
