@@ -17,6 +17,7 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
+import shiboken6
 import vispy
 from PySide6 import QtCore, QtGui
 from PySide6.QtOpenGL import QOpenGLWindow
@@ -188,6 +189,8 @@ def grab_widget(widget: QWidget) -> QtGui.QImage:
         for backend in list(_CANVASES):
             box = backend._container
             canvas = backend._vispy_canvas
+            if not shiboken6.isValid(box) or not shiboken6.isValid(backend):
+                continue  # the widget tree it lived in is gone
             if canvas is None or not box.isVisible() or not widget.isAncestorOf(box):
                 continue
             w, h = box.width(), box.height()

@@ -1,5 +1,11 @@
-"""GL viewer frame time vs Gaussian count at 800x600 (Mesa llvmpipe under Xvfb), and the reference rasterizer
+"""GL viewer frame time vs Gaussian count at 800x600 (Mesa llvmpipe under Xvfb), with the reference rasterizer
 on the same scene and camera in the same run (ratio).
+
+Off-screen (``canvas.render``: draw + glFinish + read-back): the full-quality still frame, and a moving frame
+(the most important ``--lod`` splats at ``--moving-scale`` resolution). On screen (``--onscreen S``): the
+splat panel in a window whose canvas is ``--size``, turned by 1 degree per frame for S seconds as a mouse drag
+does: frames/s, the splat count its adaptive level of detail settles on, and the time from the last move to
+the full-quality frame (drawn in chunks: the longest the GUI thread is blocked meanwhile is reported).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/splat_viewer.py [--counts 100000,300000,1000000]
 """
@@ -12,6 +18,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -19,11 +26,79 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 
+def onscreen(g, w: int, h: int, seconds: float, moving_fps: float) -> dict:
+    """Frames/s of the real panel while its view turns continuously, then the time to full quality."""
+    from PySide6.QtWidgets import QApplication
+
+    from panels.splat.panel import SplatPanel
+
+    qapp = QApplication.instance()
+    p = SplatPanel()
+    p.set_params(replace(p.params(), moving_fps=moving_fps))
+    p.canvas_obj.native.setFixedSize(w, h)
+    p.show()
+    for _ in range(10):
+        qapp.processEvents()
+        time.sleep(0.02)
+    p._apply_scene(g, reset=True)
+    frames = [0]
+    p.canvas_obj.events.draw.connect(lambda ev: frames.__setitem__(0, frames[0] + 1), position="last")
+    counts = []
+    longest = [0.0]  # the longest the GUI thread was busy in one go (a paint, a chunk of a still frame)
+
+    def events():
+        t0 = time.perf_counter()
+        qapp.processEvents()
+        longest[0] = max(longest[0], time.perf_counter() - t0)
+
+    def next_frame(timeout=30.0):
+        f0, t0 = frames[0], time.perf_counter()
+        while frames[0] == f0 and time.perf_counter() - t0 < timeout:
+            events()
+
+    next_frame()
+    p.rotate(1.0, 0.0)  # warm-up: first moving frames size the level of detail
+    for _ in range(5):
+        next_frame()
+        p.rotate(1.0, 0.0)
+    f0, t0 = frames[0], time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        p.rotate(1.0, 0.0)
+        next_frame()
+        counts.append(p.node.count)
+    moving_s = time.perf_counter() - t0
+    fps = (frames[0] - f0) / moving_s
+    t_stop = time.perf_counter()
+    longest[0] = 0.0
+    while p._shown_key is None or p._shown_key[1] or p.node.count != g.count:
+        events()
+        if time.perf_counter() - t_stop > 300:
+            break
+    next_frame()  # the first full-detail paint (the only one, or the first chunk)
+    while p.node.pending:
+        next_frame()
+    settle = time.perf_counter() - t_stop
+    out = {
+        "onscreen_canvas": list(p.canvas_obj.size),
+        "onscreen_fps_moving": fps,
+        "onscreen_moving_splats_median": int(np.median(counts)) if counts else 0,
+        "onscreen_moving_scale": p.params().moving_scale,
+        "onscreen_still_after_s": settle,
+        "onscreen_longest_gui_block_s": longest[0],
+    }
+    p.shutdown()
+    p.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", default="100000,300000,1000000")
     ap.add_argument("--size", default="800x600")
-    ap.add_argument("--lod", type=int, default=200_000)
+    ap.add_argument("--lod", type=int, default=50_000, help="splats of the off-screen moving frame")
+    ap.add_argument("--moving-scale", type=float, default=0.5)
+    ap.add_argument("--moving-fps", type=float, default=15.0, help="the panel's target while moving")
+    ap.add_argument("--onscreen", type=float, default=4.0, help="seconds of on-screen motion (0: skip)")
     ap.add_argument("--reference-count", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the reference renderer")
@@ -49,20 +124,22 @@ def main() -> None:
     cam = cm.orbit_camera((0, 0.3, 0), 30, 20, 7.0, w, h)
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{gloo.gl.glGetParameter(gloo.gl.GL_RENDERER) if False else ''}",
+        f"load average {os.getloadavg()[0]:.1f} at start",
         "size": [w, h],
         "rows": [],
     }
 
-    def draw_time(rows):
+    def draw_time(rows, scale=1.0):
         node.set_rows(rows)
         node.set_camera(cam)
+        node.scale = scale
         canvas.render(size=(w, h))  # warm up (upload)
         ts = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            canvas.render(size=(w, h))  # draw + glFinish + 800x600 read-back
+            canvas.render(size=(w, h))  # draw + glFinish + read-back
             ts.append(time.perf_counter() - t0)
+        node.scale = 1.0
         return float(np.median(ts))
 
     renderer = None
@@ -76,26 +153,34 @@ def main() -> None:
         node.set_rows(srt)
         upload_s = time.perf_counter() - t0
         full = draw_time(srt)
+        img_gl = canvas.render(size=(w, h)) if n == args.reference_count else None
         if renderer is None:
             renderer = gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)
         row = {"count": n, "draw_s": full, "fps_still": 1 / full, "sort_s": sort_s, "upload_s": upload_s}
-        if n > args.lod:
-            keep = np.sort(np.argpartition(-rows[:, 12], args.lod)[: args.lod])
-            lod = visuals.sort_back_to_front(rows[keep], cam.viewmat)
-            t = draw_time(lod)
-            row.update({"lod_count": args.lod, "draw_lod_s": t, "fps_moving": 1 / t})
-        else:
-            row["fps_moving"] = 1 / full
-        if n == args.reference_count:
-            img_gl = canvas.render(size=(w, h))
+        # the moving frame: the panel's importance order (opacity x size), a prefix of it, lower resolution
+        covs = g.covariances()
+        imp = g.opacities * np.prod(np.sqrt(np.einsum("nii->ni", covs)), 1) ** (1 / 3)
+        keep = np.argsort(-imp, kind="stable")[: min(args.lod, n)]
+        lod = visuals.sort_back_to_front(rows[keep], cam.viewmat)
+        t = draw_time(lod, args.moving_scale)
+        row.update({"lod_count": len(keep), "moving_scale": args.moving_scale, "draw_moving_s": t})
+        if img_gl is not None:
             t0 = time.perf_counter()
             ref = raster.render(g, cam, (0, 0, 0))
             row["reference_s"] = time.perf_counter() - t0
             row["reference_over_gl"] = row["reference_s"] / full
             row["psnr_gl_vs_reference_db"] = raster.psnr(img_gl[..., :3] / 255.0, ref)
+            node.set_rows(lod)
+            node.scale = args.moving_scale
+            img_mv = canvas.render(size=(w, h))
+            node.scale = 1.0
+            row["psnr_moving_frame_vs_reference_db"] = raster.psnr(img_mv[..., :3] / 255.0, ref)
+        if args.onscreen > 0:
+            row.update(onscreen(g, w, h, args.onscreen, args.moving_fps))
         results["rows"].append(row)
         print(json.dumps(row), flush=True)
     results["renderer"] = renderer
+    results["load_average_end"] = os.getloadavg()[0]
     print(json.dumps(results, indent=1))
     canvas.close()
 

@@ -2,7 +2,8 @@
 
 Readers: standard 3DGS ``.ply`` (SH degree 0-3, plus the 4D extension of ``docs/splat_4d_ply.md`` and any
 extra scalar property), PlayCanvas/SuperSplat *compressed* ``.ply``, antimatter15 ``.splat`` and Niantic
-``.spz`` (gzip v1-v3; a zstd-compressed NGSP stream). Writers: ``.ply`` (3D or 4D) and ``.splat``.
+``.spz`` (gzip v1-v3, a zstd-compressed legacy stream, and the v4 container: a 32-byte plain header, a table
+of contents and one zstd stream per attribute). Writers: ``.ply`` (3D or 4D) and ``.splat``.
 
 Every reader is a generator (:func:`load_gen`) that yields :class:`backends.common.Progress` and returns
 the :class:`Gaussians` only when the whole file was read and validated: a truncated or corrupt file raises
@@ -422,7 +423,80 @@ SPZ_MAGIC = 0x5053474E  # "NGSP"
 SPZ_COLOR_SCALE = 0.15
 
 
+SPZ_V4_HEADER = 32
+
+
+def _spz_v4_payload(raw: bytes, path: Path) -> bytes:
+    """Niantic SPZ v4 (nianticlabs/spz ``load-spz.cc``, format version 4): little-endian header
+    magic u32, version u32, count u32, SH degree u8, fractional bits u8, flags u8, stream count u8,
+    TOC offset u32, 12 reserved bytes; extension records up to the TOC (flag 0x2); the TOC holds
+    (compressed, uncompressed) u64 sizes per stream; the zstd streams follow back to back up to the end of
+    the file, in the legacy attribute order (positions, alphas, colours, scales, rotations, SH) with empty
+    ones left out. Returns the legacy layout (16-byte header + the attributes) that :func:`read_spz_gen`
+    decodes."""
+    if len(raw) < SPZ_V4_HEADER:
+        raise UserError(f"{path.name}: SPZ v4 header truncated ({len(raw)} of 32 bytes); nothing was loaded")
+    _, version, n = (int(v) for v in np.frombuffer(raw[:12], "<u4"))
+    sh_degree, frac_bits, flags, n_streams = raw[12], raw[13], raw[14], raw[15]
+    toc = int(np.frombuffer(raw[16:20], "<u4")[0])
+    if version != 4:
+        raise UserError(f"{path.name}: unsupported SPZ version {version} in a v4 (plain header) file")
+    if sh_degree > 3:
+        raise UserError(f"{path.name}: SPZ SH degree {sh_degree} not supported (0-3)")
+    if flags & 0x2:
+        raise UserError(f"{path.name}: SPZ extensions (flag 0x2) are not supported")
+    if n == 0:
+        raise UserError(f"{path.name}: the SPZ file holds no Gaussians")
+    _check_memory(n, sh_degree, path)
+    sizes = [s for s in (9 * n, n, 3 * n, 3 * n, 4 * n, ((sh_degree + 1) ** 2 - 1) * 3 * n) if s]
+    if n_streams != len(sizes):
+        raise UserError(
+            f"{path.name}: corrupt SPZ v4 file: {n_streams} attribute streams, expected {len(sizes)} "
+            f"for SH degree {sh_degree}; nothing was loaded"
+        )
+    end = toc + 16 * n_streams
+    if toc < SPZ_V4_HEADER or end > len(raw):
+        raise UserError(f"{path.name}: SPZ v4 table of contents truncated or corrupt; nothing was loaded")
+    table = np.frombuffer(raw[toc:end], "<u8").reshape(n_streams, 2)
+    if [int(u) for u in table[:, 1]] != sizes:
+        raise UserError(
+            f"{path.name}: corrupt SPZ v4 file: stream sizes {table[:, 1].tolist()} do not match "
+            f"{n:,} Gaussians of SH degree {sh_degree}; nothing was loaded"
+        )
+    stop = end + int(table[:, 0].sum())
+    if stop > len(raw):
+        raise UserError(
+            f"{path.name} is truncated: its streams need {stop:,} bytes, the file has {len(raw):,}; "
+            "nothing was loaded"
+        )
+    if stop < len(raw):
+        raise UserError(f"{path.name}: corrupt SPZ v4 file ({len(raw) - stop:,} bytes after the last stream)")
+    import zstandard
+
+    header = np.array([SPZ_MAGIC, 4, n], "<u4").tobytes() + bytes([sh_degree, frac_bits, flags & 0x1, 0])
+    parts, o = [header], end
+    dec = zstandard.ZstdDecompressor()
+    for (size_c, size_u), name in zip(
+        table.tolist(), ("positions", "alphas", "colours", "scales", "rotations", "SH")
+    ):
+        try:
+            part = dec.decompress(raw[o : o + size_c], max_output_size=size_u)
+        except zstandard.ZstdError as exc:
+            raise UserError(
+                f"{path.name}: corrupt or truncated zstd stream of the {name} ({exc}); nothing was loaded"
+            ) from None
+        if len(part) != size_u:
+            raise UserError(
+                f"{path.name}: corrupt SPZ v4 file: the {name} stream holds {len(part):,} of {size_u:,} bytes"
+            )
+        parts.append(part)
+        o += size_c
+    return b"".join(parts)
+
+
 def _decompress_spz(raw: bytes, path: Path) -> bytes:
+    if raw[:4] == SPZ_MAGIC.to_bytes(4, "little") and raw[4:8] == (4).to_bytes(4, "little"):
+        return _spz_v4_payload(raw, path)
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
@@ -441,10 +515,7 @@ def _decompress_spz(raw: bytes, path: Path) -> bytes:
             ) from None
     if raw[:4] == SPZ_MAGIC.to_bytes(4, "little"):
         return raw
-    raise UserError(
-        f"{path.name}: not a readable .spz file (no gzip, zstd or NGSP magic; SPZ v4 files with "
-        f"a plain-text header and per-attribute zstd streams are not supported yet)"
-    )
+    raise UserError(f"{path.name}: not a readable .spz file (no gzip, zstd or NGSP magic)")
 
 
 def read_spz_gen(path: Path) -> Iterator:

@@ -32,6 +32,9 @@ from panels.widgets import Field, ParamForm
 
 BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "grey": (0.5, 0.5, 0.5)}
 SCENES = ("sample 3D", "dynamic 4D", "file")
+# still frames of more splats than this are drawn in chunks of it, one per paint, so the GUI answers
+# between them (llvmpipe, 2 cores, 800x600: 0.3 s per 100k splats idle, 1-1.4 s loaded)
+PROGRESSIVE_CHUNK = 50_000
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,9 @@ class SplatConfig:
     seed: int = 0
     time: float = 0.0
     play_speed: float = 0.25  # scene time units per second
-    lod_count: int = 100_000  # splats drawn while the view moves (llvmpipe: vertex stage is single-threaded)
+    lod_count: int = 100_000  # at most this many splats are drawn while the view moves
+    moving_fps: float = 15.0  # while moving, the splat count adapts to reach this frame rate
+    moving_scale: float = 0.5  # render resolution (fraction of the canvas) while moving
     export_renderer: str = "gl"  # gl | reference
     export_size: str = "1280x960"
     video_frames: int = 36  # frames of a turntable / camera path / 4D playback video (30 frames/s)
@@ -73,6 +78,10 @@ class SplatConfig:
             raise UserError(f"video frames must be 2..3600, got {self.video_frames}")
         if self.lod_count < 1000:
             raise UserError("moving-detail count must be >= 1000")
+        if not 1.0 <= self.moving_fps <= 120.0:
+            raise UserError(f"target frames/s while moving must be 1..120, got {self.moving_fps}")
+        if not 0.25 <= self.moving_scale <= 1.0:
+            raise UserError(f"resolution while moving must be 0.25..1, got {self.moving_scale}")
         parse_size(self.export_size)
         self.edit_config()  # validates the edit fields and the crop box
 
@@ -150,7 +159,9 @@ class SplatPanel(Panel):
         self._edited: Gaussians | None = None  # after edits and colouring
         self._legend: edits.Legend | None = None
         self._rows_full: np.ndarray | None = None  # unsorted instance rows at the current time
-        self._rows_lod: np.ndarray | None = None
+        self._rows_lod: np.ndarray | None = None  # the moving subset: a prefix of _imp_order
+        self._imp_order: np.ndarray | None = None  # row indices by decreasing importance
+        self._lod_budget = self._cfg.lod_count  # splats drawn while moving, adapted to the frame rate
         self._sh_full: np.ndarray | None = None  # SH aligned with the rows, when view dependent (degree > 0)
         self._sh_lod: np.ndarray | None = None
         self._shown_key = None
@@ -170,7 +181,9 @@ class SplatPanel(Panel):
         self._sort_task = None
 
         self.canvas_obj, self.node = visuals.make_splat_canvas(bgcolor=BACKGROUNDS[self._cfg.background])
+        self.node.chunk = PROGRESSIVE_CHUNK
         self.canvas_obj.events.draw.connect(self._on_draw)
+        self.canvas_obj.events.draw.connect(self._after_draw, position="last")
         self.canvas_obj.events.mouse_press.connect(self._on_mouse_press)
         self.canvas_obj.events.mouse_release.connect(self._on_mouse_release)
         self.canvas_obj.events.mouse_move.connect(self._on_mouse_move)
@@ -203,7 +216,18 @@ class SplatPanel(Panel):
                     "text",
                     tooltip="XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX in scene units; empty = off",
                 ),
-                Field("lod_count", "Splats while moving", "int", 1000, 5_000_000, step=50_000),
+                Field(
+                    "lod_count",
+                    "Max splats while moving",
+                    "int",
+                    1000,
+                    5_000_000,
+                    step=50_000,
+                    tooltip="while the view moves the most opaque and largest splats are drawn, as many "
+                    "as the target frame rate allows, up to this count",
+                ),
+                Field("moving_fps", "Target frames/s while moving", "float", 1, 120, 1, 5),
+                Field("moving_scale", "Resolution while moving", "float", 0.25, 1, 2, 0.25),
                 Field("export_renderer", "Export renderer", "choice", choices=("gl", "reference")),
                 Field("export_size", "Export size", "text"),
                 Field("video_frames", "Video frames (30/s)", "int", 2, 3600, step=30),
@@ -298,6 +322,8 @@ class SplatPanel(Panel):
             or old.color_by != cfg.color_by
             or old.lod_count != cfg.lod_count
         )
+        if old.lod_count != cfg.lod_count:
+            self._lod_budget = cfg.lod_count
         if needs_edit:
             self._rebuild()
         else:
@@ -366,24 +392,32 @@ class SplatPanel(Panel):
             means, covs, opac = e.means, e.covariances(), e.opacities
         colors = eval_sh_colors(e.sh, means, cam.position)
         self._rows_full = visuals.pack(means, covs, colors, opac)
-        n = len(self._rows_full)
-        if n > self._cfg.lod_count:  # reduced detail while moving: the most opaque-and-large first
-            importance = opac * np.prod(np.sqrt(np.maximum(np.einsum("nii->ni", covs), 1e-30)), 1) ** (1 / 3)
-            keep = np.argpartition(-importance, self._cfg.lod_count)[: self._cfg.lod_count]
-            keep = np.sort(keep)
-            self._rows_lod = self._rows_full[keep]
-            self._sh_lod = e.sh[keep] if e.sh.shape[1] > 1 else None
-        else:
-            self._rows_lod = None
         self._sh_full = e.sh if e.sh.shape[1] > 1 else None
+        # reduced detail while moving: the most opaque-and-large splats first; the moving set is a prefix of
+        # this order whose length follows the measured frame time
+        importance = opac * np.prod(np.sqrt(np.maximum(np.einsum("nii->ni", covs), 1e-30)), 1) ** (1 / 3)
+        self._imp_order = np.argsort(-importance, kind="stable")
+        self._set_lod(self._lod_budget)
         self._shown_key = None
-        self._sort_now(self._rows_full, full=True)
+        self._sort_now(self._rows_full, moving=False)
         self.info_label.setText(
             f"{self._scene.source}: {e.count:,} of {self._scene.count:,} Gaussians after edits; "
             f"SH degree {e.sh_degree}; "
             f"{'4D, t in [{:.2f}, {:.2f}]'.format(*self._time_range) if e.is_4d else '3D'}; "
             f"{(self._rows_full.nbytes) / 2**20:.1f} MiB on the GPU"
         )
+
+    def _set_lod(self, budget: int) -> None:
+        """The moving subset: the ``budget`` most important rows (None: all rows are drawn while moving)."""
+        n = len(self._rows_full)
+        k = int(min(max(budget, 1000), self._cfg.lod_count, n))
+        if k >= n:
+            self._rows_lod = self._sh_lod = None
+        else:
+            keep = self._imp_order[:k]
+            self._rows_lod = self._rows_full[keep]
+            self._sh_lod = self._sh_full[keep] if self._sh_full is not None else None
+        self._lod_n = k
 
     def _update_legend(self) -> None:
         lg = self._legend
@@ -519,7 +553,7 @@ class SplatPanel(Panel):
                 self.set_time(lo + (t - lo) % (hi - lo))
             else:
                 self._orbit.azimuth += 2.0
-        self._sort_now(self._rows_full, full=True)
+        self._sort_now(self._rows_full, moving=False)
 
     def _ensure_timer(self) -> None:
         if not self._timer.isActive():
@@ -558,14 +592,21 @@ class SplatPanel(Panel):
             self._last_move = time.monotonic()
             self._moving_drawn = True
             self._ensure_timer()
+            if self._lod_n != min(self._lod_budget, self._cfg.lod_count, len(self._rows_full)):
+                self._set_lod(self._lod_budget)
             rows = self._rows_lod if self._rows_lod is not None else self._rows_full
-            self._request_sort(rows, cam, full=self._rows_lod is None)
+            if self._shown_key is None or not self._shown_key[1]:
+                # the node still holds the full-detail rows: switch to the moving set before the next
+                # frame, or that frame would be a full-quality one
+                self._sort_now(rows, moving=True, cam=cam)
+            else:
+                self._request_sort(rows, cam, moving=True)
         else:
-            self._request_sort(self._rows_full, cam, full=True)
+            self._request_sort(self._rows_full, cam, moving=False)
         self.canvas_obj.update()
 
-    def _request_sort(self, rows: np.ndarray, cam: cm.Camera, full: bool) -> None:
-        key = (id(rows), full)
+    def _request_sort(self, rows: np.ndarray, cam: cm.Camera, moving: bool) -> None:
+        key = (id(rows), moving)
         vm = cam.viewmat
         if self._shown_key == key and self._sorted_view is not None:
             # skip the sort when the view direction and position barely changed
@@ -574,7 +615,7 @@ class SplatPanel(Panel):
             if d_rot < 0.01 and d_pos < 0.01 * getattr(self, "_scene_radius", 1.0):
                 return
         if len(rows) <= 50_000:  # small scenes sort faster than a thread round trip
-            self._sort_now(rows, full, cam)
+            self._sort_now(rows, moving, cam)
             return
         self._sort_task = worker.submit(
             _sort_job,
@@ -587,13 +628,13 @@ class SplatPanel(Panel):
             on_done=self._sorted,
         )
 
-    def _sort_now(self, rows: np.ndarray | None, full: bool, cam: cm.Camera | None = None) -> None:
+    def _sort_now(self, rows: np.ndarray | None, moving: bool, cam: cm.Camera | None = None) -> None:
         if rows is None:
             return
         cam = cam or self.current_camera()
         t0 = time.perf_counter()
         out = visuals.sort_back_to_front(rows, cam.viewmat, self._sh_for(rows))
-        self._sorted((out, (time.perf_counter() - t0) * 1000.0, ((id(rows), full), cam.viewmat.copy())))
+        self._sorted((out, (time.perf_counter() - t0) * 1000.0, ((id(rows), moving), cam.viewmat.copy())))
 
     def _sh_for(self, rows):
         if rows is self._rows_full:
@@ -606,8 +647,23 @@ class SplatPanel(Panel):
         rows, ms, (key, vm) = result
         self.node.set_rows(rows)
         self.node.set_camera(self.current_camera())
+        moving = key[1]
+        self.node.scale = self._cfg.moving_scale if moving else 1.0
+        self.node.timed = moving  # moving frames are timed to size the moving set
         self._shown_key, self._sorted_view, self._sort_ms = key, vm, ms
         self.canvas_obj.update()
+
+    def _after_draw(self, ev) -> None:
+        """After a timed (moving) frame: resize the moving set so the GL draw takes ~70% of the frame budget
+        (the rest is the Qt composition, sorting and uploads). Applied at the next view change."""
+        if self.node.pending:  # a progressive still frame: paint the next chunk once events are handled
+            QTimer.singleShot(0, self.canvas_obj.update)
+        n, t = self.node.count, self.node.last_draw_s
+        if not self.node.timed or n == 0 or t <= 0:
+            return
+        want = n * min(max(0.7 / self._cfg.moving_fps / t, 0.25), 2.0)
+        if abs(want - self._lod_budget) > 0.15 * self._lod_budget:
+            self._lod_budget = int(min(max(round(want, -3), 1000), self._cfg.lod_count))
 
     def _on_draw(self, ev) -> None:
         now = time.perf_counter()
@@ -615,9 +671,12 @@ class SplatPanel(Panel):
         n = len(self._frame_times)
         self._fps = (n - 1) / max(now - self._frame_times[0], 1e-3) if n > 1 else 0.0
         fps = f"{self._fps:4.0f} frames/s" if n > 1 else "still"
-        full = self._shown_key is not None and self._shown_key[1]
+        moving = self._shown_key is not None and self._shown_key[1]
+        detail = f"moving: {self.node.scale:g}x resolution" if moving else "full detail"
+        if self.node.pending:
+            detail += f", refining {self.node.refined:.0%}"
         self.overlay.setText(
-            f"{self.node.count:,} splats drawn ({'full' if full else 'reduced while moving'}) | "
+            f"{self.node.count:,} splats drawn ({detail}) | "
             f"{fps} | sort {self._sort_ms:5.1f} ms | "
             f"{self._cfg.camera_mode} camera, up {self._cfg.up_axis}, fov {self._cfg.fov:.0f} deg"
         )
@@ -635,7 +694,7 @@ class SplatPanel(Panel):
             img = visuals.render_rows(self.canvas_obj, self.node, self._rows_full, cam, self._sh_full)
         finally:
             self._shown_key = None
-            self._sort_now(self._rows_full, full=True)
+            self._sort_now(self._rows_full, moving=False)
         return img
 
     def render_reference(self, size: tuple[int, int]) -> np.ndarray:
@@ -670,7 +729,7 @@ class SplatPanel(Panel):
             if self._edited is not None and self._edited.is_4d:
                 self.set_time(t_keep)
             self._shown_key = None
-            self._sort_now(self._rows_full, full=True)
+            self._sort_now(self._rows_full, moving=False)
 
     def _video_size(self) -> tuple[int, int]:
         w, h = self._canvas_size()

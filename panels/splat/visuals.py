@@ -6,9 +6,21 @@ RGB + opacity. The vertex shader projects the covariance exactly as the referenc
 the inverse 2D covariance; the fragment shader evaluates alpha = min(0.99, o exp(-1/2 d^T S2D^-1 d)),
 discards alpha < 1/255 and writes premultiplied colour. Instances are drawn back to front (sorted off the
 GUI thread) with blend (ONE, ONE_MINUS_SRC_ALPHA), which equals front-to-back compositing.
+
+Speed on Mesa llvmpipe (2 cores; docs/benchmarks/splat.md): the vertex stage and primitive setup run on one
+thread (100k splats into a 64x48 target still take ~0.18 s on the loaded machine) and the fill takes the rest
+of a full-resolution frame. Alternatives measured side by side and not taken: one GL_POINTS sprite per splat
+(less setup, but square sprites fill more for elongated splats, so the real guitar scene drew slower; capped at
+255 px and dropped when their centre leaves the view) and projecting on the CPU so the vertex shader is
+trivial (~5% less GL time, more CPU time than it saves). What helps while the view moves is drawing fewer
+splats (the panel's level of detail) at a lower resolution: ``scale`` < 1 draws into an off-screen texture of
+``scale`` times the canvas size (fill falls with the square of ``scale``) that is stretched over the canvas
+with the same premultiplied blend. Still frames of many splats can be drawn progressively (``chunk``).
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 from vispy import gloo, scene
@@ -87,6 +99,21 @@ void main() {
 """
 
 
+# off-screen frames are stretched with nearest sampling: smooth splats look the same at 2x, and on llvmpipe it
+# makes the 800x600 stretch ~3x cheaper than linear (5.6 vs 16.7 ms a moving frame on the loaded machine)
+STRETCH_FILTER = "nearest"
+BLIT_VERT = """
+attribute vec2 a_pos;
+varying vec2 v_uv;
+void main() { v_uv = 0.5 * (a_pos + 1.0); gl_Position = vec4(a_pos, 0.0, 1.0); }
+"""
+BLIT_FRAG = """
+uniform sampler2D u_tex;
+varying vec2 v_uv;
+void main() { gl_FragColor = texture2D(u_tex, v_uv); }
+"""
+
+
 def pack(means: np.ndarray, covs: np.ndarray, colors: np.ndarray, opacities: np.ndarray) -> np.ndarray:
     """(N, 13) float32 instance rows: mean(3), cov xx xy xz yy yz zz (6), rgb(3), opacity(1)."""
     n = len(means)
@@ -119,7 +146,14 @@ def sort_back_to_front(rows: np.ndarray, viewmat: np.ndarray, sh: np.ndarray | N
 
 
 class SplatVisual(Visual):
-    """All splats as one instanced draw call."""
+    """All splats as one instanced draw call.
+
+    ``scale`` < 1 draws at ``scale`` times the camera's resolution and stretches the result over the canvas.
+    ``chunk`` > 0 (and more splats than that) draws a still frame progressively: each paint adds the next
+    ``chunk`` splats (back to front) into an off-screen texture and shows the last reduced-resolution frame
+    of the same view until the texture is complete (``pending`` tells the caller to paint again), so the GUI
+    answers between chunks; a finished still frame is redrawn as one texture copy. With ``timed`` set, each
+    draw waits for the GL (glFinish) and stores its wall time in ``last_draw_s``."""
 
     def __init__(self):
         Visual.__init__(self, vcode=VERT, fcode=FRAG)
@@ -132,6 +166,31 @@ class SplatVisual(Visual):
         self._bufs: dict[str, gloo.VertexBuffer] = {}
         self.count = 0
         self.camera: Camera | None = None
+        self.scale = 1.0
+        self.chunk = 0
+        self.timed = False
+        self.last_draw_s = 0.0
+        self._uploads = 0  # counts set_rows calls: a new upload restarts a progressive frame
+        self._low: gloo.FrameBuffer | None = None  # the reduced-resolution frame
+        self._low_view = None  # the camera it shows
+        self._acc: gloo.FrameBuffer | None = None  # the progressive still frame
+        self._acc_key = None
+        self._acc_done = 0
+        self._blit: gloo.Program | None = None
+
+    @property
+    def pending(self) -> bool:
+        """A progressive still frame is unfinished: paint again to add the next chunk."""
+        return (
+            self._acc_key is not None
+            and 0 < self._acc_done < self.count
+            and self._acc_key[0] == self._uploads
+        )
+
+    @property
+    def refined(self) -> float:
+        """Fraction of the splats already in the progressive still frame."""
+        return self._acc_done / max(self.count, 1)
 
     def set_rows(self, rows: np.ndarray) -> None:
         """Upload (N, 13) instance rows (already sorted back to front)."""
@@ -143,6 +202,7 @@ class SplatVisual(Visual):
             "a_color": rows[:, 9:13],
         }
         self.count = len(rows)
+        self._uploads += 1
         if self.count == 0:
             return
         for name, arr in parts.items():
@@ -157,6 +217,9 @@ class SplatVisual(Visual):
 
     def set_camera(self, cam: Camera) -> None:
         self.camera = cam
+        self._set_camera_uniforms(cam)
+
+    def _set_camera_uniforms(self, cam: Camera) -> None:
         self.shared_program["u_view"] = np.asarray(cam.viewmat, np.float32).T.copy()
         self.shared_program["u_intr"] = (cam.fx, cam.fy, cam.cx, cam.cy)
         self.shared_program["u_size"] = (float(cam.width), float(cam.height))
@@ -166,6 +229,91 @@ class SplatVisual(Visual):
 
     def _prepare_draw(self, view):
         return self.count > 0 and self.camera is not None
+
+    def draw(self):
+        t0 = time.perf_counter()
+        if not self.visible or self.camera is None or self.count == 0:
+            Visual.draw(self)
+        elif self.scale < 1.0:
+            self._draw_reduced()
+        elif self.chunk > 0 and self.count > self.chunk:
+            self._draw_progressive()
+        else:
+            Visual.draw(self)
+        if self.timed:
+            self.transforms.canvas.context.flush_commands()
+            gloo.gl.glFinish()
+            self.last_draw_s = time.perf_counter() - t0
+
+    @staticmethod
+    def _view_key(cam: Camera) -> tuple:
+        return (cam.viewmat.tobytes(), cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height)
+
+    @staticmethod
+    def _target(fbo: gloo.FrameBuffer | None, w: int, h: int) -> gloo.FrameBuffer:
+        if fbo is not None and fbo.color_buffer.shape[:2] == (h, w):
+            return fbo
+        tex = gloo.Texture2D((h, w, 4), interpolation=STRETCH_FILTER, wrapping="clamp_to_edge")
+        return gloo.FrameBuffer(color=tex)
+
+    def _draw_into(
+        self, fbo: gloo.FrameBuffer, cam: Camera, clear: bool, first: int = 0, last: int | None = None
+    ):
+        """Draw splats [first, last) from ``cam`` into ``fbo`` (premultiplied, transparent background)."""
+        canvas = self.transforms.canvas
+        h, w = fbo.color_buffer.shape[:2]
+        canvas.push_fbo(fbo, (0, 0), (w, h))
+        ranged = first > 0 or (last is not None and last < self.count)
+        try:
+            if clear:
+                gloo.clear(color=(0.0, 0.0, 0.0, 0.0))
+            self._set_camera_uniforms(cam)
+            if ranged:  # views on the instance buffers: the draw covers only these instances
+                for name, buf in self._bufs.items():
+                    view = buf[first:last]
+                    view.divisor = 1
+                    self.shared_program[name] = view
+            Visual.draw(self)
+        finally:
+            if ranged:
+                for name, buf in self._bufs.items():
+                    self.shared_program[name] = buf
+            canvas.pop_fbo()
+            self._set_camera_uniforms(self.camera)
+
+    def _show(self, fbo: gloo.FrameBuffer) -> None:
+        """Stretch an off-screen frame over the canvas, over its background (premultiplied blend)."""
+        if self._blit is None:
+            self._blit = gloo.Program(BLIT_VERT, BLIT_FRAG)
+            quad = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], np.float32)
+            self._blit["a_pos"] = gloo.VertexBuffer(quad)
+        self._blit["u_tex"] = fbo.color_buffer
+        gloo.set_state(blend=True, blend_func=("one", "one_minus_src_alpha"), depth_test=False)
+        self._blit.draw("triangle_strip")
+
+    def _draw_reduced(self) -> None:
+        cam = self.camera
+        w = max(8, int(round(cam.width * self.scale)))
+        h = max(8, int(round(cam.height * self.scale)))
+        sx, sy = w / cam.width, h / cam.height  # the same pixel grid, coarser: scale K, keep the view
+        low = Camera(cam.viewmat, cam.fx * sx, cam.fy * sy, cam.cx * sx, cam.cy * sy, w, h)
+        self._low = self._target(self._low, w, h)
+        self._draw_into(self._low, low, clear=True)
+        self._low_view = self._view_key(cam)
+        self._show(self._low)
+
+    def _draw_progressive(self) -> None:
+        cam = self.camera
+        key = (self._uploads, self._view_key(cam))
+        acc = self._target(self._acc, cam.width, cam.height)
+        if acc is not self._acc or key != self._acc_key:
+            self._acc, self._acc_key, self._acc_done = acc, key, 0
+        if self._acc_done < self.count:
+            first, last = self._acc_done, min(self._acc_done + self.chunk, self.count)
+            self._draw_into(acc, cam, clear=first == 0, first=first, last=last)
+            self._acc_done = last
+        done = self._acc_done >= self.count
+        self._show(acc if done or self._low is None or self._low_view != key[1] else self._low)
 
 
 SplatNode = scene.visuals.create_visual_node(SplatVisual)
@@ -182,13 +330,21 @@ def make_splat_canvas(size=(800, 600), bgcolor=(0, 0, 0)):
 def render_rows(canvas, node, rows: np.ndarray, cam: Camera, sh: np.ndarray | None = None) -> np.ndarray:
     """Render instance rows from ``cam`` off-screen at the camera's size; RGBA uint8 (H, W, 4).
 
-    The node keeps these rows afterwards; the caller re-uploads its own if it shows another view."""
-    old_cam = node.camera
+    The node keeps these rows afterwards; the caller re-uploads its own if it shows another view. Only this
+    node is drawn (at full resolution), whatever else the canvas shows at the moment."""
+    old_cam, old_scale, old_chunk, old_visible = node.camera, node.scale, node.chunk, node.visible
+    others = [c for c in canvas.scene.children if c is not node and c.visible]
     node.set_rows(sort_back_to_front(rows, cam.viewmat, sh))
     node.set_camera(cam)
+    node.scale, node.chunk, node.visible = 1.0, 0, True
+    for c in others:
+        c.visible = False
     try:
         img = canvas.render(size=(cam.width, cam.height), alpha=True)
     finally:
+        node.scale, node.chunk, node.visible = old_scale, old_chunk, old_visible
+        for c in others:
+            c.visible = True
         if old_cam is not None:
             node.set_camera(old_cam)
     return np.ascontiguousarray(img[..., :4]).astype(np.uint8)

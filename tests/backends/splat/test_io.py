@@ -137,6 +137,67 @@ def test_spz_zstd_container(tmp_path):
     np.testing.assert_array_equal(a.means, b.means)
 
 
+def _spz_v4(legacy: bytes, sh_degree: int | None = None, flags: int | None = None) -> bytes:
+    """Re-pack a decompressed legacy (v3) SPZ payload as SPZ v4, written from the format description of
+    nianticlabs/spz (``saveSpz``): 32-byte header, TOC of (compressed, uncompressed) u64 pairs, one zstd
+    frame per non-empty attribute stream in the order positions, alphas, colours, scales, rotations, SH."""
+    import zstandard
+
+    n = int(np.frombuffer(legacy[8:12], "<u4")[0])
+    deg = legacy[12] if sh_degree is None else sh_degree
+    sizes = [9 * n, n, 3 * n, 3 * n, 4 * n, ((deg + 1) ** 2 - 1) * 3 * n]
+    blobs, o = [], 16
+    for size in sizes:
+        blobs.append(legacy[o : o + size])
+        o += size
+    frames = [zstandard.ZstdCompressor(level=12).compress(b) for b in blobs if len(b)]
+    header = np.array([0x5053474E, 4, n], "<u4").tobytes()
+    header += bytes([deg, legacy[13], legacy[14] if flags is None else flags, len(frames)])
+    header += np.array([32], "<u4").tobytes() + bytes(12)
+    toc = np.array([[len(f), len(b)] for f, b in zip(frames, [b for b in blobs if len(b)])], "<u8")
+    return header + toc.tobytes() + b"".join(frames)
+
+
+def test_spz_v4_container(tmp_path):
+    """SPZ v4 (plain header + per-attribute zstd streams) decodes to exactly the Gaussians of the same
+    quantised payload in the legacy gzip container."""
+    pytest.importorskip("zstandard")
+    src = shared_data("splat", "metalsplatter_train3.spz")
+    legacy = gzip.decompress(src.read_bytes())
+    (tmp_path / "v4.spz").write_bytes(_spz_v4(legacy))
+    a, b = io.load(tmp_path / "v4.spz"), io.load(src)
+    assert a.count == b.count == 3 and a.sh_degree == b.sh_degree == 3
+    for name in ("means", "scales", "quats", "opacities", "sh"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    # SH degree 0: five streams (the empty SH stream is left out)
+    (tmp_path / "d0.spz").write_bytes(_spz_v4(legacy, sh_degree=0))
+    c = io.load(tmp_path / "d0.spz")
+    assert c.sh_degree == 0
+    np.testing.assert_array_equal(c.sh[:, 0], b.sh[:, 0])
+    np.testing.assert_array_equal(c.quats, b.quats)
+    # bad input: truncated, corrupt stream, extensions, unsupported SH degree
+    raw = (tmp_path / "v4.spz").read_bytes()
+    (tmp_path / "t.spz").write_bytes(raw[:-7])
+    with pytest.raises(UserError, match="truncated"):
+        io.load(tmp_path / "t.spz")
+    (tmp_path / "t2.spz").write_bytes(raw[:40])
+    with pytest.raises(UserError, match="table of contents"):
+        io.load(tmp_path / "t2.spz")
+    bad = bytearray(raw)
+    bad[32 + 6 * 16 + 4 : 32 + 6 * 16 + 12] = b"\xff" * 8  # inside the first zstd frame
+    (tmp_path / "c.spz").write_bytes(bytes(bad))
+    with pytest.raises(UserError, match="corrupt"):
+        io.load(tmp_path / "c.spz")
+    (tmp_path / "e.spz").write_bytes(_spz_v4(legacy, flags=0x2))
+    with pytest.raises(UserError, match="extensions"):
+        io.load(tmp_path / "e.spz")
+    four = bytearray(raw)
+    four[12] = 4
+    (tmp_path / "s4.spz").write_bytes(bytes(four))
+    with pytest.raises(UserError, match="SH degree 4"):
+        io.load(tmp_path / "s4.spz")
+
+
 def test_bad_content_messages(tmp_path):
     g = _random_scene(5)
     g.means[2, 1] = np.nan

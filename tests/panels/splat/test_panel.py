@@ -62,16 +62,34 @@ def test_render_any_size_and_default_scene(panel):
 def test_interaction_lod_and_sort(panel, qtbot):
     from backends.splat import samples
 
+    n_all = io.load(samples.SAMPLE_3D).count
     panel.set_params(replace(panel.params(), lod_count=2000))
     assert panel._rows_lod is not None and len(panel._rows_lod) == 2000
+    # the moving set is the most important prefix: opacity x size, decreasing
+    covs = np.stack(
+        [panel._rows_full[:, [3, 4, 5]], panel._rows_full[:, [4, 6, 7]], panel._rows_full[:, [5, 7, 8]]], 1
+    )
+    imp = panel._rows_full[:, 12] * np.prod(np.sqrt(np.einsum("nii->ni", covs)), 1) ** (1 / 3)
+    lod_imp = panel._rows_lod[:, 12] * np.prod(np.sqrt(panel._rows_lod[:, [3, 6, 8]]), 1) ** (1 / 3)
+    assert lod_imp.min() >= np.sort(imp)[-2000] * (1 - 1e-5)
     before = panel.current_camera().viewmat.copy()
-    panel.rotate(20, 5)  # while moving: reduced detail
+    panel.rotate(20, 5)  # while moving: reduced detail at reduced resolution, timed frames
     assert panel.node.count == 2000
+    assert panel.node.scale == panel.params().moving_scale and panel.node.timed
     assert not np.allclose(before, panel.current_camera().viewmat)
-    qtbot.waitUntil(lambda: panel.node.count == io.load(samples.SAMPLE_3D).count, timeout=3000)  # still: full
+    qtbot.waitUntil(lambda: panel.node.count == n_all, timeout=3000)  # still: full
+    assert panel.node.scale == 1.0 and not panel.node.timed
+    # the moving set adapts to the measured frame time: a slow frame shrinks it (to 1/4 at most, >= 1000)
+    panel.node.count, panel.node.timed, panel.node.last_draw_s = 2000, True, 1.0
+    panel._after_draw(None)
+    assert panel._lod_budget == 1000
+    panel.node.last_draw_s = 1e-4  # fast frames grow it again, capped by the maximum
+    panel._after_draw(None)
+    assert panel._lod_budget == 2000
+    panel.node.timed = False
     # drawn order is back to front for the current camera
     cam = panel.current_camera()
-    panel._sort_now(panel._rows_full, True, cam)
+    panel._sort_now(panel._rows_full, False, cam)
     rows = panel._rows_full
     depth = rows[:, :3] @ cam.R[2] + cam.viewmat[2, 3]
     assert depth.max() > depth.min()
@@ -81,6 +99,31 @@ def test_interaction_lod_and_sort(panel, qtbot):
     np.testing.assert_allclose(panel.current_camera().position, eye, atol=1e-6)
     panel.move(forward=0.5)
     assert np.linalg.norm(panel.current_camera().position - eye) == pytest.approx(0.5, rel=1e-6)
+
+
+def test_moving_frame_resolution_and_blend(panel):
+    """A node drawn at half resolution (off-screen texture stretched over the canvas, nearest sampling, with
+    the premultiplied blend) equals the reference render at half size, upsampled: same colours over the
+    background."""
+    from backends.splat import samples
+    from panels.splat import visuals
+
+    g = io.load(samples.SAMPLE_3D)
+    c, r = g.robust_center_radius()
+    cam = cm.orbit_camera(c, 30, 20, 3.0 * r, 160, 120)
+    panel.canvas_obj.bgcolor = (1.0, 1.0, 1.0)
+    node = panel.node
+    node.set_rows(visuals.sort_back_to_front(visuals.scene_rows(g, cam), cam.viewmat))
+    node.set_camera(cam)
+    node.scale = 0.5
+    try:
+        half = panel.canvas_obj.render(size=(160, 120))[..., :3] / 255.0
+    finally:
+        node.scale = 1.0
+    ref = raster.render(g, cam.resized(80, 60), (1.0, 1.0, 1.0))
+    up = np.repeat(np.repeat(ref, 2, 0), 2, 1)  # nearest upsampling, as the stretch
+    assert raster.psnr(half, up) >= 40  # 49.9 dB measured
+    assert np.abs(half.mean((0, 1)) - ref.mean((0, 1))).max() < 0.005  # no darkening or lost background
 
 
 def test_4d_time_and_attribute_colouring(panel, qtbot):
@@ -184,3 +227,27 @@ def test_view_dependent_colour_follows_the_camera(panel, tmp_path):
         ref = raster.render(panel._edited, panel.current_camera((120, 90)))
         assert raster.psnr(gl, ref) >= 30
         imgs.append(ref)
+
+
+def test_progressive_still_frame(panel):
+    """A still frame drawn in chunks (one per paint) ends identical to the frame drawn at once."""
+    from backends.splat import samples
+    from panels.splat import visuals
+
+    g = io.load(samples.SAMPLE_3D)
+    c, r = g.robust_center_radius()
+    cam = cm.orbit_camera(c, 30, 20, 3.0 * r, 160, 120)
+    node = panel.node
+    node.set_rows(visuals.sort_back_to_front(visuals.scene_rows(g, cam), cam.viewmat))
+    node.set_camera(cam)
+    node.chunk = 0
+    direct = panel.canvas_obj.render(size=(160, 120)).astype(int)
+    node.chunk = 700
+    frames = [panel.canvas_obj.render(size=(160, 120)).astype(int)]
+    while node.pending:
+        frames.append(panel.canvas_obj.render(size=(160, 120)).astype(int))
+    assert len(frames) == -(-g.count // 700)
+    assert np.abs(frames[-1] - direct).max() <= 2  # 8-bit accumulation texture, then one blend
+    assert np.abs(frames[0] - direct).mean() > 1  # the first chunk alone is not the frame
+    again = panel.canvas_obj.render(size=(160, 120)).astype(int)  # finished: redrawn from the texture
+    assert not node.pending and np.abs(again - frames[-1]).max() == 0
