@@ -64,11 +64,11 @@ class CanvasBackendWindow(_qt.QtBaseCanvasBackend, QOpenGLWindow):
         self._container = _CanvasHost(self, p.parent)
         # GL work before the window is first exposed (uploads, off-screen renders) runs in a context that
         # shares objects with every window's context (AA_ShareOpenGLContexts), on an off-screen surface.
-        self._offscreen_context = QtGui.QOpenGLContext()
+        self._offscreen_context = QtGui.QOpenGLContext(self)
         self._offscreen_context.setShareContext(QtGui.QOpenGLContext.globalShareContext())
         self._offscreen_context.setFormat(fmt)
         self._offscreen_context.create()
-        self._surface = QtGui.QOffscreenSurface()
+        self._surface = QtGui.QOffscreenSurface(None, self)
         self._surface.setFormat(fmt)
         self._surface.create()
         self._offscreen_context.makeCurrent(self._surface)
@@ -139,9 +139,13 @@ class CanvasBackendWindow(_qt.QtBaseCanvasBackend, QOpenGLWindow):
         return int(self.defaultFramebufferObject()) if ctx is self.context() else 0
 
     def _vispy_close(self) -> None:
+        """Delete the host widget now (with its window container and this window). Left to deleteLater, a
+        parentless host could outlive this window's Python wrapper and crash QApplication's destructor."""
         _CANVASES.discard(self)
-        self._container.close()
-        self._container.deleteLater()
+        box = self._container
+        if shiboken6.isValid(box):
+            box.hide()
+            shiboken6.delete(box)
 
     def initializeGL(self) -> None:
         if self._vispy_canvas is not None:
