@@ -11,8 +11,10 @@ import argparse
 import sys
 import time
 
+import numpy as np
+
 from backends.common import UserError
-from backends.nbody.learned import ACTIONS, DEFAULT_POLICY, TrainConfig, evaluate, load_policy, train  # noqa: E501
+from backends.nbody.learned import ACTIONS, DEFAULT_POLICY, TrainConfig, evaluate_runs, load_policy, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +34,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--policy", default="")
     ap.add_argument("--n-systems", type=int, default=20)
     ap.add_argument("--w-energy", type=float, default=1.0)
+    ap.add_argument("--reward", default="cumulative", help="cumulative or interval energy term")
     args = ap.parse_args(argv)
     import torch
 
@@ -41,17 +44,24 @@ def main(argv: list[str]) -> int:
         seeds = range(10**9, 10**9 + args.n_systems)  # never seen in training
         rows = []
         for k, eta in enumerate(ACTIONS):
-            rows.append((f"fixed eta={eta:.2e}",) + evaluate(None, seeds, fixed=k))
-        rows.append(("DQN policy",) + evaluate(pol, seeds))
+            rows.append((f"fixed eta={eta:.2e}", evaluate_runs(None, seeds, fixed=k)))
+        rows.append(("DQN policy", evaluate_runs(pol, seeds)))
         print(f"held-out random systems: {args.n_systems}, t_end=1, decisions every 0.1")
-        print("| stepping | mean log10 final abs(dE/E) | mean force evaluations | blow-ups | geo-mean eta |")
-        print("|---|---|---|---|---|")
-        for name, lg, ev, bl, et in rows:
-            print(f"| {name} | {lg:.2f} | {ev:.0f} | {bl} | {et:.2e} |")
+        print(
+            "| stepping | mean log10 final abs(dE/E) | mean final abs(dE/E) | mean force evaluations "
+            "| blow-ups | geo-mean eta |"
+        )
+        print("|---|---|---|---|---|---|")
+        for name, d in rows:
+            lg, ar = np.mean(np.log10(d["de"])), np.mean(d["de"])
+            et = np.exp(np.mean(np.log(d["etas"])))
+            print(f"| {name} | {lg:.2f} | {ar:.1e} | {np.mean(d['evals']):.0f} | {d['blown']} | {et:.2e} |")
         return 0
     from backends.nbody.learned import EnvConfig
 
-    cfg = TrainConfig(episodes=args.episodes, seed=args.seed, env=EnvConfig(w_energy=args.w_energy))
+    cfg = TrainConfig(
+        episodes=args.episodes, seed=args.seed, env=EnvConfig(w_energy=args.w_energy, reward=args.reward)
+    )
     t0 = time.perf_counter()
     gen = train(cfg)
     while True:

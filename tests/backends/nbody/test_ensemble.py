@@ -19,14 +19,27 @@ def drain(gen):
             return stop.value
 
 
-def test_batch_matches_single_system_ias15_and_conserves_energy():
+@pytest.mark.parametrize("method", ["compiled", "torch"])
+def test_batch_matches_single_system_ias15_and_conserves_energy(method):
     pytest.importorskip("torch")
+    if method == "compiled":
+        pytest.importorskip("numba")
     eq = [preset("random", seed=k) for k in (1, 2, 3)]  # seed 2 has a close pass at r = 1.7e-4
     pos = np.stack([s.pos for s in eq] * 8)  # 24+ systems -> the torch path
     vel = np.stack([s.vel for s in eq] * 8)
     t_end = 2.0
     out = drain(
-        integrate_batch(eq[0].mass, pos, vel, t_end, tol=1e-9, escape_radius=50.0, tail=4, close_radius=1e-6)
+        integrate_batch(
+            eq[0].mass,
+            pos,
+            vel,
+            t_end,
+            tol=1e-9,
+            escape_radius=50.0,
+            tail=4,
+            close_radius=1e-6,
+            method=method,
+        )
     )
     assert np.all(out["status"] == DONE), out["status"]
     for k, s in enumerate(eq):

@@ -71,3 +71,36 @@ def test_bundled_policy_runs_through_the_cli(capsys):
     pol = load_policy()
     lg, ev, blown, _ = evaluate(pol, [10**9 + 1], EnvConfig(t_end=0.3))
     assert np.isfinite(lg) and ev > 0 and blown == 0
+
+
+def test_interval_reward_charges_only_the_energy_change_of_the_interval():
+    with pytest.raises(UserError):
+        EnvConfig(reward="bogus")
+    cum, inter = StepEnv(EnvConfig(t_end=0.3)), StepEnv(EnvConfig(t_end=0.3, reward="interval"))
+    cum.reset(seed=11)
+    inter.reset(seed=11)
+    from backends.nbody.core import energy
+
+    e_prev = inter.e0
+    for k in range(3):
+        _, rc, _, ic = cum.step(5)
+        _, ri, _, ii = inter.step(5)
+        assert ic == ii  # same dynamics, only the reward differs
+        e_now = energy(inter.mass, inter.integ.x, inter.integ.v)
+        step_de = max(abs(e_now - e_prev) / abs(inter.e0), 1e-16)
+        cost = np.log10(ii["evals"]) / 4
+        assert ri == pytest.approx(-((np.log10(step_de) + 16) / 16 + cost), rel=1e-12)
+        if k == 0:
+            assert ri == pytest.approx(rc, rel=1e-12)  # first interval: change = accumulated error
+        e_prev = e_now
+
+
+def test_evaluate_runs_gives_both_averages():
+    from backends.nbody.learned import evaluate_runs
+
+    seeds = [10**9 + 2, 10**9 + 3]
+    d = evaluate_runs(None, seeds, EnvConfig(t_end=0.2), fixed=6)
+    lg, ev, blown, eta = evaluate(None, seeds, EnvConfig(t_end=0.2), fixed=6)
+    assert d["de"].shape == (2,) and lg == pytest.approx(np.mean(np.log10(d["de"])))
+    assert np.mean(d["de"]) >= 10**lg  # arithmetic mean >= geometric mean
+    assert ev == pytest.approx(np.mean(d["evals"])) and eta == pytest.approx(ACTIONS[6])
