@@ -345,3 +345,18 @@ def nice_limits(a: np.ndarray, symmetric: bool = False) -> tuple[float, float]:
     if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
         return (float(lo) - 0.5, float(lo) + 0.5)
     return (float(lo), float(hi))
+
+
+def grid_segments(lo: tuple[float, float], hi: tuple[float, float], lines: int = 10) -> np.ndarray:
+    """Segments (2M, 2) of a square grid covering the box lo..hi with about ``lines`` lines across, at a
+    1-2-5 spacing. Drawn as one ``Line(connect="segments")``: vispy's ``GridLines`` shades every pixel of
+    the canvas (tens of ms a frame on a software rasterizer)."""
+    lo_a, hi_a = np.asarray(lo, float), np.asarray(hi, float)
+    span = float(max((hi_a - lo_a).max(), 1e-9))
+    raw = span / max(lines, 1)
+    mag = 10.0 ** np.floor(np.log10(raw))
+    step = mag * next(m for m in (1.0, 2.0, 5.0, 10.0) if m * mag >= raw * (1 - 1e-9))
+    xs = np.arange(np.floor(lo_a[0] / step), np.ceil(hi_a[0] / step) + 1) * step
+    ys = np.arange(np.floor(lo_a[1] / step), np.ceil(hi_a[1] / step) + 1) * step
+    segs = [((x, ys[0]), (x, ys[-1])) for x in xs] + [((xs[0], y), (xs[-1], y)) for y in ys]
+    return np.asarray(segs, np.float32).reshape(-1, 2)

@@ -33,6 +33,7 @@ from panels.widgets import (
     PlayBar,
     fill_with_splitter,
     finite_or_nan,
+    grid_segments,
     make_canvas,
     make_plot,
     render_canvas,
@@ -829,14 +830,7 @@ class ThreeBodyPanel(Panel):
 
 
 def _plane_grid(extent: float) -> np.ndarray:
-    """Segments of a square grid in the z = 0 plane covering about 2x ``extent``, with a 1-2-5 spacing."""
+    """The orbital-plane grid (z = 0) covering about twice ``extent`` in x and y."""
     half = 2.0 * max(float(extent), 1e-6)
-    raw = half / 5.0
-    mag = 10.0 ** np.floor(np.log10(raw))
-    step = mag * min((m for m in (1.0, 2.0, 5.0, 10.0) if m * mag >= raw), default=10.0)
-    ticks = np.arange(-np.ceil(half / step), np.ceil(half / step) + 1) * step
-    lo, hi = ticks[0], ticks[-1]
-    segs = []
-    for v in ticks:
-        segs += [(v, lo, 0.0), (v, hi, 0.0), (lo, v, 0.0), (hi, v, 0.0)]
-    return np.asarray(segs, np.float32)
+    xy = grid_segments((-half, -half), (half, half), lines=10)
+    return np.column_stack([xy, np.zeros(len(xy), np.float32)])

@@ -44,6 +44,7 @@ from panels.widgets import (
     ParamForm,
     PlayBar,
     fill_with_splitter,
+    grid_segments,
     make_canvas,
     make_plot,
     render_canvas,
@@ -152,7 +153,13 @@ class TrajectoryPanel(Panel):
         grid.add_widget(self._legend, row=1, col=0, col_span=2)
         self._xaxis.link_view(self._view)
         self._yaxis.link_view(self._view)
-        self._grid = scene.visuals.GridLines(color=(0, 0, 0, 0.10), parent=self._view.scene)
+        self._grid = scene.visuals.Line(
+            pos=grid_segments((0, 0), (1, 1)),
+            connect="segments",
+            color=(0, 0, 0, 0.10),
+            method="gl",
+            parent=self._view.scene,
+        )
         self._bystanders = scene.visuals.Markers(parent=self._view.scene)
         self._pred_lines = scene.visuals.Line(connect="segments", parent=self._view.scene, width=1.5)
         self._past_lines = scene.visuals.Line(connect="segments", parent=self._view.scene, width=3)
@@ -475,6 +482,8 @@ class TrajectoryPanel(Panel):
         lo, hi = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
         pad = 0.08 * (hi - lo).max() + 0.5
         self._view.camera.set_range(x=(lo[0] - pad, hi[0] + pad), y=(lo[1] - pad, hi[1] + pad), margin=0)
+        span = (hi - lo).max() + 2 * pad
+        self._grid.set_data(pos=grid_segments(lo - 2 * span, hi + 2 * span, lines=50))  # room to pan and zoom
 
     def _on_click(self, event) -> None:
         w = self._test
