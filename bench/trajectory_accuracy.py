@@ -1,6 +1,6 @@
 """ETH/UCY leave-one-out accuracy and training time: EigenTrajectory vs constant velocity, same run.
 
-    nice .venv/bin/python bench/trajectory_accuracy.py --epochs 20 --out /tmp/trajectory_accuracy.json
+    nice .venv/bin/python bench/trajectory_accuracy.py --epochs 40 --out /tmp/trajectory_accuracy.json
 
 Writes per-scene minADE/minFDE (best of 20), single-sample ADE/FDE, training seconds and inference ms per
 window. Runs single-threaded (torch.set_num_threads(1)) so it can share the machine.
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ethucy"))
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--scenes", default=",".join(SCENES))
     ap.add_argument("--save-weights", default=None)
     ap.add_argument("--out", default="/tmp/trajectory_accuracy.json")

@@ -16,10 +16,15 @@ Our own implementation of the method as described in the paper and in the author
 4. **Network** (ours; the paper plugs in existing backbones): per-agent embedding of the past
    coefficients and of the scene-centred last position, a Transformer encoder whose attention is
    restricted to the agents of the same window (social interaction), and a head that outputs the
-   ``num_samples x k`` anchor corrections.
+   ``num_samples x k`` anchor corrections. ``backbone="mlp"`` instead mirrors the authors' strongest
+   variant (their LB-EBM bridge calls only its ``predict`` path: MLP encoders of the past coefficients
+   and of the centred position, a wide MLP predictor, no social pooling).
 5. **Loss** (as in the reference trainer): ``min_s |C_s - C_gt|`` + minADE + minFDE (best-of-20,
-   metres, after de-normalisation); AdamW, gradient clipping 10, step learning-rate decay; the epoch
-   with the lowest validation minFDE is kept.
+   metres, after de-normalisation); AdamW, gradient clipping 10, step learning-rate decay (x0.5 every
+   quarter of the epochs, as 64 of 256 in the authors' configs); the epoch with the lowest validation
+   minFDE is kept. Batches are whole windows of about 128 agents (the authors' ``TrajBatchSampler``).
+6. **Augmentation** (ours; the authors only mirror the tracks that fit the descriptors): every training
+   window is rotated by a random angle and mirrored with probability 1/2, as a whole.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ def torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
+BACKBONES = ("transformer", "mlp")
+
 #: ``static_dist`` per held-out scene from the authors' configs (config/eigentrajectory-*-<scene>.json)
 STATIC_DIST = {"eth": 0.419, "hotel": 0.353, "univ": 0.227, "zara1": 0.338, "zara2": 0.350}
 
@@ -75,7 +82,12 @@ class ETConfig:
     batch_agents: int = 128
     kmeans_init: int = 10  # k-means restarts (n_init) for the anchors, as in the reference code
     threads: int | None = 1  # torch intra-op threads while training (None: leave the global setting)
-    augment: bool = False  # random rotation + mirror of whole windows during training (off in the bench)
+    #: random rotation + mirror of whole windows while training; the held-out scene has other headings
+    #: and layouts than the training scenes (ETH most of all; docs/benchmarks/trajectory.md)
+    augment: bool = True
+    #: "transformer": attention over the agents of a window; "mlp": per-agent encoders + wide predictor,
+    #: the shape of the authors' strongest variant (LB-EBM's predict path: no social pooling, no EBM)
+    backbone: str = "transformer"
     seed: int = 0
 
     def validate(self) -> None:
@@ -93,6 +105,8 @@ class ETConfig:
             raise UserError(f"epochs must be >= 0, got {self.epochs}")
         if not self.lr > 0:
             raise UserError(f"lr must be > 0, got {self.lr}")
+        if self.backbone not in BACKBONES:
+            raise UserError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
 
 
 # -- normalisation and descriptors (torch, differentiable where needed) -----------------------------------
@@ -150,6 +164,14 @@ def kmeans_anchors(C: np.ndarray, n: int, seed: int, n_init: int = 10) -> np.nda
 
 
 # -- the model ------------------------------------------------------------------------------------------
+def _mlp(n_in: int, hidden: list[int], n_out: int) -> nn.Sequential:
+    dims = [n_in, *hidden, n_out]
+    mods: list[nn.Module] = []
+    for a, b in zip(dims[:-1], dims[1:], strict=True):
+        mods += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*mods[:-1])
+
+
 class EigenTrajectoryNet(nn.Module):
     def __init__(self, cfg: ETConfig):
         super().__init__()
@@ -161,18 +183,26 @@ class EigenTrajectoryNet(nn.Module):
         self.register_buffer("U_pred", torch.zeros(2, two_pred, k))
         self.register_buffer("anchors", torch.zeros(2, S, k))
         self.register_buffer("coef_scale", torch.ones(2, k))
-        self.embed = nn.Sequential(nn.Linear(k + 3, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.hidden))
-        layer = nn.TransformerEncoderLayer(
-            cfg.hidden,
-            cfg.heads,
-            dim_feedforward=2 * cfg.hidden,
-            dropout=0.0,
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
-        self.head = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, S * k))
-        nn.init.zeros_(self.head[-1].weight)
+        H = cfg.hidden
+        if cfg.backbone == "mlp":
+            # widths of the authors' LB-EBM bridge at hidden=128: past 512-256, position 256-128,
+            # predictor 1024-512-256, 16-d features each
+            self.enc_past = _mlp(k + 1, [4 * H, 2 * H], 16)
+            self.enc_pos = _mlp(2, [2 * H, H], 16)
+            self.head = _mlp(32, [8 * H, 4 * H, 2 * H], S * k)
+        else:
+            self.embed = nn.Sequential(nn.Linear(k + 3, H), nn.ReLU(), nn.Linear(H, H))
+            layer = nn.TransformerEncoderLayer(
+                H,
+                cfg.heads,
+                dim_feedforward=2 * H,
+                dropout=0.0,
+                batch_first=True,
+                norm_first=True,
+            )
+            self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+            self.head = nn.Sequential(nn.Linear(H, H), nn.ReLU(), nn.Linear(H, S * k))
+        nn.init.zeros_(self.head[-1].weight)  # start exactly at the anchors
         nn.init.zeros_(self.head[-1].bias)
 
     # descriptor fitting ----------------------------------------------------------------------------------
@@ -210,6 +240,19 @@ class EigenTrajectoryNet(nn.Module):
             C_gt = torch.einsum("nd,ndk->nk", pn, self.U_pred[g])
         return C_obs, C_gt, (ori, rot, sca, mov, g)
 
+    def _attend(self, h: torch.Tensor, window_of: torch.Tensor, nwin: int) -> torch.Tensor:
+        """Transformer over the agents of each window, padded to (W, n_max, H): attention costs
+        sum(n_w^2), not (sum n_w)^2."""
+        N = h.shape[0]
+        counts = torch.bincount(window_of, minlength=nwin)
+        first = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(N) - first[window_of]
+        n_max = int(counts.max()) if N else 1
+        padded = h.new_zeros(nwin, n_max, h.shape[-1])
+        padded[window_of, slot] = h
+        pad_mask = torch.arange(n_max)[None, :] >= counts[:, None]  # True = no agent there
+        return self.encoder(padded, src_key_padding_mask=pad_mask)[window_of, slot]
+
     def forward(self, obs: torch.Tensor, window_of: torch.Tensor, pred: torch.Tensor | None = None):
         """obs (N, 8, 2), window_of (N,) window index per agent, non-decreasing (windows contiguous).
         Returns samples (S, N, 12, 2) and the coefficients (C_pred (N, S, k), C_gt (N, k) or None)."""
@@ -222,17 +265,11 @@ class EigenTrajectoryNet(nn.Module):
         sums = torch.zeros(nwin, 2).index_add_(0, window_of, last)
         cnt = torch.zeros(nwin).index_add_(0, window_of, torch.ones(N)).clamp_min(1)
         centred = last - (sums / cnt[:, None])[window_of]
-        feats = torch.cat([C_obs / self.coef_scale[g], centred / 5.0, mov.float()[:, None]], dim=-1)
-        h = self.embed(feats)
-        # pad every window to (W, n_max, H): attention costs sum(n_w^2), not (sum n_w)^2
-        counts = torch.bincount(window_of, minlength=nwin)
-        first = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(N) - first[window_of]
-        n_max = int(counts.max()) if N else 1
-        padded = h.new_zeros(nwin, n_max, h.shape[-1])
-        padded[window_of, slot] = h
-        pad_mask = torch.arange(n_max)[None, :] >= counts[:, None]  # True = no agent there
-        h = self.encoder(padded, src_key_padding_mask=pad_mask)[window_of, slot]
+        c_obs, flag = C_obs / self.coef_scale[g], mov.float()[:, None]
+        if cfg.backbone == "mlp":
+            h = torch.cat([self.enc_past(torch.cat([c_obs, flag], -1)), self.enc_pos(centred / 5.0)], -1)
+        else:
+            h = self._attend(self.embed(torch.cat([c_obs, centred / 5.0, flag], -1)), window_of, nwin)
         corr = self.head(h).view(N, cfg.num_samples, cfg.k) * self.coef_scale[g][:, None, :]
         C_pred = self.anchors[g] + corr  # (N, S, k)
         traj_n = torch.einsum("nsk,ndk->snd", C_pred, self.U_pred[g]).reshape(
@@ -356,9 +393,16 @@ class ETModel:
             raise UserError(f"{p}: not a saved EigenTrajectory model ({type(exc).__name__})") from None
         if not isinstance(blob, dict) or blob.get("format") != "visual-lab-eigentrajectory-1":
             raise UserError(f"{p}: not a saved EigenTrajectory model")
-        cfg = ETConfig(**blob["config"])
-        net = EigenTrajectoryNet(cfg)
-        net.load_state_dict(blob["state"])
+        conf = dict(blob["config"])
+        conf.setdefault("backbone", "transformer")  # files written before the option existed
+        conf.setdefault("augment", False)
+        try:
+            cfg = ETConfig(**conf)
+            cfg.validate()
+            net = EigenTrajectoryNet(cfg)
+            net.load_state_dict(blob["state"])
+        except (TypeError, RuntimeError, KeyError) as exc:  # unknown options, other layer shapes
+            raise UserError(f"{p}: saved model does not match this version ({type(exc).__name__})") from None
         h = blob.get("history")
         hist = TrainSnapshot(**h) if isinstance(h, dict) else None
         return ETModel(cfg, net, hist)

@@ -17,6 +17,7 @@ from backends.trajectory.eigentrajectory import (
     EigenTrajectoryNet,
     ETConfig,
     ETModel,
+    augment_windows,
     denormalize,
     moving_mask,
     norm_params,
@@ -158,6 +159,55 @@ def test_config_validation():
         ETConfig(k=0).validate()
     with pytest.raises(UserError, match="multiple of heads"):
         ETConfig(hidden=30, heads=4).validate()
+    with pytest.raises(UserError, match="backbone must be one of"):
+        ETConfig(backbone="lstm").validate()
+
+
+def test_augmentation_is_one_isometry_per_window():
+    """Each window is rotated (and maybe mirrored) as a whole: all distances inside a window, speeds and
+    turning magnitudes are kept, so the best-of-20 errors of a rotation-equivariant predictor are too."""
+    tr = torch.from_numpy(_line(n=6, v=(0.3, -0.4), seed=3))
+    tr[:, 10:, 1] += torch.linspace(0, 1, 10)  # a bend, so mirroring is visible
+    wo = torch.tensor([0, 0, 0, 1, 1, 1])
+    obs, pred = augment_windows(tr[:, :8], tr[:, 8:], wo, np.random.default_rng(0))
+    new = torch.cat([obs, pred], 1)
+    assert not torch.allclose(new, tr)
+    for w in range(2):
+        a, b = tr[wo == w].reshape(-1, 2).double(), new[wo == w].reshape(-1, 2).double()
+        torch.testing.assert_close(torch.cdist(b, b), torch.cdist(a, a), atol=1e-4, rtol=0)
+    # across windows the transforms differ (independent draws), so cross-window distances change
+    d_new, d_old = torch.cdist(new[0].double(), new[3].double()), torch.cdist(tr[0].double(), tr[3].double())
+    assert not torch.allclose(d_new, d_old, atol=1e-3)
+    # about half of the windows are mirrored: the turn of the bent track changes sign
+    many = tr[:1].repeat(400, 1, 1)
+    obs, pred = augment_windows(many[:, :8], many[:, 8:], torch.arange(400), np.random.default_rng(1))
+    full = torch.cat([obs, pred], 1)
+
+    def turn(t):
+        a, b = t[:, 12] - t[:, 8], t[:, 19] - t[:, 12]
+        return torch.sign(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0])
+
+    assert 0.4 < float((turn(full) != turn(many)).float().mean()) < 0.6
+
+
+def test_mlp_backbone_trains_saves_and_loads(tmp_path):
+    tr, va, te = (load_split(DEFAULT_DATA, "synthetic", p) for p in ("train", "val", "test"))
+    tr = tr.subset(np.arange(0, tr.num_windows, 4))
+    cfg = ETConfig(epochs=2, hidden=32, static_dist=0.2, kmeans_init=1, backbone="mlp")
+    model = run_training(cfg, tr, va)
+    s = model.predict(te)
+    et = summarize(s, te.pred)
+    assert et["minFDE"] < summarize(constant_velocity_samples(te.obs), te.pred)["minFDE"]
+    again = ETModel.load(model.save(tmp_path / "mlp.pt"))
+    assert again.cfg.backbone == "mlp"
+    np.testing.assert_allclose(again.predict(te), s, atol=1e-5)
+    # a file saved before `backbone`/`augment` existed holds a transformer trained without augmentation
+    cfg_t = ETConfig(hidden=32)
+    blob = torch.load(ETModel(cfg_t, EigenTrajectoryNet(cfg_t)).save(tmp_path / "t.pt"), weights_only=True)
+    del blob["config"]["backbone"], blob["config"]["augment"]
+    torch.save(blob, tmp_path / "old.pt")
+    old = ETModel.load(tmp_path / "old.pt")
+    assert old.cfg.backbone == "transformer" and old.cfg.augment is False
 
 
 def test_cli_writes_metrics(tmp_path, capsys):
