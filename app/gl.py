@@ -11,8 +11,13 @@ def setup_qt_for_vispy(import_vispy: bool = True) -> None:
     ``import_vispy=False`` defers the vispy import (about a second) to :func:`use_vispy`, called before the first
     canvas, so the window can appear first.
     """
+    import os
+
     from PySide6.QtCore import QCoreApplication, Qt
 
+    # A native GL window (app.gl_window) repaints on QWindow.requestUpdate, which Qt delays by an idle
+    # timer of 5 ms by default: that caps a canvas updated in a loop near 60 frames/s for no reason.
+    os.environ.setdefault("QT_QPA_UPDATE_IDLE_TIME", "0")
     QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
     if import_vispy:
         use_vispy()

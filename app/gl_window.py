@@ -73,7 +73,6 @@ class CanvasBackendWindow(_qt.QtBaseCanvasBackend, QOpenGLWindow):
         self._surface.create()
         self._offscreen_context.makeCurrent(self._surface)
         self._size_override: tuple[int, int] | None = None
-        self._update_posted = False
         self._initialized = True
         _CANVASES.add(self)
 
@@ -131,21 +130,6 @@ class CanvasBackendWindow(_qt.QtBaseCanvasBackend, QOpenGLWindow):
             self.makeCurrent()
         else:
             self._offscreen_context.makeCurrent(self._surface)
-
-    def _vispy_update(self) -> None:
-        """Schedule one paint on the next pass of the event loop. ``QWindow.requestUpdate`` would wait for
-        Qt's 5 ms update timer first, which caps a canvas updated in a loop at about 60 frames/s."""
-        if self._vispy_canvas is None:
-            return
-        QOpenGLWindow.update(self)  # marks the window dirty (and arms Qt's timer, which then finds it clean)
-        if not self._update_posted:
-            self._update_posted = True
-            QtCore.QCoreApplication.postEvent(self, QtCore.QEvent(QtCore.QEvent.Type.UpdateRequest))
-
-    def event(self, ev) -> bool:
-        if ev.type() == QtCore.QEvent.Type.UpdateRequest:
-            self._update_posted = False
-        return super().event(ev)
 
     def _vispy_swap_buffers(self) -> None:
         pass  # QOpenGLWindow swaps after paintGL
