@@ -14,6 +14,7 @@ from about 15 to about 100 frames/s on the 2-core development machine.
 
 from __future__ import annotations
 
+import atexit
 import weakref
 
 import numpy as np
@@ -62,6 +63,9 @@ class CanvasBackendWindow(_qt.QtBaseCanvasBackend, QOpenGLWindow):
         QOpenGLWindow.__init__(self, QOpenGLWindow.UpdateBehavior.NoPartialUpdate)
         self.setFormat(fmt)
         self._container = _CanvasHost(self, p.parent)
+        # PySide leaves this window owned by Python after createWindowContainer. Were its wrapper collected
+        # while the container lives, the container would point at a deleted window: the host keeps it.
+        self._container.gl_window = self
         # GL work before the window is first exposed (uploads, off-screen renders) runs in a context that
         # shares objects with every window's context (AA_ShareOpenGLContexts), on an off-screen surface.
         self._offscreen_context = QtGui.QOpenGLContext(self)
@@ -167,6 +171,19 @@ class CanvasBackendWindow(_qt.QtBaseCanvasBackend, QOpenGLWindow):
             return False
         QtCore.QCoreApplication.sendEvent(self, QtCore.QEvent(QtCore.QEvent.Type.UpdateRequest))
         return True
+
+
+@atexit.register
+def _delete_canvases_before_qt() -> None:
+    """At exit PySide first deletes the Python-owned objects (these windows among them), then QApplication
+    destroys the remaining widgets, and a window container whose window is gone crashes there. Registered
+    after PySide's own exit hook, this runs before it and deletes each canvas host (container and window
+    with it) while everything is still consistent."""
+    for backend in list(_CANVASES):
+        box = getattr(backend, "_container", None)
+        if box is not None and shiboken6.isValid(box):
+            shiboken6.delete(box)
+    _CANVASES.clear()
 
 
 def install() -> None:
