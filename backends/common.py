@@ -55,3 +55,15 @@ def parse_size(text: str) -> tuple[int, int]:
     if not (1 <= w <= 16384 and 1 <= h <= 16384):
         raise UserError(f"size {w}x{h} out of range: each side must be 1..16384 pixels")
     return w, h
+
+
+def drain(gen, on_yield=None):
+    """Run a long-work generator to its end and return its result (headless callers: tests, benches).
+    ``on_yield`` sees every yielded item (e.g. to print progress)."""
+    while True:
+        try:
+            item = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_yield is not None:
+            on_yield(item)

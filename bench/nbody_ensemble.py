@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from backends.common import drain
 from backends.nbody.core import energy
 from backends.nbody.ensemble import (
     CLOSE,
@@ -29,16 +30,6 @@ from backends.nbody.ensemble import (
     grid_initial_conditions,
 )
 from backends.nbody.reference import integrate_to
-
-
-def drain(gen, verbose=False):
-    while True:
-        try:
-            p = next(gen)
-            if verbose:
-                print(p.message, flush=True)
-        except StopIteration as stop:
-            return stop.value
 
 
 def rebound_loop(cfg, pos, vel, t_stop, tol):

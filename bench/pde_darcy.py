@@ -11,15 +11,8 @@ import platform
 
 import numpy as np
 
+from backends.common import drain
 from backends.pde.darcy import darcy_coefficients, solve_sequence
-
-
-def drain(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backends.common import drain
 from backends.nbody.core import energy, preset, random_system
 
 pytest.importorskip("numba")
@@ -18,14 +19,6 @@ def integrate(it, t_end):
     while it.t < t_end * (1 - 1e-15):
         it.step(t_end - it.t)
     return it
-
-
-def drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 def test_compiled_step_matches_numpy_path_and_rebound_step_count():

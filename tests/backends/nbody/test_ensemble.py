@@ -5,18 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends.common import UserError
+from backends.common import UserError, drain
 from backends.nbody.core import energy, preset
 from backends.nbody.ensemble import DONE, ESCAPED, EnsembleConfig, escape_map, integrate_batch
 from backends.nbody.integrators import IAS15
-
-
-def drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 @pytest.mark.parametrize("method", ["compiled", "torch"])
