@@ -28,7 +28,7 @@ vispy.use(app="pyside6")  # vispy's Qt module must be imported through its PySid
 
 from vispy.app.backends import _qt  # noqa: E402
 
-_CANVASES: weakref.WeakSet = weakref.WeakSet()  # live backends, for grab_widget
+_CANVASES: weakref.WeakSet = weakref.WeakSet()  # live backends: grab_widget and the exit clean-up
 
 
 class _CanvasHost(QWidget):

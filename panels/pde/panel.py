@@ -328,13 +328,7 @@ def live_frames(sim, steps_per_frame: int, paints: list, lock: threading.Lock, o
         diag, spec = now - last_diag >= 0.1, now - last_spec >= 0.25
         last_diag = now if diag else last_diag
         last_spec = now if spec else last_spec
-        yield snapshot(
-            sim,
-            options.get("quiver_n", 24),
-            velocity=bool(options.get("quiver")),
-            diagnostics=diag,
-            spectrum=spec,
-        )
+        yield snapshot(sim, velocity=bool(options.get("quiver")), diagnostics=diag, spectrum=spec)
 
 
 def snapshot(
