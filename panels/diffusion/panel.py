@@ -20,6 +20,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget
 from vispy import scene
+from vispy.color import Color
 
 from app import worker
 from app.export import check_writable, export_plot, save_csv, save_npz, save_png, write_video
@@ -40,7 +41,7 @@ from backends.diffusion.pipeline import (
 )
 from backends.diffusion.samplers import SampleResult
 from panels.base import ExportAction, Panel
-from panels.points import PointCloud
+from panels.points import PointImage
 from panels.widgets import (
     Field,
     ParamForm,
@@ -95,6 +96,9 @@ class DiffusionParams:
             raise UserError(f"PFGM++ D must be > 0, got {self.D}")
         if not (math.isfinite(self.eps) and self.eps > 0):
             raise UserError(f"epsilon must be > 0, got {self.eps}")
+
+
+PLAY_SECONDS = 3.0  # Run plays the whole flow in this time, whatever the frame rate
 
 
 def _hue_colors(final: np.ndarray) -> np.ndarray:
@@ -199,9 +203,15 @@ class DiffusionPanel(Panel):
         self._build_ui()
         self._canvas.events.mouse_press.connect(self._on_mouse)
         self._canvas.events.mouse_move.connect(self._on_mouse)
+        # playback is timed by the clock (PLAY_SECONDS for the whole flow at any frame rate) and paced by the
+        # draws: a tick moves the particles only once the previous frame is on screen
         self._timer = QTimer(self)
-        self._timer.setInterval(25)  # up to 40 frames/s: the draw, not the timer, sets the pace
+        self._timer.setInterval(5)
         self._timer.timeout.connect(self._tick)
+        self._play_from: tuple[float, float] = (0.0, 0.0)  # (clock, frame) when Run was pressed
+        self._frame_shown = True
+        self._last_tick = 0.0
+        self._canvas.events.draw.connect(self._on_canvas_drawn)
 
     # -- UI -----------------------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -280,21 +290,24 @@ class DiffusionPanel(Panel):
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(300)
 
-        self._canvas = make_canvas(bgcolor="#0e1116", size=(640, 640))
+        bg = "#0e1116"
+        self._canvas = make_canvas(bgcolor=bg, size=(640, 640))
         self.view = self._canvas.central_widget.add_view()
         self.view.camera = scene.PanZoomCamera(aspect=1)
         self.view.camera.rect = (-3, -3, 6, 6)
-        self._target_vis = PointCloud(size=3, parent=self.view.scene)
-        self._target_shown = None  # (target array, thinned?) now uploaded: re-sent only when it changes
+        # particles and target samples are stamped into one opaque image (panels/points.py says why)
+        self._particles = PointImage(size=4, background=Color(bg).rgba, parent=self.view.scene)
+        self._target_shown = None  # the target array now in the underlay
+        self._particle_mask = None  # which particles the current colours belong to
         self._lines_vis = scene.visuals.Line(parent=self.view.scene, color=(1, 1, 1, 0.12), width=1)
         self._lines_vis.visible = False
-        self._particles = PointCloud(size=4, parent=self.view.scene)
-        self._particle_mask = None  # which particles the uploaded colours belong to
-        self._target_vis.order, self._lines_vis.order, self._particles.order = 0, 1, 2
+        self._particles.order, self._lines_vis.order = 0, 1
         self._image = scene.visuals.Image(
             np.zeros((8, 8), np.float32), cmap="grays", clim=(0, 1), parent=self.view.scene
         )
         self._image.visible = False
+        # the frame read-out: a Qt label on screen (vispy text re-lays out its glyphs on every change and costs
+        # ~5 ms a frame to draw on llvmpipe); the same text is drawn into the canvas only for exports
         self._label = scene.visuals.Text(
             "",
             color="white",
@@ -304,6 +317,9 @@ class DiffusionPanel(Panel):
             parent=self._canvas.scene,
             pos=(10, 14),
         )
+        self._label.visible = False
+        self.frame_info = QLabel("")
+        self.frame_info.setStyleSheet("background: #0e1116; color: white; padding: 3px 8px;")
         self.playbar = PlayBar(with_step=True)
         self.playbar.run_toggled.connect(self._on_play)
         self.playbar.step_clicked.connect(lambda: self._set_frame(math.floor(self._frame) + 1))
@@ -311,6 +327,8 @@ class DiffusionPanel(Panel):
         center = QWidget()
         cv = QVBoxLayout(center)
         cv.setContentsMargins(0, 0, 0, 0)
+        cv.setSpacing(0)
+        cv.addWidget(self.frame_info)
         cv.addWidget(self._canvas.native, 1)
         cv.addWidget(self.playbar)
 
@@ -691,16 +709,24 @@ class DiffusionPanel(Panel):
                 return
             if self._frame >= len(self._result.trajectory) - 1:
                 self._frame = 0.0
+            self._play_from = (time.perf_counter(), self._frame)
+            self._frame_shown = True
             self._timer.start()
         else:
             self._timer.stop()
 
+    def _on_canvas_drawn(self, _ev=None) -> None:
+        self._frame_shown = True
+
     def _tick(self) -> None:
-        if self._result is None:
-            return
+        now = time.perf_counter()
+        if self._result is None or (not self._frame_shown and now - self._last_tick < 0.25):
+            return  # the last frame is not on screen yet (a hidden canvas does not hold playback up for long)
+        self._last_tick = now
         last = len(self._result.trajectory) - 1
-        speed = max(last / 90.0, 0.05)  # about 3 s for the whole flow
-        nxt = self._frame + speed
+        t0, f0 = self._play_from
+        nxt = f0 + (now - t0) * max(last, 1) / PLAY_SECONDS
+        self._frame_shown = False
         if nxt >= last:
             nxt = last
             self._timer.stop()
@@ -736,15 +762,13 @@ class DiffusionPanel(Panel):
         is_img = self._dataset is not None and self._dataset.dim > 2
         self._image.visible = is_img
         self._particles.visible = not is_img
-        self._target_vis.visible = (not is_img) and p.target and self._target is not None
-        if self._target_vis.visible:
-            # the backdrop needs no more than 2,000 samples when 10,000+ particles move over it
-            many = self._result is not None and len(self._result.bad) > 10_000
-            prev = self._target_shown
-            if prev is None or prev[0] is not self._target or prev[1] != many:
-                shown = self._target[:2000] if many else self._target
-                self._target_vis.set_data(shown[:, :2], color=(0.55, 0.6, 0.7, 0.35))
-                self._target_shown = (self._target, many)
+        show_target = (not is_img) and p.target and self._target is not None
+        if (self._target if show_target else None) is not self._target_shown:
+            self._target_shown = self._target if show_target else None
+            self._particles.set_underlay(
+                None if self._target_shown is None else self._target_shown[:, :2],
+                color=(0.55, 0.6, 0.7, 0.35),
+            )
         if self._result is None:
             self._canvas.update()
             return
@@ -772,8 +796,10 @@ class DiffusionPanel(Panel):
         now = time.perf_counter()
         at_end = self._frame >= len(self._result.trajectory) - 1
         # re-laying out the text costs more than moving 20,000 points: 10 Hz while playing is plenty
-        if t != self._label.text and (at_end or not self._timer.isActive() or now - self._label_clock > 0.1):
-            self._label.text = t
+        if t != self.frame_info.text() and (
+            at_end or not self._timer.isActive() or now - self._label_clock > 0.1
+        ):
+            self.frame_info.setText(t)
             self._label_clock = now
         self._canvas.update()
 
@@ -781,7 +807,7 @@ class DiffusionPanel(Panel):
         """Positions every frame; colours only when the set of drawn particles or their colours change."""
         prev = self._particle_mask
         if prev is None or prev[0] is not self._colors or not np.array_equal(prev[1], fin):
-            # 4 px dots; 3 px above 10,000 particles (half the fragments to blend on a software rasterizer)
+            # 4 px dots; 3 px above 10,000 particles (less clutter)
             self._particles.set_data(pos, color=self._colors[fin], size=4 if len(pos) <= 10_000 else 3)
             self._particle_mask = (self._colors, fin)
         else:
@@ -840,22 +866,27 @@ class DiffusionPanel(Panel):
         return self._canvas
 
     def render(self, size: tuple[int, int]) -> np.ndarray:
-        """Off-screen render at ``size``; the scene is laid out for that size, then restored."""
+        """Off-screen render at ``size`` with the frame read-out drawn in; the scene is laid out for that size,
+        then restored."""
+        self._label.text = self._frame_label() if self._result is not None else ""
+        self._label.visible = bool(self._label.text)
         old = tuple(self._canvas.size)
         target = (int(size[0]), int(size[1]))
-        if old == target:
-            return render_canvas(self._canvas, size)
         cam = self.view.camera.rect
         try:
+            if old == target:
+                return render_canvas(self._canvas, size)
             self._canvas.size = target
             self._canvas.central_widget.size = target
             self._draw()
             return render_canvas(self._canvas, size)
         finally:
-            self._canvas.size = old
-            self._canvas.central_widget.size = old
-            self.view.camera.rect = cam
-            self._draw()
+            self._label.visible = False
+            if old != target:
+                self._canvas.size = old
+                self._canvas.central_widget.size = old
+                self.view.camera.rect = cam
+                self._draw()
 
     def _need_result(self):
         if self._result is None:
