@@ -1,11 +1,13 @@
-"""GL viewer frame time vs Gaussian count at 800x600 (Mesa llvmpipe under Xvfb), with the reference rasterizer
-on the same scene and camera in the same run (ratio).
+"""Splat viewer frame time vs Gaussian count at 800x600 (Mesa llvmpipe under Xvfb), both viewer renderers
+(``gl``: instanced quads; ``cpu``: the numba tile rasterizer drawn as one texture) side by side, with the
+reference rasterizer on the same scene and camera in the same run (ratio, PSNR).
 
 Off-screen (``canvas.render``: draw + glFinish + read-back): the full-quality still frame, and a moving frame
 (the most important ``--lod`` splats at ``--moving-scale`` resolution). On screen (``--onscreen S``): the
-splat panel in a window whose canvas is ``--size``, turned by 1 degree per frame for S seconds as a mouse drag
-does: frames/s, the splat count its adaptive level of detail settles on, and the time from the last move to
-the full-quality frame (drawn in chunks: the longest the GUI thread is blocked meanwhile is reported).
+splat panel (``--viewer``) in a window whose canvas is ``--size``, turned by 1 degree per frame for S seconds
+as a mouse drag does, twice: with its defaults (adaptive detail while moving: frames/s, the splat count it
+settles on, the time from the last move to the full-quality frame and the longest GUI block meanwhile), and
+at full quality in every frame (all splats, full resolution).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/splat_viewer.py [--counts 100000,300000,1000000]
 """
@@ -26,15 +28,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 
-def onscreen(g, w: int, h: int, seconds: float, moving_fps: float) -> dict:
-    """Frames/s of the real panel while its view turns continuously, then the time to full quality."""
+def onscreen(g, w: int, h: int, seconds: float, moving_fps: float, viewer: str, full: bool = False) -> dict:
+    """Frames/s of the real panel while its view turns continuously, then the time to full quality.
+    ``full``: every splat at full resolution in every frame (no reduced detail while moving)."""
     from PySide6.QtWidgets import QApplication
 
     from panels.splat.panel import SplatPanel
 
     qapp = QApplication.instance()
     p = SplatPanel()
-    p.set_params(replace(p.params(), moving_fps=moving_fps))
+    cfg = replace(p.params(), moving_fps=moving_fps, viewer=viewer)
+    if full:
+        cfg = replace(cfg, moving_fps=1.0, moving_scale=1.0, lod_count=max(g.count, 1000))
+    p.set_params(cfg)
     p.canvas_obj.native.setFixedSize(w, h)
     p.show()
     for _ in range(10):
@@ -78,13 +84,15 @@ def onscreen(g, w: int, h: int, seconds: float, moving_fps: float) -> dict:
     while p.node.pending:
         next_frame()
     settle = time.perf_counter() - t_stop
+    tag = "onscreen_full" if full else "onscreen"
     out = {
-        "onscreen_canvas": list(p.canvas_obj.size),
-        "onscreen_fps_moving": fps,
-        "onscreen_moving_splats_median": int(np.median(counts)) if counts else 0,
-        "onscreen_moving_scale": p.params().moving_scale,
-        "onscreen_still_after_s": settle,
-        "onscreen_longest_gui_block_s": longest[0],
+        f"{tag}_viewer": p.node.active_renderer,
+        f"{tag}_canvas": list(p.canvas_obj.size),
+        f"{tag}_fps_moving": fps,
+        f"{tag}_moving_splats_median": int(np.median(counts)) if counts else 0,
+        f"{tag}_moving_scale": p.params().moving_scale,
+        f"{tag}_still_after_s": settle,
+        f"{tag}_longest_gui_block_s": longest[0],
     }
     p.shutdown()
     p.close()
@@ -102,6 +110,8 @@ def main() -> None:
     ap.add_argument("--reference-count", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the reference renderer")
+    ap.add_argument("--viewer", default="auto", help="the panel's viewer renderer on screen: auto, gl or cpu")
+    ap.add_argument("--skip-offscreen", action="store_true", help="only the on-screen panel measurements")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     import torch
@@ -120,7 +130,7 @@ def main() -> None:
     from bench.splat_common import synthetic_scene
     from panels.splat import visuals
 
-    canvas, node = visuals.make_splat_canvas((w, h), (0, 0, 0))
+    canvas, node = visuals.make_splat_canvas((w, h), (0, 0, 0), renderer="gl")
     cam = cm.orbit_camera((0, 0.3, 0), 30, 20, 7.0, w, h)
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -133,7 +143,7 @@ def main() -> None:
         node.set_rows(rows)
         node.set_camera(cam)
         node.scale = scale
-        canvas.render(size=(w, h))  # warm up (upload)
+        canvas.render(size=(w, h))  # warm up (upload, compilation)
         ts = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
@@ -143,40 +153,43 @@ def main() -> None:
         return float(np.median(ts))
 
     renderer = None
-    for n in (int(c) for c in args.counts.split(",")):
+    for n in (int(c) for c in args.counts.split(",")) if not args.skip_offscreen else ():
         g = synthetic_scene(n)
         rows = visuals.scene_rows(g, cam)
         t0 = time.perf_counter()
         srt = visuals.sort_back_to_front(rows, cam.viewmat)
         sort_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        node.set_rows(srt)
-        upload_s = time.perf_counter() - t0
-        full = draw_time(srt)
-        img_gl = canvas.render(size=(w, h)) if n == args.reference_count else None
-        if renderer is None:
-            renderer = gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)
-        row = {"count": n, "draw_s": full, "fps_still": 1 / full, "sort_s": sort_s, "upload_s": upload_s}
+        row = {"count": n, "sort_s": sort_s}
+        ref = None
+        if n == args.reference_count:
+            t0 = time.perf_counter()
+            ref = raster.render(g, cam, (0, 0, 0))
+            row["reference_s"] = time.perf_counter() - t0
         # the moving frame: the panel's importance order (opacity x size), a prefix of it, lower resolution
         covs = g.covariances()
         imp = g.opacities * np.prod(np.sqrt(np.einsum("nii->ni", covs)), 1) ** (1 / 3)
         keep = np.argsort(-imp, kind="stable")[: min(args.lod, n)]
         lod = visuals.sort_back_to_front(rows[keep], cam.viewmat)
-        t = draw_time(lod, args.moving_scale)
-        row.update({"lod_count": len(keep), "moving_scale": args.moving_scale, "draw_moving_s": t})
-        if img_gl is not None:
-            t0 = time.perf_counter()
-            ref = raster.render(g, cam, (0, 0, 0))
-            row["reference_s"] = time.perf_counter() - t0
-            row["reference_over_gl"] = row["reference_s"] / full
-            row["psnr_gl_vs_reference_db"] = raster.psnr(img_gl[..., :3] / 255.0, ref)
-            node.set_rows(lod)
-            node.scale = args.moving_scale
-            img_mv = canvas.render(size=(w, h))
-            node.scale = 1.0
-            row["psnr_moving_frame_vs_reference_db"] = raster.psnr(img_mv[..., :3] / 255.0, ref)
-        if args.onscreen > 0:
-            row.update(onscreen(g, w, h, args.onscreen, args.moving_fps))
+        for r in ("gl", "cpu"):  # the same visual with either renderer, side by side
+            node.renderer, node.active_renderer = r, ""
+            full = draw_time(srt)
+            row.update({f"{r}_draw_s": full, f"{r}_fps_still": 1 / full})
+            if ref is not None:
+                node.set_rows(srt)
+                img = canvas.render(size=(w, h))
+                row[f"{r}_psnr_vs_reference_db"] = raster.psnr(img[..., :3] / 255.0, ref)
+                row[f"reference_over_{r}"] = row["reference_s"] / full
+            t = draw_time(lod, args.moving_scale)
+            row.update({f"{r}_draw_moving_s": t, "lod_count": len(keep), "moving_scale": args.moving_scale})
+        if renderer is None:
+            renderer = gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)
+        results["rows"].append(row)
+        print(json.dumps(row), flush=True)
+    for n in (int(c) for c in args.counts.split(",")) if args.onscreen > 0 else ():
+        g = synthetic_scene(n)
+        row = {"count": n}
+        row.update(onscreen(g, w, h, args.onscreen, args.moving_fps, args.viewer))
+        row.update(onscreen(g, w, h, args.onscreen, args.moving_fps, args.viewer, full=True))
         results["rows"].append(row)
         print(json.dumps(row), flush=True)
     results["renderer"] = renderer

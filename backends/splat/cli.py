@@ -2,7 +2,8 @@
 
 ``visual-lab run splat convert IN OUT [edits]`` and ``visual-lab run splat info FILE``;
 ``visual-lab render splat SCENE (--camera cameras.json#INDEX | --orbit AZ,EL,DIST) [--size 800x600]
-[--time T] [--renderer reference|gl] [--background R,G,B] --out img.png``.
+[--time T] [--renderer reference|gl|cpu] [--background R,G,B] --out img.png``. ``cpu`` is the numba tile
+rasterizer (the viewer's renderer on software OpenGL): the reference's compositing, ~50x faster on a CPU.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
         "--size", default=None, help="WIDTHxHEIGHT (default: the camera's own size, 800x600 for --orbit)"
     )
     ap.add_argument("--time", type=float, default=None, help="time for 4D scenes")
-    ap.add_argument("--renderer", choices=("reference", "gl"), default="reference")
+    ap.add_argument("--renderer", choices=("reference", "gl", "cpu"), default="reference")
     ap.add_argument("--background", default="0,0,0", help="R,G,B in [0, 1]")
     ap.add_argument("--up", default="-y", choices=sorted(cm.UP_AXES), help="world up axis for --orbit")
     ap.add_argument("--fov", type=float, default=50.0, help="vertical field of view for --orbit (degrees)")
@@ -161,6 +162,11 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
         if gl_renderer is None:
             raise UserError("the GL renderer is not available here; use --renderer reference")
         rgba = gl_renderer(g, camera, bg, time=args.time)
+    elif args.renderer == "cpu":
+        from backends.splat import tile_raster
+
+        rgb = tile_raster.render_rows(tile_raster.scene_rows(g, camera, args.time), camera, bg)
+        rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
     else:
         import torch
 

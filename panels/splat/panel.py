@@ -23,9 +23,10 @@ from app import worker
 from app.export import check_writable, parse_size, save_png, write_video
 from backends.common import Progress, UserError
 from backends.splat import camera as cm
-from backends.splat import edits, gauss4d, io, raster, samples
+from backends.splat import edits, gauss4d, io, raster, samples, tile_raster
 from backends.splat.gaussians import Gaussians
 from backends.splat.sh import eval_sh_colors
+from backends.splat.tile_raster import pack_rows
 from panels.base import ExportAction, Panel, config_to_dict
 from panels.splat import visuals
 from panels.widgets import Field, ParamForm
@@ -57,6 +58,9 @@ class SplatConfig:
     lod_count: int = 100_000  # at most this many splats are drawn while the view moves
     moving_fps: float = 15.0  # while moving, the splat count adapts to reach this frame rate
     moving_scale: float = 0.5  # render resolution (fraction of the canvas) while moving
+    viewer: str = (
+        "auto"  # auto | gl | cpu: instanced GL quads or the numba tile rasterizer (auto: cpu on llvmpipe)
+    )
     export_renderer: str = "gl"  # gl | reference
     export_size: str = "1280x960"
     video_frames: int = 36  # frames of a turntable / camera path / 4D playback video (30 frames/s)
@@ -72,6 +76,8 @@ class SplatConfig:
             raise UserError(f"field of view must be 5..120 degrees, got {self.fov}")
         if self.background not in BACKGROUNDS:
             raise UserError(f"background must be one of {sorted(BACKGROUNDS)}")
+        if self.viewer not in ("auto", "gl", "cpu"):
+            raise UserError(f"viewer must be auto, gl or cpu, got {self.viewer!r}")
         if self.export_renderer not in ("gl", "reference"):
             raise UserError("export renderer must be gl or reference")
         if not 2 <= self.video_frames <= 3600:
@@ -139,6 +145,12 @@ def _load_scene_gen(cfg: SplatConfig):
     return g
 
 
+def _warmup_job():
+    """Worker: compile (or load from numba's cache) the CPU rasterizer before 'auto' switches to it."""
+    yield Progress(None, "preparing the CPU splat rasterizer")
+    tile_raster.warmup()
+
+
 def _sort_job(rows: np.ndarray, viewmat: np.ndarray, key, sh=None):
     """Worker: view-dependent colours and depth sort (numpy only, no GL)."""
     t0 = time.perf_counter()
@@ -171,6 +183,7 @@ class SplatPanel(Panel):
         self._frame_times: list[float] = []
         self._last_move = 0.0
         self._moving_drawn = False
+        self._full_frame_s = 0.0  # the last full-scene, full-resolution CPU frame (s); 0 = not measured
         self._keys: set[str] = set()
         self._drag: tuple[float, float] | None = None
         self._orbit = OrbitState(target=np.zeros(3))
@@ -180,7 +193,9 @@ class SplatPanel(Panel):
         self._load_task = None
         self._sort_task = None
 
-        self.canvas_obj, self.node = visuals.make_splat_canvas(bgcolor=BACKGROUNDS[self._cfg.background])
+        self.canvas_obj, self.node = visuals.make_splat_canvas(
+            bgcolor=BACKGROUNDS[self._cfg.background], renderer=self._cfg.viewer
+        )
         self.node.chunk = PROGRESSIVE_CHUNK
         self.canvas_obj.events.draw.connect(self._on_draw)
         self.canvas_obj.events.draw.connect(self._after_draw, position="last")
@@ -228,6 +243,14 @@ class SplatPanel(Panel):
                 ),
                 Field("moving_fps", "Target frames/s while moving", "float", 1, 120, 1, 5),
                 Field("moving_scale", "Resolution while moving", "float", 0.25, 1, 2, 0.25),
+                Field(
+                    "viewer",
+                    "Viewer renderer",
+                    "choice",
+                    choices=("auto", "gl", "cpu"),
+                    tooltip="gl: one instanced quad per splat; cpu: exact tile rasterizer on the CPU (numba) "
+                    "shown as one texture; auto: cpu on a software OpenGL (llvmpipe), gl on a GPU",
+                ),
                 Field("export_renderer", "Export renderer", "choice", choices=("gl", "reference")),
                 Field("export_size", "Export size", "text"),
                 Field("video_frames", "Video frames (30/s)", "int", 2, 3600, step=30),
@@ -291,6 +314,10 @@ class SplatPanel(Panel):
         self._set_time_widgets_enabled(False)
         # the bundled sample is small: load synchronously so the panel shows something at once
         self._apply_scene(io.run_gen(_load_scene_gen(self._cfg)), reset=True)
+        if not tile_raster.ready():
+            self._warm_task = worker.submit(
+                _warmup_job, group="splat-warmup", label="CPU rasterizer", on_done=self._on_rasterizer_ready
+            )
 
     # -- parameters -----------------------------------------------------------------------------------
     def params(self) -> SplatConfig:
@@ -315,6 +342,10 @@ class SplatPanel(Panel):
     def _refresh(self, old: SplatConfig) -> None:
         cfg = self._cfg
         self.canvas_obj.bgcolor = BACKGROUNDS[cfg.background]
+        if old.viewer != cfg.viewer:
+            self.node.renderer = cfg.viewer
+            self.node.active_renderer = ""  # resolved again at the next draw
+            self._shown_key = None  # the GL renderer needs sorted rows again
         if old.up_axis != cfg.up_axis:
             self.reset_view()
         needs_edit = (
@@ -391,7 +422,7 @@ class SplatPanel(Panel):
         else:
             means, covs, opac = e.means, e.covariances(), e.opacities
         colors = eval_sh_colors(e.sh, means, cam.position)
-        self._rows_full = visuals.pack(means, covs, colors, opac)
+        self._rows_full = pack_rows(means, covs, colors, opac)
         self._sh_full = e.sh if e.sh.shape[1] > 1 else None
         # reduced detail while moving: the most opaque-and-large splats first; the moving set is a prefix of
         # this order whose length follows the measured frame time
@@ -594,7 +625,8 @@ class SplatPanel(Panel):
             self._ensure_timer()
             if self._lod_n != min(self._lod_budget, self._cfg.lod_count, len(self._rows_full)):
                 self._set_lod(self._lod_budget)
-            rows = self._rows_lod if self._rows_lod is not None else self._rows_full
+            full = self._full_detail_affordable() or self._rows_lod is None
+            rows = self._rows_full if full else self._rows_lod
             if self._shown_key is None or not self._shown_key[1]:
                 # the node still holds the full-detail rows: switch to the moving set before the next
                 # frame, or that frame would be a full-quality one
@@ -608,6 +640,9 @@ class SplatPanel(Panel):
     def _request_sort(self, rows: np.ndarray, cam: cm.Camera, moving: bool) -> None:
         key = (id(rows), moving)
         vm = cam.viewmat
+        if self._rasterizer_sorts(rows):
+            self._show_unsorted(rows, key, vm)
+            return
         if self._shown_key == key and self._sorted_view is not None:
             # skip the sort when the view direction and position barely changed
             d_rot = np.abs(vm[:3, :3] - self._sorted_view[:3, :3]).max()
@@ -632,9 +667,32 @@ class SplatPanel(Panel):
         if rows is None:
             return
         cam = cam or self.current_camera()
+        if self._rasterizer_sorts(rows):
+            self._show_unsorted(rows, (id(rows), moving), cam.viewmat)
+            return
         t0 = time.perf_counter()
         out = visuals.sort_back_to_front(rows, cam.viewmat, self._sh_for(rows))
         self._sorted((out, (time.perf_counter() - t0) * 1000.0, ((id(rows), moving), cam.viewmat.copy())))
+
+    def _on_rasterizer_ready(self, _result=None) -> None:
+        if self.node.renderer == "auto":
+            self.node.active_renderer = ""  # resolved again at the next draw: now 'cpu' on llvmpipe
+            self._shown_key = None
+            self._view_changed(moving=False)
+
+    def _rasterizer_sorts(self, rows: np.ndarray) -> bool:
+        """The CPU renderer sorts by view depth itself, faster than a sort job; rows whose colours depend on
+        the view (SH degree > 0) still go through the job, which recolours them."""
+        return self.node.active_renderer == "cpu" and self._sh_for(rows) is None
+
+    def _show_unsorted(self, rows: np.ndarray, key, vm: np.ndarray) -> None:
+        if self._shown_key != key or self.node._host_sorted:
+            self.node.set_rows(rows, back_to_front=False)
+        self.node.set_camera(self.current_camera())
+        self.node.scale = self._moving_scale(key[1])
+        self.node.timed = key[1]
+        self._shown_key, self._sorted_view, self._sort_ms = key, vm.copy(), 0.0
+        self.canvas_obj.update()
 
     def _sh_for(self, rows):
         if rows is self._rows_full:
@@ -648,10 +706,22 @@ class SplatPanel(Panel):
         self.node.set_rows(rows)
         self.node.set_camera(self.current_camera())
         moving = key[1]
-        self.node.scale = self._cfg.moving_scale if moving else 1.0
+        self.node.scale = self._moving_scale(moving)
         self.node.timed = moving  # moving frames are timed to size the moving set
         self._shown_key, self._sorted_view, self._sort_ms = key, vm, ms
         self.canvas_obj.update()
+
+    def _full_detail_affordable(self) -> bool:
+        """The CPU renderer drew the whole scene at full resolution within the moving frame budget last time:
+        then moving frames are full-quality frames too (a GL frame is only timed while moving)."""
+        return (
+            self.node.active_renderer == "cpu"
+            and 0 < self._full_frame_s <= 0.7 / self._cfg.moving_fps
+            and self._rows_full is not None
+        )
+
+    def _moving_scale(self, moving: bool) -> float:
+        return self._cfg.moving_scale if moving and not self._full_detail_affordable() else 1.0
 
     def _after_draw(self, ev) -> None:
         """After a timed (moving) frame: resize the moving set so the GL draw takes ~70% of the frame budget
@@ -659,6 +729,9 @@ class SplatPanel(Panel):
         if self.node.pending:  # a progressive still frame: paint the next chunk once events are handled
             QTimer.singleShot(0, self.canvas_obj.update)
         n, t = self.node.count, self.node.last_draw_s
+        full = self._rows_full is not None and n == len(self._rows_full)
+        if self.node.active_renderer == "cpu" and self.node.scale == 1.0 and full:
+            self._full_frame_s = t  # every CPU frame is timed
         if not self.node.timed or n == 0 or t <= 0:
             return
         want = n * min(max(0.7 / self._cfg.moving_fps / t, 0.25), 2.0)
@@ -676,7 +749,7 @@ class SplatPanel(Panel):
         if self.node.pending:
             detail += f", refining {self.node.refined:.0%}"
         self.overlay.setText(
-            f"{self.node.count:,} splats drawn ({detail}) | "
+            f"{self.node.count:,} splats drawn ({detail}, {self.node.active_renderer or '?'}) | "
             f"{fps} | sort {self._sort_ms:5.1f} ms | "
             f"{self._cfg.camera_mode} camera, up {self._cfg.up_axis}, fov {self._cfg.fov:.0f} deg"
         )

@@ -28,6 +28,7 @@ from vispy.visuals import Visual
 
 from backends.splat.camera import Camera
 from backends.splat.gaussians import Gaussians
+from backends.splat.tile_raster import scene_rows
 
 gloo.gl.use_gl("gl+")  # instancing (glDrawArraysInstanced, glVertexAttribDivisor) needs the PyOpenGL backend
 
@@ -112,22 +113,25 @@ uniform sampler2D u_tex;
 varying vec2 v_uv;
 void main() { gl_FragColor = texture2D(u_tex, v_uv); }
 """
+# a CPU-rasterized frame: image rows top to bottom, opaque (the background is composited in)
+IMAGE_VERT = """
+attribute vec2 a_pos;
+varying vec2 v_uv;
+void main() { v_uv = vec2(0.5 * (a_pos.x + 1.0), 0.5 * (1.0 - a_pos.y)); gl_Position = vec4(a_pos, 0.0, 1.0); }
+"""
+SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "software")
 
 
-def pack(means: np.ndarray, covs: np.ndarray, colors: np.ndarray, opacities: np.ndarray) -> np.ndarray:
-    """(N, 13) float32 instance rows: mean(3), cov xx xy xz yy yz zz (6), rgb(3), opacity(1)."""
-    n = len(means)
-    out = np.empty((n, 13), np.float32)
-    out[:, 0:3] = means
-    out[:, 3] = covs[:, 0, 0]
-    out[:, 4] = covs[:, 0, 1]
-    out[:, 5] = covs[:, 0, 2]
-    out[:, 6] = covs[:, 1, 1]
-    out[:, 7] = covs[:, 1, 2]
-    out[:, 8] = covs[:, 2, 2]
-    out[:, 9:12] = colors
-    out[:, 12] = opacities
-    return out
+def resolve_renderer(choice: str) -> str:
+    """'auto' -> 'cpu' on a software OpenGL (its per-primitive cost makes instanced quads slow) once the
+    rasterizer's kernels are compiled (``tile_raster.warmup``, ~17 s the very first time), else 'gl'.
+    Call with a current GL context."""
+    from backends.splat import tile_raster
+
+    if choice != "auto":
+        return choice
+    name = str(gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)).lower()
+    return "cpu" if any(k in name for k in SOFTWARE_GL) and tile_raster.ready() else "gl"
 
 
 def sort_back_to_front(rows: np.ndarray, viewmat: np.ndarray, sh: np.ndarray | None = None) -> np.ndarray:
@@ -146,14 +150,17 @@ def sort_back_to_front(rows: np.ndarray, viewmat: np.ndarray, sh: np.ndarray | N
 
 
 class SplatVisual(Visual):
-    """All splats as one instanced draw call.
+    """All splats as one instanced draw call, or (``renderer`` 'cpu') as one image from the numba tile
+    rasterizer (``backends.splat.tile_raster``, exact 3DGS compositing) drawn as a texture. 'auto' picks 'cpu'
+    on a software OpenGL such as Mesa llvmpipe, where 100k instanced quads cost ~0.14 s of primitive setup
+    alone, and 'gl' on a GPU.
 
     ``scale`` < 1 draws at ``scale`` times the camera's resolution and stretches the result over the canvas.
     ``chunk`` > 0 (and more splats than that) draws a still frame progressively: each paint adds the next
     ``chunk`` splats (back to front) into an off-screen texture and shows the last reduced-resolution frame
     of the same view until the texture is complete (``pending`` tells the caller to paint again), so the GUI
     answers between chunks; a finished still frame is redrawn as one texture copy. With ``timed`` set, each
-    draw waits for the GL (glFinish) and stores its wall time in ``last_draw_s``."""
+    draw waits for the GL (glFinish) and stores its wall time in ``last_draw_s`` (always set by 'cpu' draws)."""
 
     def __init__(self):
         Visual.__init__(self, vcode=VERT, fcode=FRAG)
@@ -177,12 +184,22 @@ class SplatVisual(Visual):
         self._acc_key = None
         self._acc_done = 0
         self._blit: gloo.Program | None = None
+        self.renderer = "auto"  # auto | gl | cpu
+        self.active_renderer = ""  # what 'auto' resolved to at the last draw
+        self._host_rows = np.zeros((0, 13), np.float32)  # the rows as set (the CPU rasterizer reads them)
+        self._host_sorted = True
+        self._gl_uploaded = True
+        self._front_first = np.zeros(0, np.int64)
+        self._cpu_img: np.ndarray | None = None
+        self._cpu_tex: gloo.Texture2D | None = None
+        self._cpu_prog: gloo.Program | None = None
 
     @property
     def pending(self) -> bool:
         """A progressive still frame is unfinished: paint again to add the next chunk."""
         return (
-            self._acc_key is not None
+            self.active_renderer == "gl"
+            and self._acc_key is not None
             and 0 < self._acc_done < self.count
             and self._acc_key[0] == self._uploads
         )
@@ -192,19 +209,29 @@ class SplatVisual(Visual):
         """Fraction of the splats already in the progressive still frame."""
         return self._acc_done / max(self.count, 1)
 
-    def set_rows(self, rows: np.ndarray) -> None:
-        """Upload (N, 13) instance rows (already sorted back to front)."""
-        rows = np.ascontiguousarray(rows, np.float32)
+    def set_rows(self, rows: np.ndarray, back_to_front: bool = True) -> None:
+        """Take (N, 13) instance rows, sorted back to front. Unsorted rows (``back_to_front=False``) are for the
+        'cpu' renderer only, which then sorts them by view depth itself (~2 ms for 100k). The GL instance
+        buffers are uploaded when the GL renderer first needs them."""
+        self._host_rows = np.ascontiguousarray(rows, np.float32)
+        self._host_sorted = back_to_front
+        self.count = len(rows)
+        self._uploads += 1
+        self._gl_uploaded = False
+        if len(self._front_first) != self.count:
+            self._front_first = np.arange(self.count - 1, -1, -1, dtype=np.int64)
+
+    def _upload(self) -> None:
+        """The instance buffers of the GL renderer, from the host rows."""
+        rows = self._host_rows
+        if not self._host_sorted:
+            raise RuntimeError("the GL renderer needs rows sorted back to front")
         parts = {
             "a_center": rows[:, 0:3],
             "a_cov_a": rows[:, 3:6],
             "a_cov_b": rows[:, 6:9],
             "a_color": rows[:, 9:13],
         }
-        self.count = len(rows)
-        self._uploads += 1
-        if self.count == 0:
-            return
         for name, arr in parts.items():
             arr = np.ascontiguousarray(arr)
             buf = self._bufs.get(name)
@@ -214,6 +241,7 @@ class SplatVisual(Visual):
                 self.shared_program[name] = buf
             else:
                 buf.set_data(arr)
+        self._gl_uploaded = True
 
     def set_camera(self, cam: Camera) -> None:
         self.camera = cam
@@ -232,14 +260,22 @@ class SplatVisual(Visual):
 
     def draw(self):
         t0 = time.perf_counter()
+        if not self.active_renderer or self.renderer != "auto":
+            self.active_renderer = resolve_renderer(self.renderer)
         if not self.visible or self.camera is None or self.count == 0:
             Visual.draw(self)
-        elif self.scale < 1.0:
-            self._draw_reduced()
-        elif self.chunk > 0 and self.count > self.chunk:
-            self._draw_progressive()
+        elif self.active_renderer == "cpu":
+            self._draw_cpu()
+            self.last_draw_s = time.perf_counter() - t0  # the CPU frame is timed whether or not ``timed``
         else:
-            Visual.draw(self)
+            if not self._gl_uploaded:
+                self._upload()
+            if self.scale < 1.0:
+                self._draw_reduced()
+            elif self.chunk > 0 and self.count > self.chunk:
+                self._draw_progressive()
+            else:
+                Visual.draw(self)
         if self.timed:
             self.transforms.canvas.context.flush_commands()
             gloo.gl.glFinish()
@@ -291,12 +327,45 @@ class SplatVisual(Visual):
         gloo.set_state(blend=True, blend_func=("one", "one_minus_src_alpha"), depth_test=False)
         self._blit.draw("triangle_strip")
 
-    def _draw_reduced(self) -> None:
+    def _reduced_camera(self) -> Camera:
+        """The camera at ``scale`` times the resolution: the same view on a coarser pixel grid."""
         cam = self.camera
         w = max(8, int(round(cam.width * self.scale)))
         h = max(8, int(round(cam.height * self.scale)))
-        sx, sy = w / cam.width, h / cam.height  # the same pixel grid, coarser: scale K, keep the view
-        low = Camera(cam.viewmat, cam.fx * sx, cam.fy * sy, cam.cx * sx, cam.cy * sy, w, h)
+        sx, sy = w / cam.width, h / cam.height
+        return Camera(cam.viewmat, cam.fx * sx, cam.fy * sy, cam.cx * sx, cam.cy * sy, w, h)
+
+    def _draw_cpu(self) -> None:
+        """Rasterize the rows on the CPU (front to back: the rows are sorted back to front) and draw the image."""
+        from backends.splat import tile_raster
+
+        cam = self._reduced_camera() if self.scale < 1.0 else self.camera
+        shape = (cam.height, cam.width, 3)
+        if self._cpu_img is None or self._cpu_img.shape != shape:
+            self._cpu_img = np.empty(shape, np.uint8)
+        bg = tuple(self.transforms.canvas.bgcolor.rgb)  # composited into the image
+        order = self._front_first if self._host_sorted else None
+        tile_raster.render_rows(self._host_rows, cam, bg, order, self._cpu_img)
+        if self._cpu_prog is None:
+            self._cpu_prog = gloo.Program(IMAGE_VERT, BLIT_FRAG)
+            quad = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], np.float32)
+            self._cpu_prog["a_pos"] = gloo.VertexBuffer(quad)
+            self._cpu_tex = gloo.Texture2D(
+                self._cpu_img, interpolation=STRETCH_FILTER, wrapping="clamp_to_edge"
+            )
+            self._cpu_prog["u_tex"] = self._cpu_tex
+        elif self._cpu_tex.shape[:2] != shape[:2]:
+            self._cpu_tex.resize(shape)
+            self._cpu_tex.set_data(self._cpu_img)
+        else:
+            self._cpu_tex.set_data(self._cpu_img)
+        gloo.set_state(blend=False, depth_test=False, cull_face=False)
+        self._cpu_prog.draw("triangle_strip")
+
+    def _draw_reduced(self) -> None:
+        cam = self.camera
+        low = self._reduced_camera()
+        w, h = low.width, low.height
         self._low = self._target(self._low, w, h)
         self._draw_into(self._low, low, clear=True)
         self._low_view = self._view_key(cam)
@@ -319,11 +388,12 @@ class SplatVisual(Visual):
 SplatNode = scene.visuals.create_visual_node(SplatVisual)
 
 
-def make_splat_canvas(size=(800, 600), bgcolor=(0, 0, 0)):
+def make_splat_canvas(size=(800, 600), bgcolor=(0, 0, 0), renderer: str = "auto"):
     """A SceneCanvas (no default key bindings: Escape must not close it) holding one SplatNode."""
     canvas = scene.SceneCanvas(keys=None, bgcolor=bgcolor, size=size, show=False)
     canvas.native.setMinimumSize(200, 150)
     node = SplatNode(parent=canvas.scene)  # no ViewBox: its fragment clipper would cut a border row
+    node.renderer = renderer
     return canvas, node
 
 
@@ -350,19 +420,11 @@ def render_rows(canvas, node, rows: np.ndarray, cam: Camera, sh: np.ndarray | No
     return np.ascontiguousarray(img[..., :4]).astype(np.uint8)
 
 
-def scene_rows(
-    g: Gaussians, cam: Camera, time: float | None = None, sh_degree: int | None = None
-) -> np.ndarray:
-    from backends.splat.raster import prepare
-
-    means, covs, opac, colors = prepare(g, cam, time, sh_degree)
-    return pack(means, covs, colors, opac)
-
-
 def render_offscreen(
-    g: Gaussians, cam: Camera, background=(0.0, 0.0, 0.0), time: float | None = None
+    g: Gaussians, cam: Camera, background=(0.0, 0.0, 0.0), time: float | None = None, renderer: str = "gl"
 ) -> np.ndarray:
-    """Stand-alone GL render of a scene (CLI ``--renderer gl``): RGBA uint8 (H, W, 4)."""
+    """Stand-alone render of a scene through the viewer's visual (CLI ``--renderer gl``: the instanced GL
+    quads whatever the OpenGL): RGBA uint8 (H, W, 4)."""
     from PySide6.QtWidgets import QApplication
 
     from app.gl import setup_qt_for_vispy
@@ -370,7 +432,7 @@ def render_offscreen(
     if QApplication.instance() is None:
         setup_qt_for_vispy()
         QApplication([])
-    canvas, node = make_splat_canvas((cam.width, cam.height), tuple(background))
+    canvas, node = make_splat_canvas((cam.width, cam.height), tuple(background), renderer)
     try:
         img = render_rows(canvas, node, scene_rows(g, cam, time), cam)
     finally:

@@ -109,3 +109,19 @@ def test_gl_renderer_without_gui_layer_is_a_clear_error(tmp_path):
                 "--quiet",
             ]
         )
+
+
+def test_cpu_renderer_matches_the_reference_renderer(tmp_path):
+    """--renderer cpu (numba tile rasterizer, no Qt) writes the reference renderer's picture."""
+    outs = {}
+    for r in ("reference", "cpu"):
+        png = tmp_path / f"{r}.png"
+        args = [str(samples.SAMPLE_4D), "--orbit", "20,25,3", "--size", "96x72", "--time", "0.4"]
+        assert (
+            cli.render_main([*args, "--renderer", r, "--background", "1,1,1", "--out", str(png), "--quiet"])
+            == 0
+        )
+        outs[r] = iio.imread(png).astype(float) / 255.0
+    assert outs["cpu"].shape == (72, 96, 4) and (outs["cpu"][..., :3] < 0.8).mean() > 0.01
+    mse = np.mean((outs["cpu"][..., :3] - outs["reference"][..., :3]) ** 2)
+    assert 10 * np.log10(1.0 / max(mse, 1e-12)) >= 45
