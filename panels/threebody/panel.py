@@ -702,10 +702,10 @@ class ThreeBodyPanel(Panel):
 
     # -- learned stepping ------------------------------------------------------------------------------------
     def start_training(self) -> None:
-        from backends.nbody.learned import TrainConfig, train
+        from backends.nbody.learned import bundled_train_config, train
 
         self.rewards = []
-        cfg = TrainConfig(episodes=self._p.train_episodes)
+        cfg = bundled_train_config(self._p.train_episodes)  # the method of the bundled policy (docs/nbody.md)
         self._train_task = submit(
             train,
             cfg,

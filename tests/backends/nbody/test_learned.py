@@ -104,3 +104,114 @@ def test_evaluate_runs_gives_both_averages():
     assert d["de"].shape == (2,) and lg == pytest.approx(np.mean(np.log10(d["de"])))
     assert np.mean(d["de"]) >= 10**lg  # arithmetic mean >= geometric mean
     assert ev == pytest.approx(np.mean(d["evals"])) and eta == pytest.approx(ACTIONS[6])
+
+
+def test_final_reward_telescopes_to_the_final_error_and_total_cost():
+    """reward="final": r_k = -w (log10 e_k - log10 e_k-1) - lam evals_k with e_0 = 1e-16, so an episode's
+    rewards sum to -w (log10 e_final + 16) - lam (all force evaluations): the evaluation objective."""
+    w, lam = 1.5, 0.004
+    env = StepEnv(EnvConfig(t_end=0.3, reward="final", w_energy=w, cost_per_eval=lam))
+    env.reset(seed=5)
+    total, evals, done = 0.0, 0, False
+    for a in (6, 2, 8):
+        _, r, done, info = env.step(a)
+        total += r
+        evals += info["evals"]
+        assert not info["blown"]
+    assert done and evals == env.evals
+    assert total == pytest.approx(-w * (np.log10(env.de) + 16) - lam * evals, rel=1e-12)
+
+
+def test_extended_features_and_learned_integrator():
+    """The extended observation appends the episode fraction and log10 of the evaluations so far; a policy
+    trained on it is stored with its layout and drives LearnedHermite."""
+    from backends.nbody.core import random_system
+    from backends.nbody.learned import LearnedHermite, Policy, make_qnet, obs_dim
+
+    env = StepEnv(EnvConfig(t_end=0.2, features="extended"))
+    obs = env.reset(seed=3)
+    assert obs.shape == (obs_dim(3, "extended"),) == (21,)
+    assert obs[-2] == 0.0 and obs[-1] == pytest.approx(np.log10(1.0) / 2 - 1)
+    env.step(9)
+    obs = env.step(9)[0]
+    assert obs[-2] == pytest.approx(1.0) and obs[-1] == pytest.approx(np.log10(1 + env.evals) / 2 - 1)
+    torch.manual_seed(0)
+    pol = Policy(make_qnet(21), 21, {"features": "extended", "t_end": 1.0})
+    s = random_system(3)
+    it = LearnedHermite(s.mass, s.pos, s.vel, policy=pol)
+    while it.t < 0.25:
+        it.step(0.25 - it.t)
+    assert len(it.etas) == 3 and all(e in ACTIONS for e in it.etas)
+    with pytest.raises(UserError):
+        LearnedHermite(s.mass, s.pos, s.vel, policy=Policy(make_qnet(19), 19, {"features": "extended"}))
+
+
+def test_compiled_hermite_advance_matches_numpy_steps():
+    """The compiled interval loop (numba) is the numpy Hermite step to rounding: same steps, same state."""
+    from backends.nbody.core import random_system
+    from backends.nbody.integrators import HERMITE_COMPILED, Hermite
+
+    if not HERMITE_COMPILED:
+        pytest.skip("numba not installed")
+    s = random_system(100)
+    a = Hermite(s.mass, s.pos, s.vel, eta=4.64e-3, criterion="aarseth")
+    b = Hermite(s.mass, s.pos, s.vel, eta=4.64e-3, criterion="aarseth")
+    for k in range(1, 4):
+        assert a.advance(0.1 * k, 5000, compiled=False) == b.advance(0.1 * k, 5000, compiled=True) == 0
+    assert a.steps == b.steps > 50 and a.force_evals == b.force_evals and a.t == pytest.approx(0.3, abs=1e-15)
+    assert np.allclose(a.x, b.x, rtol=0, atol=1e-9) and np.allclose(a.v, b.v, rtol=0, atol=1e-9)
+    assert b.advance(10.0, 7) == 2 and b.steps == a.steps + 7  # step cap reached
+
+
+def test_lambda_conditioned_training_saves_and_moves_along_the_trade_off(tmp_path):
+    """With lam_range the network takes lambda as an input; it is stored in the file and can be changed."""
+    cfg = TrainConfig(
+        episodes=2,
+        batch=8,
+        all_actions=True,
+        gamma=1.0,
+        lam_range=(0.002, 0.01),
+        env=EnvConfig(t_end=0.2, reward="final", cost_per_eval=0.004, features="extended"),
+    )
+    gen = train(cfg)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            pol = stop.value
+            break
+    again = load_policy(pol.save(tmp_path / "c.pt"))
+    assert again.lam == pytest.approx(0.004) and again.features == "extended" and again.net_inputs == 22
+    obs = StepEnv(cfg.env).reset(seed=1)
+    for lam in (0.002, 0.01):
+        pol.lam = again.lam = lam
+        assert again.act(obs) == pol.act(obs)
+    with pytest.raises(UserError):
+        pol.lam = -1.0
+    with pytest.raises(UserError):
+        TrainConfig(lam_range=(0.01, 0.002), env=EnvConfig(reward="final"))
+    plain = train(TrainConfig(episodes=1, env=EnvConfig(t_end=0.1)))
+    while True:
+        try:
+            next(plain)
+        except StopIteration as stop:
+            assert stop.value.lam is None
+            with pytest.raises(UserError):
+                stop.value.lam = 0.005
+            break
+
+
+def test_bundled_policy_matches_its_documented_configuration():
+    """The bundled file records the training configuration of bundled_train_config and runs at lambda 0.008."""
+    from dataclasses import asdict
+
+    from backends.nbody.learned import bundled_train_config
+
+    if not DEFAULT_POLICY.exists():
+        pytest.skip("bundled policy not generated")
+    pol = load_policy()
+    want = asdict(bundled_train_config())
+    want["lam_range"] = list(want["lam_range"])
+    got = dict(pol.meta["train"])
+    got["lam_range"] = list(got["lam_range"])
+    assert got == want and pol.lam == pytest.approx(0.008) and pol.features == "extended"
