@@ -252,7 +252,14 @@ class SplatPanel(Panel):
                     tooltip="gl: one instanced quad per splat; cpu: exact tile rasterizer on the CPU (numba) "
                     "shown as one texture; auto: cpu on a software OpenGL (llvmpipe), gl on a GPU",
                 ),
-                Field("export_renderer", "Export renderer", "choice", choices=("gl", "reference")),
+                Field(
+                    "export_renderer",
+                    "Export renderer",
+                    "choice",
+                    choices=("gl", "reference"),
+                    tooltip="gl: the viewer's renderer (GL quads or CPU tiles, see Viewer renderer); "
+                    "reference: the torch reference rasterizer",
+                ),
                 Field("export_size", "Export size", "text"),
                 Field("video_frames", "Video frames (30/s)", "int", 2, 3600, step=30),
             ],
