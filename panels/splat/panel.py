@@ -760,7 +760,11 @@ class SplatPanel(Panel):
         if self.node.pending:
             detail += f", refining {self.node.refined:.0%}"
         cpu = self.node.active_renderer == "cpu"
-        timing = f"draw {1e3 * self.node.last_draw_s:5.1f} ms" if cpu else f"sort {self._sort_ms:5.1f} ms"
+        if cpu:  # the CPU renderer sorts by depth inside its draw
+            sort_ms = 1e3 * self.node.cpu_timings.get("sort_s", 0.0) if self._sort_ms == 0 else self._sort_ms
+            timing = f"draw {1e3 * self.node.last_draw_s:5.1f} ms, sort {sort_ms:4.1f} ms"
+        else:
+            timing = f"sort {self._sort_ms:5.1f} ms"
         self.overlay.setText(
             f"{self.node.count:,} splats drawn ({detail}, {self.node.active_renderer or '?'}) | "
             f"{fps} | {timing} | "

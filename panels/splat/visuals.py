@@ -191,6 +191,7 @@ class SplatVisual(Visual):
         self._gl_uploaded = True
         self._front_first = np.zeros(0, np.int64)
         self._cpu_img: np.ndarray | None = None
+        self.cpu_timings: dict = {}  # seconds per stage of the last CPU frame (sort_s, project_s, ...)
         self._cpu_tex: gloo.Texture2D | None = None
         self._cpu_prog: gloo.Program | None = None
 
@@ -345,7 +346,7 @@ class SplatVisual(Visual):
             self._cpu_img = np.empty(shape, np.uint8)
         bg = tuple(self.transforms.canvas.bgcolor.rgb)  # composited into the image
         order = self._front_first if self._host_sorted else None
-        tile_raster.render_rows(self._host_rows, cam, bg, order, self._cpu_img)
+        tile_raster.render_rows(self._host_rows, cam, bg, order, self._cpu_img, timings=self.cpu_timings)
         if self._cpu_prog is None:
             self._cpu_prog = gloo.Program(IMAGE_VERT, BLIT_FRAG)
             quad = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], np.float32)
