@@ -382,29 +382,23 @@ def render_rows(
     order: np.ndarray | None = None,
     out: np.ndarray | None = None,
     *,
+    floating: bool = False,
     timings: dict | None = None,
 ) -> np.ndarray:
     """The image of the (N, 13) splat rows seen by ``cam`` over ``background``: (H, W, 3) uint8
-    (clip(C, 0, 1) * 255 + 0.5 truncated, as :func:`backends.splat.raster.to_rgba8`).
+    (clip(C, 0, 1) * 255 + 0.5 truncated, as :func:`backends.splat.raster.to_rgba8`), or with ``floating`` the
+    unclipped float32 image, comparable to ``raster.render``.
 
     ``order``: optional indices into ``rows``, front to back (nearest first); only those splats are drawn.
-    Without it the splats are sorted by view depth here (stable, as the reference). ``out``: an (H, W, 3) uint8
-    array to fill and return (no allocation for the image). ``timings``: a dict that receives the seconds of
-    each stage. Runs with ``numba.get_num_threads()`` threads and without the GIL."""
-    return _render(rows, cam, background, order, out, True, timings)
+    Without it the splats are sorted by view depth here (stable, as the reference). ``out``: an (H, W, 3) array
+    of the output type to fill and return (no allocation for the image). ``timings``: a dict that receives the
+    seconds of each stage. Runs with ``numba.get_num_threads()`` threads and without the GIL."""
+    return _render(rows, cam, background, order, out, not floating, timings)
 
 
-def render_rows_float(
-    rows: np.ndarray,
-    cam: Camera,
-    background: Sequence[float] = (0.0, 0.0, 0.0),
-    order: np.ndarray | None = None,
-    out: np.ndarray | None = None,
-    *,
-    timings: dict | None = None,
-) -> np.ndarray:
-    """As :func:`render_rows`, but the unclipped float32 image (H, W, 3), comparable to ``raster.render``."""
-    return _render(rows, cam, background, order, out, False, timings)
+def render_rows_float(rows: np.ndarray, cam: Camera, *args, **kwargs) -> np.ndarray:
+    """:func:`render_rows` with ``floating=True``."""
+    return render_rows(rows, cam, *args, floating=True, **kwargs)
 
 
 def pack_rows(means, covs, colors, opacities) -> np.ndarray:
