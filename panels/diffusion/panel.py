@@ -319,7 +319,7 @@ class DiffusionPanel(Panel):
         )
         self._label.visible = False
         self.frame_info = QLabel("")
-        self.frame_info.setStyleSheet("background: #0e1116; color: white; padding: 3px 8px;")
+        self.frame_info.setStyleSheet(f"background: {bg}; color: white; padding: 3px 8px;")
         self.playbar = PlayBar(with_step=True)
         self.playbar.run_toggled.connect(self._on_play)
         self.playbar.step_clicked.connect(lambda: self._set_frame(math.floor(self._frame) + 1))

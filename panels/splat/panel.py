@@ -58,9 +58,7 @@ class SplatConfig:
     lod_count: int = 300_000  # at most this many splats are drawn while the view moves
     moving_fps: float = 15.0  # while moving, the splat count adapts to reach this frame rate
     moving_scale: float = 0.5  # render resolution (fraction of the canvas) while moving
-    viewer: str = (
-        "auto"  # auto | gl | cpu: instanced GL quads or the numba tile rasterizer (auto: cpu on llvmpipe)
-    )
+    viewer: str = "auto"  # gl: instanced quads; cpu: numba tile rasterizer; auto: cpu on a software OpenGL
     export_renderer: str = "gl"  # gl | reference
     export_size: str = "1280x960"
     video_frames: int = 36  # frames of a turntable / camera path / 4D playback video (30 frames/s)
@@ -694,13 +692,9 @@ class SplatPanel(Panel):
         return self.node.active_renderer == "cpu" and self._sh_for(rows) is None
 
     def _show_unsorted(self, rows: np.ndarray, key, vm: np.ndarray) -> None:
-        if self._shown_key != key or self.node._host_sorted:
+        if self._shown_key != key or self.node.rows_sorted:  # the same unsorted rows serve every view
             self.node.set_rows(rows, back_to_front=False)
-        self.node.set_camera(self.current_camera())
-        self.node.scale = self._moving_scale(key[1])
-        self.node.timed = key[1]
-        self._shown_key, self._sorted_view, self._sort_ms = key, vm.copy(), 0.0
-        self.canvas_obj.update()
+        self._shown(key, vm.copy(), 0.0)
 
     def _sh_for(self, rows):
         if rows is self._rows_full:
@@ -712,11 +706,15 @@ class SplatPanel(Panel):
     def _sorted(self, result) -> None:
         rows, ms, (key, vm) = result
         self.node.set_rows(rows)
+        self._shown(key, vm, ms)
+
+    def _shown(self, key, vm: np.ndarray, sort_ms: float) -> None:
+        """The node holds the rows of ``key`` = (rows id, moving): set its camera and resolution, and draw."""
         self.node.set_camera(self.current_camera())
         moving = key[1]
         self.node.scale = self._moving_scale(moving)
         self.node.timed = moving  # moving frames are timed to size the moving set
-        self._shown_key, self._sorted_view, self._sort_ms = key, vm, ms
+        self._shown_key, self._sorted_view, self._sort_ms = key, vm, sort_ms
         self.canvas_obj.update()
 
     def _full_detail_affordable(self) -> bool:

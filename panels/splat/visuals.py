@@ -26,6 +26,7 @@ import numpy as np
 from vispy import gloo, scene
 from vispy.visuals import Visual
 
+from backends.splat import tile_raster
 from backends.splat.camera import Camera
 from backends.splat.gaussians import Gaussians
 from backends.splat.tile_raster import scene_rows
@@ -126,8 +127,6 @@ def resolve_renderer(choice: str) -> str:
     """'auto' -> 'cpu' on a software OpenGL (its per-primitive cost makes instanced quads slow) once the
     rasterizer's kernels are compiled (``tile_raster.warmup``, ~17 s the very first time), else 'gl'.
     Call with a current GL context."""
-    from backends.splat import tile_raster
-
     if choice != "auto":
         return choice
     name = str(gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)).lower()
@@ -194,6 +193,11 @@ class SplatVisual(Visual):
         self.cpu_timings: dict = {}  # seconds per stage of the last CPU frame (sort_s, project_s, ...)
         self._cpu_tex: gloo.Texture2D | None = None
         self._cpu_prog: gloo.Program | None = None
+
+    @property
+    def rows_sorted(self) -> bool:
+        """The rows were set sorted back to front (else only the 'cpu' renderer can draw them)."""
+        return self._host_sorted
 
     @property
     def pending(self) -> bool:
@@ -337,9 +341,8 @@ class SplatVisual(Visual):
         return Camera(cam.viewmat, cam.fx * sx, cam.fy * sy, cam.cx * sx, cam.cy * sy, w, h)
 
     def _draw_cpu(self) -> None:
-        """Rasterize the rows on the CPU (front to back: the rows are sorted back to front) and draw the image."""
-        from backends.splat import tile_raster
-
+        """Rasterize the rows on the CPU (front to back: the reversed rows if they were set back to front, else
+        by its own depth sort) and draw the image."""
         cam = self._reduced_camera() if self.scale < 1.0 else self.camera
         shape = (cam.height, cam.width, 3)
         if self._cpu_img is None or self._cpu_img.shape != shape:

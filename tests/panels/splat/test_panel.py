@@ -278,7 +278,7 @@ def test_cpu_viewer_sorts_itself_and_keeps_full_detail_when_affordable(panel, qt
     if panel.node.active_renderer != "cpu":
         pytest.skip("a hardware OpenGL: 'auto' is the GL renderer here")
     panel._view_changed(moving=False)
-    assert not panel.node._host_sorted and panel.node.count == len(panel._rows_full)
+    assert not panel.node.rows_sorted and panel.node.count == len(panel._rows_full)
     panel._full_frame_s = 0.001  # a fast full frame: moving frames stay full
     panel.rotate(10, 0)
     assert panel.node.count == len(panel._rows_full) and panel.node.scale == 1.0
