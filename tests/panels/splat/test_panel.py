@@ -270,8 +270,11 @@ def test_progressive_still_frame(panel):
 def test_cpu_viewer_sorts_itself_and_keeps_full_detail_when_affordable(panel, qtbot):
     """'auto' is the CPU renderer on llvmpipe; it takes unsorted rows (its own depth sort) and, when the last
     full-scene frame fitted the moving frame budget, keeps every splat at full resolution while moving."""
+    from backends.common import UserError
     from backends.splat import tile_raster
 
+    with pytest.raises(UserError, match="viewer must be auto, gl or cpu"):
+        replace(panel.params(), viewer="vulkan")
     panel.set_params(replace(panel.params(), viewer="auto"))
     qtbot.waitUntil(tile_raster.ready, timeout=60_000)  # the panel compiles it in a worker at start
     panel.render((64, 48))  # one draw resolves 'auto'
