@@ -99,8 +99,14 @@ def cmd_snapshot(argv: list[str]) -> int:
     ap.add_argument("panel")
     ap.add_argument("--out", required=True, help="FILE.png (the window goes to FILE.window.png)")
     ap.add_argument("--size", default="800x600", help="render size WIDTHxHEIGHT")
-    ap.add_argument("--steps", type=int, default=10, help="steps of the panel's default computation")
-    ap.add_argument("--session", help="session file to restore first")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="steps of the panel's default computation, 0..100000 (default 10; 0 with --session, which "
+        "reproduces the figure that wrote the session)",
+    )
+    ap.add_argument("--session", help="session file (e.g. an export's FILE.session.json) to restore first")
     args = ap.parse_args(argv)
 
     from app import export, registry, session
@@ -108,8 +114,9 @@ def cmd_snapshot(argv: list[str]) -> int:
     registry.spec(args.panel)
     size = export.parse_size(args.size)
     out = export.check_writable(args.out)
-    if args.steps < 0:
-        raise UserError(f"--steps must be >= 0, got {args.steps}")
+    steps = args.steps if args.steps is not None else (0 if args.session else 10)
+    if not 0 <= steps <= 100_000:
+        raise UserError(f"--steps must be in 0..100000, got {steps}")
     data = session.load(args.session) if args.session else None
     if not _has_display():
         raise UserError(NO_DISPLAY)
@@ -130,13 +137,16 @@ def cmd_snapshot(argv: list[str]) -> int:
     panel = win.panels[args.panel]
     try:
         if data is not None:
-            session.apply(data, win.panels)
-        panel.advance(args.steps)
+            if args.panel not in data["panels"]:
+                raise UserError(f"{args.session} holds no state of panel {args.panel!r}")
+            session.apply(data, win.panels, only={args.panel})
+        if steps:
+            panel.advance(steps)
         app.processEvents()
         export.save_png(out, panel.render(size))
         win_path = out.with_name(out.stem + ".window.png")
         grab_widget(win).save(str(win_path))
-        export.write_sidecar(out, win.session_data())
+        export.write_sidecar(out, win.session_data(only=[args.panel]))
     finally:
         win.close()
         app.processEvents()

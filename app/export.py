@@ -7,9 +7,9 @@ names the file, so the GUI shows a dialog and the CLI prints one line.
 from __future__ import annotations
 
 import csv
-import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,31 @@ from backends.common import UserError, parse_size  # noqa: F401 - part of the ex
 
 IMAGE_SUFFIXES = ("png",)
 VIDEO_SUFFIXES = ("mp4", "gif")
+
+
+@dataclass(frozen=True)
+class ExportAction:
+    """One entry of the Export menu. ``write(path)`` writes the file; the shell adds a sidecar session file."""
+
+    label: str  # "Orbit MP4", "Energy plot SVG/CSV", ...
+    suffixes: tuple[str, ...]  # allowed file endings without dot; the first is the default
+    write: Callable[[Path], None]
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """What a panel's video shows. The shell asks for size (default the Export size), frame rate (default 30)
+    and duration, then calls ``frame(u, size)`` on the GUI thread for u = 0 .. 1 (the animation's fraction)
+    while another thread encodes; ``frame`` returns an RGBA uint8 image of exactly ``size`` = (width, height)
+    with no UI hints in it, and must leave the panel's model as it found it. ``begin``/``end`` (optional) run
+    once before the first and after the last frame (e.g. to record a trajectory once, or to restore a
+    camera)."""
+
+    label: str  # "Orbit", "Flow", "Turntable", ...
+    duration: float  # default length in seconds
+    frame: Callable[[float, tuple[int, int]], np.ndarray]
+    begin: Callable[[], None] | None = None
+    end: Callable[[], None] | None = None
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -155,6 +180,6 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 
 def write_sidecar(path: str | os.PathLike, session: dict) -> Path:
     """Write ``FILE.session.json`` next to an export so the figure can be reproduced."""
-    s = sidecar_path(path)
-    s.write_text(json.dumps(session, indent=2, default=str))
-    return s
+    from app import session as sessions
+
+    return sessions.save(sidecar_path(path), session)

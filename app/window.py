@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self._active: str | None = keys[0] if keys else None
         self._dialogs: list[QMessageBox] = []
         self.last_error: str | None = None  # for tests and the CLI
+        self.panel_messages: dict[str, str] = {}  # the last message of each panel; the active one is shown
 
         self._build_log_dock()
         self._build_status_bar()
@@ -187,7 +188,7 @@ class MainWindow(QMainWindow):
             if not self.panels:
                 device.apply_thread_policy()
             panel = registry.panel_class(key)()
-            panel.status.connect(lambda msg, k=key: self.log(f"[{k}] {msg}", status=True))
+            panel.status.connect(lambda msg, k=key: self.panel_message(k, msg))
             self.panels[key] = panel
             self.docks[key].setWidget(panel)
         except Exception as exc:  # noqa: BLE001 - one broken panel must not take the app down
@@ -203,6 +204,7 @@ class MainWindow(QMainWindow):
     def _on_visible(self, key: str, visible: bool) -> None:
         if visible:
             self._active = key
+            self.statusBar().showMessage(self.panel_messages.get(key, ""))
 
     def active_key(self) -> str | None:
         return self._active
@@ -214,8 +216,16 @@ class MainWindow(QMainWindow):
         self.docks[key].show()
         self.docks[key].raise_()
         self._active = key
+        self.statusBar().showMessage(self.panel_messages.get(key, ""))
 
     # -- status, log, errors ----------------------------------------------------------------------------
+    def panel_message(self, key: str, message: str) -> None:
+        """A panel's status line: logged always, shown in the status bar only while that panel is active."""
+        self.panel_messages[key] = message
+        self.log_view.appendPlainText(f"[{key}] {message}")
+        if key == self._active:
+            self.statusBar().showMessage(message)
+
     def log(self, message: str, status: bool = False) -> None:
         self.log_view.appendPlainText(message)
         if status:
@@ -305,14 +315,18 @@ class MainWindow(QMainWindow):
             act = self.recent_menu.addAction(item)
             act.triggered.connect(lambda _=False, p=item: self.open_path(Path(p)))
 
-    def session_data(self) -> dict:
-        states = {}
+    def session_data(self, only: list[str] | None = None) -> dict:
+        """The session of the open panels (or of ``only``), arrays included until it is saved."""
+        states, arrays = {}, {}
         for key, panel in self.panels.items():
+            if only is not None and key not in only:
+                continue
             try:
                 states[key] = panel.state()
+                arrays[key] = panel.arrays()
             except Exception as exc:  # noqa: BLE001
                 self.log(f"[{key}] state not saved: {exc}")
-        return session.build(states, self._active)
+        return session.build(states, self._active, arrays)
 
     def save_session_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save session", "session.json", "Session (*.json)")
@@ -338,6 +352,8 @@ class MainWindow(QMainWindow):
         try:
             data = session.load(path)
             restored = session.apply(data, self.panels)
+            if not restored and data["panels"]:
+                raise UserError(f"{path} holds no open panel ({', '.join(data['panels'])})")
         except Exception as exc:  # noqa: BLE001
             self.show_error(str(exc), _trace_unless_user(exc))
             return False
@@ -378,7 +394,7 @@ class MainWindow(QMainWindow):
         try:
             export.check_writable(path)
             action.write(Path(path))
-            export.write_sidecar(path, self.session_data())
+            export.write_sidecar(path, self.session_data(only=[self._active] if self._active else None))
         except Exception as exc:  # noqa: BLE001
             self.show_error(f"export failed: {exc}", _trace_unless_user(exc))
             return False
@@ -409,9 +425,7 @@ class MainWindow(QMainWindow):
 
     def render_png(self, path: Path, size: tuple[int, int]) -> bool:
         panel = self.active_panel()
-        from panels.base import ExportAction
-
-        action = ExportAction("Render", ("png",), lambda p: export.save_png(p, panel.render(size)))
+        action = export.ExportAction("Render", ("png",), lambda p: export.save_png(p, panel.render(size)))
         return self.run_export(action, path)
 
     # -- compute ------------------------------------------------------------------------------------------

@@ -211,3 +211,49 @@ def manager() -> TaskManager:
 def submit(fn: Callable[..., Iterator[Any]], *args: Any, **kwargs: Any) -> Task:
     """Shortcut for ``manager().submit(...)``."""
     return manager().submit(fn, *args, **kwargs)
+
+
+class TaskSet:
+    """The tasks of one owner (a panel instance): groups are private to it, so two instances of a panel never
+    cancel each other. :meth:`cancel` returns at once (results still in flight are dropped); threads finish in
+    the background and :meth:`join` waits for them with a bound (shutdown only)."""
+
+    def __init__(self, owner: str = "") -> None:
+        self._prefix = f"{owner}#{id(self):x}:"
+        self._tasks: list[Task] = []
+
+    def submit(
+        self, fn: Callable[..., Iterator[Any]], *args: Any, group: str | None = None, **kwargs: Any
+    ) -> Task:
+        """Like :func:`submit`; ``group`` (latest wins) is scoped to this set."""
+        self._tasks = [t for t in self._tasks if t.is_running()]
+        task = manager().submit(fn, *args, group=None if group is None else self._prefix + group, **kwargs)
+        self._tasks.append(task)
+        return task
+
+    def running(self, group: str | None = None) -> list[Task]:
+        want = None if group is None else self._prefix + group
+        return [
+            t for t in self._tasks if t.is_running() and not t.stale and (want is None or t.group == want)
+        ]
+
+    def busy(self, group: str | None = None) -> bool:
+        return bool(self.running(group))
+
+    def cancel(self, group: str | None = None) -> None:
+        """Cancel (all, or one group's) tasks without waiting; their late results are never delivered."""
+        want = None if group is None else self._prefix + group
+        for t in self._tasks:
+            if want is None or t.group == want:
+                t.stale = True
+                t.cancel()
+
+    def join(self, timeout_ms: int = 3000) -> bool:
+        """Wait for cancelled threads to end, at most ``timeout_ms`` in all; True when all ended."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        ok = True
+        for t in list(self._tasks):
+            left = max(0, int((deadline - time.monotonic()) * 1000))
+            ok &= t.wait(left)
+        self._tasks = [t for t in self._tasks if t.is_running()]
+        return ok

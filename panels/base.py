@@ -7,11 +7,6 @@ widgets), runs its backend through :mod:`app.worker`, draws with vispy/pyqtgraph
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,14 +14,11 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
+from app.export import ExportAction, VideoSpec
+from app.worker import TaskSet
+from panels.model import PanelModel, config_from_dict, config_to_dict
 
-@dataclass(frozen=True)
-class ExportAction:
-    """One entry of the Export menu. ``write(path)`` writes the file; the shell adds a sidecar session file."""
-
-    label: str  # "Orbit MP4", "Energy plot SVG/CSV", ...
-    suffixes: tuple[str, ...]  # allowed file endings without dot; the first is the default
-    write: Callable[[Path], None]
+__all__ = ["ExportAction", "VideoSpec", "Panel", "PanelModel", "config_from_dict", "config_to_dict"]
 
 
 class Panel(QWidget):
@@ -38,21 +30,26 @@ class Panel(QWidget):
     open_filter: ClassVar[str] = ""
 
     status = Signal(str)  # a short message for the status bar and the log dock
+    #: the Qt-free source of truth (set by subclasses in ``__init__`` before building widgets)
+    model: PanelModel
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        #: this instance's background tasks (groups are private to it; see :class:`app.worker.TaskSet`)
+        self.tasks = TaskSet(self.key)
 
     # -- parameters -------------------------------------------------------------------------------------
     def params(self) -> Any:
-        """The current config dataclass."""
-        raise NotImplementedError
-
-    def set_params(self, cfg: Any) -> None:
-        raise NotImplementedError
+        """The current config dataclass (the model's)."""
+        return self.model.params
 
     # -- computation ------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start (or resume) the live computation in a worker."""
 
     def stop(self) -> None:
-        """Cancel the live computation; results computed so far stay."""
+        """Cancel every task of this panel at once (never blocks); results computed so far stay."""
+        self.tasks.cancel()
 
     def advance(self, steps: int) -> None:
         """Run the default computation for ``steps`` steps synchronously (CLI snapshot, smoke tests)."""
@@ -70,58 +67,50 @@ class Panel(QWidget):
     def exports(self) -> list[ExportAction]:
         return []
 
+    def video(self) -> VideoSpec | None:
+        """The panel's animation for Export > Video (MP4/GIF at any size up to 4K), or None."""
+        return None
+
     def open_path(self, path: Path) -> None:
         """Open a file chosen in File > Open (only called when ``open_filter`` is set)."""
         raise NotImplementedError
 
     # -- sessions ---------------------------------------------------------------------------------------
     def state(self) -> dict:
-        """JSON-able state: parameters, camera, seed, time. Default: the config dataclass."""
-        return {"params": config_to_dict(self.params())}
+        """JSON-able state (the model's): parameters, camera, time, selections."""
+        if "model" not in vars(self):  # transitional: panels not yet moved to a model
+            return {"params": config_to_dict(self.params())}
+        return self.model.state()
 
-    def restore(self, state: dict) -> None:
-        if "params" in state:
-            self.set_params(config_from_dict(type(self.params()), state["params"]))
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Large session arrays (painted fields, trained weights, the state shown), saved beside the JSON."""
+        return self.model.arrays() if "model" in vars(self) else {}
+
+    def validate_state(self, state: dict, arrays: dict[str, np.ndarray] | None = None) -> Any:
+        """Check a whole session state; raises ``UserError`` naming key and value; changes nothing."""
+        if "model" not in vars(self):  # transitional: a panel without a model checks in its own restore()
+            return state
+        return self.model.validate_state(state, dict(arrays or {}))
+
+    def restore(self, state: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
+        """Validate, then apply; the widgets follow the model's events. Running tasks are cancelled first,
+        so nothing computed for the old state lands on the new one."""
+        if "model" not in vars(self):  # transitional: panels not yet moved to a model
+            if "params" in state:
+                self.set_params(config_from_dict(type(self.params()), state["params"]))
+            return
+        staged = self.validate_state(state, arrays)
+        self.stop()
+        self.apply_staged(staged)
+
+    def apply_staged(self, staged: Any) -> None:
+        """Apply a state that :meth:`validate_state` accepted (sessions validate every panel first)."""
+        if "model" not in vars(self):
+            self.restore(staged)
+            return
+        self.model.apply(staged)
 
     def shutdown(self) -> None:
-        """Stop workers and timers; called when the window closes or the panel is removed."""
+        """Stop workers and timers; called when the window closes. Waits at most 2 s for the threads."""
         self.stop()
-
-
-# -- config (de)serialisation for session files -----------------------------------------------------------
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return config_to_dict(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def config_to_dict(cfg: Any) -> dict:
-    """A dataclass as a JSON-able dict (nested dataclasses, tuples, arrays and paths included)."""
-    return {f.name: _jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-
-
-def config_from_dict(cls: type, data: dict) -> Any:
-    """Rebuild a dataclass from :func:`config_to_dict` output; unknown keys are ignored, missing keep defaults."""
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data or not f.init:
-            continue
-        value, hint = data[f.name], hints.get(f.name)
-        origin = typing.get_origin(hint)
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = config_from_dict(hint, value)
-        elif (hint is tuple or origin is tuple) and isinstance(value, list):
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        elif hint is Path or (origin in (typing.Union, types.UnionType) and Path in typing.get_args(hint)):
-            value = Path(value) if value is not None else None
-        kwargs[f.name] = value
-    return cls(**kwargs)
+        self.tasks.join(2000)

@@ -157,6 +157,55 @@ class ParamForm(QWidget):
 
 
 # -- layout ---------------------------------------------------------------------------------------------
+def param_fields(params_cls: type) -> list[Field]:
+    """The form rows of a params dataclass declared with :func:`panels.model.param` (its one list of ranges)."""
+    from panels.model import param_specs
+
+    return [
+        Field(
+            name,
+            s.label,
+            s.kind,
+            minimum=s.minimum,
+            maximum=s.maximum,
+            decimals=s.decimals,
+            step=s.step,
+            choices=s.choices,
+            tooltip=s.tooltip,
+            log=s.log,
+        )
+        for name, s in param_specs(params_cls).items()
+        if s.form
+    ]
+
+
+def bind_form(form: ParamForm, model, on_error=None) -> None:
+    """Keep ``form`` and ``model.params`` identical: edits go through the model's validation, model changes
+    (sessions, presets, code) refresh the form. A rejected edit puts the model's value back into the form."""
+    from dataclasses import asdict
+
+    names = set(form.values())
+
+    def sync(**_info) -> None:
+        form.blockSignals(True)
+        try:
+            form.set_values({k: v for k, v in asdict(model.params).items() if k in names})
+        finally:
+            form.blockSignals(False)
+
+    def edited(name: str, value) -> None:
+        try:
+            model.set_params(**{name: value})
+        except ValueError as exc:
+            sync()
+            if on_error is not None:
+                on_error(str(exc))
+
+    form.changed.connect(edited)
+    model.events.connect("params", sync)
+    sync()
+
+
 def fill_with_splitter(owner: QWidget, parts: list[QWidget], stretch: list[int]) -> QSplitter:
     """Lay ``parts`` side by side in a horizontal splitter filling ``owner`` (controls | view | plots)."""
     split = QSplitter(Qt.Orientation.Horizontal)

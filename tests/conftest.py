@@ -46,7 +46,6 @@ else:
         pass
 
 
-
 def shared_data(*parts: str) -> Path:
     """Path under ../shared/data, skipping the test when it is absent."""
     p = SHARED_DATA.joinpath(*parts)

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from backends.nbody.integrators import BINOM, C_B2G, C_G2B, DERIV, SAFETY, WV, WX, H
+from backends.nbody.ias15_coeffs import BINOM, C_B2G, C_G2B, DERIV, SAFETY, WV, WX, H
 
 try:  # optional dependency
     import numba

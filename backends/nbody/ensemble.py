@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backends.common import Progress, UserError
-from backends.nbody.integrators import BINOM, C_G2B, CX, DERIV, LINV, SAFETY, WV, WX, H
+from backends.nbody.ias15_coeffs import BINOM, C_G2B, CX, DERIV, LINV, SAFETY, WV, WX, H
 
 # status codes per system
 RUNNING, DONE, ESCAPED, CLOSE, STALLED = 0, 1, 2, 3, 4

@@ -5,6 +5,7 @@ Pure numpy/torch. Every model is a *simulation* object with the same small API (
 ``sim.paint(x, y, amount, radius, target)``; :func:`make_simulation` builds one from a model name.
 """
 
-from .base import MODELS, FieldSim, Frame, make_simulation, run
+from .base import MODELS, FieldSim, Frame, run
+from .models import make_simulation
 
 __all__ = ["MODELS", "Frame", "FieldSim", "make_simulation", "run"]

@@ -213,28 +213,3 @@ def run(
         if wall_budget is not None and time.perf_counter() - start > wall_budget:
             break
     return out
-
-
-def make_simulation(model: str, **kwargs) -> FieldSim:
-    """Build a simulation from a model name (see :data:`MODELS`) and its config keyword arguments."""
-    if model == "navier-stokes":
-        from .ns import NavierStokes2D, NSConfig
-
-        return NavierStokes2D(NSConfig(**kwargs))
-    if model == "gray-scott":
-        from .fields import GrayScott, GrayScottConfig
-
-        return GrayScott(GrayScottConfig(**kwargs))
-    if model == "heat":
-        from .fields import Heat, HeatConfig
-
-        return Heat(HeatConfig(**kwargs))
-    if model == "wave":
-        from .fields import Wave, WaveConfig
-
-        return Wave(WaveConfig(**kwargs))
-    if model == "burgers":
-        from .fields import Burgers, BurgersConfig
-
-        return Burgers(BurgersConfig(**kwargs))
-    raise UserError(f"unknown model {model!r}: choose one of {', '.join(MODELS)} (or darcy)")

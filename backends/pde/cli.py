@@ -16,7 +16,8 @@ import numpy as np
 
 from backends.common import Progress, UserError
 
-from .base import MODELS, BlowUp, make_simulation
+from .base import MODELS, BlowUp
+from .models import make_simulation
 
 T_END = {"navier-stokes": 1.0, "heat": 1.0, "wave": 1.0, "burgers": 0.5, "gray-scott": 5000.0}
 

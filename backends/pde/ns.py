@@ -18,7 +18,7 @@ import torch
 
 from backends.common import UserError, require, require_finite, require_positive
 
-from .base import BlowUp, FieldSim, SpectralIMEX, check_scheme
+from .base import BlowUp, FieldSim, SpectralIMEX, check_scheme, run
 from .spectral import (
     Grid2D,
     check_grid,
@@ -348,8 +348,6 @@ class NavierStokes2D(FieldSim, SpectralIMEX):
 
 def simulate_ns(cfg: NSConfig, t_end: float, frames: int = 50, w0=None):
     """Convenience generator: :func:`backends.pde.base.run` on a new :class:`NavierStokes2D`."""
-    from .base import run
-
     sim = NavierStokes2D(cfg, w0)
     return (yield from run(sim, t_end, frames))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from backends.common import UserError
-from backends.splat.gaussians import Gaussians
+from backends.splat.gaussians import Gaussians, as_4d  # noqa: F401 - as_4d is part of this API
 
 
 def left_matrix(q: np.ndarray) -> np.ndarray:
@@ -82,25 +82,6 @@ def slice_at(g: Gaussians, t: float, min_opacity: float = 0.0):
     covs = cov[:, :3, :3] - s_xt[:, :, None] * s_xt[:, None, :] / s_tt[:, None, None]
     opac = g.opacities.astype(np.float64) * np.exp(-0.5 * dt * dt / s_tt)
     return means.astype(np.float32), covs.astype(np.float32), opac.astype(np.float32)
-
-
-def as_4d(g: Gaussians, scale_t: float = 1e6) -> Gaussians:
-    """A 3D scene as a static 4D one (q_r = conj(q_l), huge time scale): slicing returns it unchanged."""
-    if g.is_4d:
-        return g
-    n = g.count
-    return Gaussians(
-        means=g.means,
-        scales=g.scales,
-        quats=g.quats,
-        opacities=g.opacities,
-        sh=g.sh,
-        extras=dict(g.extras),
-        t=np.zeros(n, np.float32),
-        scale_t=np.full(n, scale_t, np.float32),
-        quats_r=g.quats * np.array([1, -1, -1, -1], np.float32),
-        source=g.source,
-    )
 
 
 def time_range(g: Gaussians) -> tuple[float, float]:

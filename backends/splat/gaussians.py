@@ -213,6 +213,25 @@ class Gaussians:
         return center.astype(np.float64), radius
 
 
+def as_4d(g: Gaussians, scale_t: float = 1e6) -> Gaussians:
+    """A 3D scene as a static 4D one (q_r = conj(q_l), huge time scale): slicing returns it unchanged."""
+    if g.is_4d:
+        return g
+    n = g.count
+    return Gaussians(
+        means=g.means,
+        scales=g.scales,
+        quats=g.quats,
+        opacities=g.opacities,
+        sh=g.sh,
+        extras=dict(g.extras),
+        t=np.zeros(n, np.float32),
+        scale_t=np.full(n, scale_t, np.float32),
+        quats_r=g.quats * np.array([1, -1, -1, -1], np.float32),
+        source=g.source,
+    )
+
+
 def concat(scenes: list[Gaussians], block_key: str = "block") -> Gaussians:
     """Several scenes as one, with an integer ``extras[block_key]`` naming where each Gaussian came from."""
     if not scenes:
@@ -238,8 +257,6 @@ def concat(scenes: list[Gaussians], block_key: str = "block") -> Gaussians:
         source=" + ".join(s.source for s in parts),
     )
     if any4d:
-        from backends.splat.gauss4d import as_4d
-
         p4 = [as_4d(s) for s in parts]
         out.t = np.concatenate([s.t for s in p4])
         out.scale_t = np.concatenate([s.scale_t for s in p4])

@@ -273,7 +273,7 @@ SIM_KEYS = (
 
 def build_simulation(p: PDEParams):
     """The backend simulation for the panel parameters (raises UserError on bad input)."""
-    from backends.pde.base import make_simulation
+    from backends.pde.models import make_simulation
 
     init = DEFAULT_INIT.get(p.model) if p.init == "default" else p.init
     common = {"n": p.n, "seed": p.seed, "dtype": p.dtype, "device": p.device}

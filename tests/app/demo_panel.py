@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtWidgets import QVBoxLayout
 
 from app import export
-from app.worker import submit
 from backends.common import Progress, UserError
 from panels.base import ExportAction, Panel
-from panels.widgets import Field, ParamForm, make_canvas, make_plot, render_canvas
+from panels.model import PanelModel, param, require_array
+from panels.widgets import ParamForm, bind_form, make_canvas, make_plot, param_fields, render_canvas
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    n: int = 64
-    rate: float = 0.2
-    seed: int = 0
+    n: int = param(64, "Points", minimum=4, maximum=4096)
+    rate: float = param(0.2, "Rate", minimum=0.01, maximum=0.9)
+    seed: int = param(0, "Seed", minimum=0, maximum=10**6, form=False)
 
 
 def diffuse(cfg: DemoConfig, steps: int):
@@ -32,6 +32,39 @@ def diffuse(cfg: DemoConfig, steps: int):
     return u
 
 
+class DemoModel(PanelModel):
+    """The demo's source of truth: parameters, the field shown and its history of means."""
+
+    key = "demo"
+    Params = DemoConfig
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.field = np.zeros(self.params.n)
+        self.means: list[float] = []
+
+    def show(self, u: np.ndarray) -> None:
+        self.field = u
+        self.means.append(float(u.mean()))
+        self.events.emit("frame")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"field": self.field, "means": np.asarray(self.means, float)}
+
+    def validate_state(self, state, arrays):
+        staged = super().validate_state(state, arrays)
+        if arrays:
+            staged["field"] = require_array(arrays, "field", where="demo", ndim=1)
+            staged["means"] = require_array(arrays, "means", where="demo", ndim=1)
+        return staged
+
+    def apply_state(self, staged) -> None:
+        super().apply_state(staged)
+        if "field" in staged:
+            self.field, self.means = staged["field"], list(staged["means"])
+            self.events.emit("frame")
+
+
 class DemoPanel(Panel):
     key = "demo"
     title = "Demo"
@@ -41,12 +74,9 @@ class DemoPanel(Panel):
         super().__init__(parent)
         from vispy import scene
 
-        self._cfg = DemoConfig()
-        self.form = ParamForm(
-            [Field("n", "Points", "int", 4, 4096), Field("rate", "Rate", "float", 0.01, 0.5)],
-            {"n": 64, "rate": 0.2},
-        )
-        self.form.changed.connect(lambda name, v: self.set_params(replace(self._cfg, **{name: v})))
+        self.model = DemoModel()
+        self.form = ParamForm(param_fields(DemoConfig))
+        bind_form(self.form, self.model)
         self._canvas = make_canvas()
         self.view = self._canvas.central_widget.add_view()
         self.view.camera = scene.PanZoomCamera(rect=(0, 0, 64, 1))
@@ -57,34 +87,22 @@ class DemoPanel(Panel):
         lay.addWidget(self.form)
         lay.addWidget(self._canvas.native, 1)
         lay.addWidget(self.plot)
-        self.field = np.zeros(self._cfg.n)
-        self.means: list[float] = []
-        self.task = None
         self.opened = None
+        self.model.events.connect("frame", self._draw)
 
-    def params(self):
-        return self._cfg
-
-    def set_params(self, cfg):
-        self._cfg = cfg
-        self.form.set_values({"n": cfg.n, "rate": cfg.rate})
-
-    def _show(self, u):
-        self.field = u
-        self.means.append(float(u.mean()))
+    def _draw(self, **_):
+        u, means = self.model.field, self.model.means
         self.line.set_data(np.c_[np.arange(len(u)), u].astype(np.float32))
-        self.curve.setData(np.arange(len(self.means)), np.array(self.means))
+        self.curve.setData(np.arange(len(means)), np.array(means))
 
     def start(self, steps: int = 200):
-        self.task = submit(diffuse, self._cfg, steps, group="demo", label="demo", on_yield=self._show)
-
-    def stop(self):
-        if self.task is not None:
-            self.task.cancel()
+        self.tasks.submit(
+            diffuse, self.model.params, steps, group="run", label="demo", on_yield=self.model.show
+        )
 
     def advance(self, steps):
-        for item in diffuse(self._cfg, steps):
-            self._show(item.data)
+        for item in diffuse(self.model.params, steps):
+            self.model.show(item.data)
 
     def render(self, size):
         return render_canvas(self._canvas, size)
@@ -94,7 +112,7 @@ class DemoPanel(Panel):
 
     def exports(self):
         return [
-            ExportAction("Field NPZ", ("npz",), lambda p: export.save_npz(p, u=self.field)),
+            ExportAction("Field NPZ", ("npz",), lambda p: export.save_npz(p, u=self.model.field)),
             ExportAction("Mean plot", ("svg", "png", "csv"), lambda p: export.export_plot(self.plot, p)),
         ]
 

@@ -51,13 +51,11 @@ def test_export_error_is_a_dialog_not_a_crash(window, tmp_path):
 
 
 def test_session_roundtrip_and_bad_file(window, tmp_path):
-    from dataclasses import replace
-
     panel = window.panels["demo"]
-    panel.set_params(replace(panel.params(), rate=0.35, n=128))
+    panel.model.set_params(rate=0.35, n=128)
     path = tmp_path / "s.json"
     assert window.save_session(path)
-    panel.set_params(replace(panel.params(), rate=0.1, n=8))
+    panel.model.set_params(rate=0.1, n=8)
     assert window.load_session(path)
     assert panel.params().rate == 0.35 and panel.params().n == 128
     assert panel.form.values()["n"] == 128
@@ -104,10 +102,8 @@ def test_task_progress_shows_and_close_stops_workers(qtbot, window):
 
 
 def test_task_failure_shows_dialog(qtbot, window):
-    from dataclasses import replace
-
     panel = window.panels["demo"]
-    panel._cfg = replace(panel.params(), rate=0.9)
+    panel.model.set_params(rate=0.9)
     panel.start()
     qtbot.waitUntil(lambda: window.last_error is not None, timeout=5000)
     assert "rate must be in" in window.last_error
@@ -132,3 +128,45 @@ def test_qt_calls_do_not_leak_references_to_none(qtbot):
         w.setWindowTitle("x")
         QApplication.processEvents()
     assert sys.getrefcount(None) >= before - 50
+
+
+@pytest.mark.gl
+def test_sidecar_reproduces_the_figure_in_a_fresh_window(qtbot, demo_registry, config_dir, tmp_path):
+    """The worked example of the check every panel has: change parameters, run, export, reload the sidecar."""
+    from tests.reproduce import export_and_reload, not_blank, psnr
+
+    def mutate(panel):
+        panel.model.set_params(n=200, rate=0.3, seed=4)
+        panel.advance(5)
+
+    first, second, out = export_and_reload(qtbot, "demo", tmp_path, mutate)
+    assert not_blank(first)
+    assert psnr(first, second) >= 40
+    assert (tmp_path / "demo.png.session.arrays.npz").is_file()
+
+
+def test_invalid_session_changes_nothing_and_names_key_and_value(window, tmp_path):
+    panel = window.panels["demo"]
+    panel.model.set_params(n=100)
+    for bad, words in [
+        ({"n": -5}, "demo.params.n = -5 is out of range"),
+        ({"n": 2.5}, "whole number"),
+        ({"rate": "fast"}, "must be a number"),
+        ({"warp": 1}, "unknown key 'warp'"),
+    ]:
+        path = tmp_path / "bad.json"
+        path.write_text(
+            json.dumps({"kind": "visual-lab-session", "schema": 2, "panels": {"demo": {"params": bad}}})
+        )
+        assert not window.load_session(path)
+        assert words in window.last_error
+        assert panel.params().n == 100 and panel.form.values()["n"] == 100
+
+
+def test_session_of_another_panel_changes_nothing(window, tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text(
+        json.dumps({"kind": "visual-lab-session", "schema": 2, "panels": {"pde": {"params": {}}}})
+    )
+    assert not window.load_session(path)
+    assert "holds no open panel" in window.last_error

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from backends.common import UserError
-from backends.pde.base import make_simulation
 from backends.pde.fields import (
     GRAY_SCOTT_PRESETS,
     Burgers,
@@ -18,6 +17,7 @@ from backends.pde.fields import (
     WaveConfig,
     burgers_cole_hopf,
 )
+from backends.pde.models import make_simulation
 
 
 # -- heat -----------------------------------------------------------------------------------------------------
