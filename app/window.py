@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from app import __version__, device, export, registry, session, settings
+from app import __version__, device, export, registry, session, settings, video
 from app.gl import use_vispy
 from app.worker import manager
 from backends.common import UserError
@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self._active: str | None = keys[0] if keys else None
         self._dialogs: list[QMessageBox] = []
         self.last_error: str | None = None  # for tests and the CLI
+        self.video_job = None  # the running video export, if any (one at a time)
         self.panel_messages: dict[str, str] = {}  # the last message of each panel; the active one is shown
 
         self._build_log_dock()
@@ -258,12 +259,14 @@ class MainWindow(QMainWindow):
         if not task.stale:
             self.show_error(f"{task.label}: {message}", trace)
 
-    def _update_task_widgets(self, _task=None) -> None:
-        busy = bool(manager().running())
+    def _update_task_widgets(self, *_args) -> None:
+        busy = bool(manager().running()) or (self.video_job is not None and self.video_job.running)
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
 
     def cancel_tasks(self) -> None:
+        if self.video_job is not None:
+            self.video_job.cancel()
         manager().cancel_all()
         for panel in self.panels.values():
             panel.stop()
@@ -371,22 +374,87 @@ class MainWindow(QMainWindow):
             self.export_menu.addAction("(no active panel)").setEnabled(False)
             return
         self._add(self.export_menu, "Render view as PNG…", self.render_png_dialog)
+        spec = panel.video()
+        if spec is not None:
+            self._add(self.export_menu, f"Video: {spec.label} (MP4/GIF)…", self.video_dialog)
         self.export_menu.addSeparator()
         for action in panel.exports():
             self._add(self.export_menu, f"{action.label}…", lambda a=action: self.export_dialog(a))
 
+    def ask_save_path(self, title: str, default: str, suffixes: tuple[str, ...]) -> Path | None:
+        """A save dialog whose overwrite prompt sees the final name: the suffix of the chosen filter is added
+        by the dialog itself (before it asks), never afterwards."""
+        dlg = QFileDialog(self, title, default, ";;".join(f"{s.upper()} (*.{s})" for s in suffixes))
+        dlg.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dlg.setDefaultSuffix(suffixes[0])
+        dlg.filterSelected.connect(lambda f: dlg.setDefaultSuffix(f.split("*.")[-1].rstrip(")")))
+        if dlg.exec() != QFileDialog.DialogCode.Accepted or not dlg.selectedFiles():
+            return None
+        return Path(dlg.selectedFiles()[0])
+
     def export_dialog(self, action) -> None:
-        filt = ";;".join(f"{s.upper()} (*.{s})" for s in action.suffixes)
         default = f"{self._active}_{action.label.split()[0].lower()}.{action.suffixes[0]}"
-        path, chosen = QFileDialog.getSaveFileName(self, action.label, default, filt)
-        if not path:
+        path = self.ask_save_path(action.label, default, action.suffixes)
+        if path is not None:
+            self.run_export(action, path)
+
+    def export_size(self) -> tuple[int, int]:
+        """The size of the last render/video export (1280x720 at first): the default of the next one."""
+        try:
+            return export.parse_size(str(settings.settings().value("export_size", "1280x720")))
+        except UserError:
+            return 1280, 720
+
+    def video_dialog(self) -> None:
+        panel = self.active_panel()
+        spec = panel.video() if panel is not None else None
+        if spec is None:
             return
-        p = Path(path)
-        if p.suffix.lstrip(".").lower() not in action.suffixes:
-            p = p.with_name(
-                p.name + "." + chosen.split("*.")[-1].rstrip(")") if chosen else action.suffixes[0]
+        try:
+            options = video.ask_options(self, spec, self.export_size())
+        except UserError as exc:
+            self.show_error(str(exc))
+            return
+        if options is None:
+            return
+        path = self.ask_save_path(f"Video: {spec.label}", f"{self._active}_video.mp4", ("mp4", "gif"))
+        if path is not None:
+            self.export_video(spec, path, options)
+
+    def export_video(self, spec, path: Path, options) -> bool:
+        """Start a video export (frames on the GUI thread between events, encoding in a thread); progress and
+        Cancel in the status bar; the sidecar is written when the file is complete."""
+        if self.video_job is not None and self.video_job.running:
+            self.show_error("a video export is already running: cancel it or wait")
+            return False
+        key = self._active
+        try:
+            job = video.VideoJob(spec, path, options, self)
+        except Exception as exc:  # noqa: BLE001
+            self.show_error(f"export failed: {exc}", _trace_unless_user(exc))
+            return False
+        settings.settings().setValue("export_size", f"{options.size[0]}x{options.size[1]}")
+
+        def done(p: Path) -> None:
+            try:
+                export.write_sidecar(p, self.session_data(only=[key] if key else None))
+            except Exception as exc:  # noqa: BLE001
+                self.show_error(f"sidecar not written: {exc}", _trace_unless_user(exc))
+            self.log(
+                f"exported {p} ({options.size[0]}x{options.size[1]}, {options.frames} frames)", status=True
             )
-        self.run_export(action, p)
+
+        job.progressed.connect(lambda f, m: self._on_progress(job, f, m))
+        job.finished.connect(done)
+        job.failed.connect(lambda m: self.show_error(m))
+        job.cancelled.connect(lambda: self.log(f"video export to {path} cancelled", status=True))
+        for sig in (job.finished, job.failed, job.cancelled):
+            sig.connect(self._update_task_widgets)
+        job.label = f"Video {path.name}"
+        self.video_job = job
+        job.start()
+        self._update_task_widgets()
+        return True
 
     def run_export(self, action, path: Path) -> bool:
         """Write one export and its sidecar session file; errors become a dialog."""
@@ -407,8 +475,7 @@ class MainWindow(QMainWindow):
         panel = self.active_panel()
         if panel is None:
             return
-        canvas = panel.canvas()
-        default = f"{canvas.size[0]}x{canvas.size[1]}" if canvas is not None else "1920x1080"
+        default = "{}x{}".format(*self.export_size())
         text, ok = QInputDialog.getText(self, "Render view as PNG", "Size (WIDTHxHEIGHT):", text=default)
         if not ok:
             return
@@ -417,11 +484,10 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self.show_error(str(exc))
             return
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Render view as PNG", f"{self._active}.png", "PNG (*.png)"
-        )
-        if path:
-            self.render_png(Path(path), size)
+        settings.settings().setValue("export_size", f"{size[0]}x{size[1]}")
+        path = self.ask_save_path("Render view as PNG", f"{self._active}.png", ("png",))
+        if path is not None:
+            self.render_png(path, size)
 
     def render_png(self, path: Path, size: tuple[int, int]) -> bool:
         panel = self.active_panel()
