@@ -42,7 +42,7 @@ PLY_TYPES = {
     "double": "f8",
     "float64": "f8",
 }
-SUFFIXES = (".ply", ".splat", ".spz")
+SUFFIXES = (".ply", ".splat", ".spz", ".sog")
 _CHUNKS = 16  # progress granularity for large reads
 
 
@@ -604,17 +604,28 @@ def read_spz_gen(path: Path) -> Iterator:
 def load_gen(path: str | os.PathLike, validate: bool = True) -> Iterator:
     """Read any supported file, yielding Progress; returns validated :class:`Gaussians`."""
     p = Path(path).expanduser()
+    from backends.splat import sog
+
+    if p.is_dir() and sog.is_sog(p):  # a SOG folder (meta.json) or a streamed scene (lod-meta.json)
+        p = p / ("lod-meta.json" if (p / "lod-meta.json").is_file() else "meta.json")
     if not p.is_file():
         raise UserError(f"cannot open {p}: no such file")
     suffix = p.suffix.lower()
-    if suffix == ".ply":
+    if p.name == "lod-meta.json":
+        g = yield from sog.load_streamed_gen(p)
+    elif suffix == ".sog" or p.name == "meta.json":
+        g = yield from sog.read_sog_gen(p)
+    elif suffix == ".ply":
         g = yield from read_ply_gen(p)
     elif suffix == ".splat":
         g = yield from read_splat_gen(p)
     elif suffix == ".spz":
         g = yield from read_spz_gen(p)
     else:
-        raise UserError(f"cannot read {p.name}: unknown splat format {suffix!r} (use .ply, .splat or .spz)")
+        raise UserError(
+            f"cannot read {p.name}: unknown splat format {suffix!r} (use .ply, .splat, .spz, .sog, a SOG "
+            "meta.json or lod-meta.json)"
+        )
     if validate:
         g.validate(p.name)
     yield Progress(
