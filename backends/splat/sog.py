@@ -564,8 +564,9 @@ def _webp(image: np.ndarray) -> bytes:
 
 
 def write_sog(path: str | os.PathLike, g: Gaussians) -> Path:
-    """Write ``g`` (its base colours: SH degree 0) as SOG version 2: a bundled ``.sog`` zip, or an unbundled folder when ``path`` is a
-    ``meta.json`` (its folder must exist). Atomic: temporary names, fsync, ``os.replace``."""
+    """Write ``g`` (its base colours: SH degree 0) as SOG version 2: a bundled ``.sog`` zip, or an
+    unbundled folder when ``path`` is a ``meta.json`` (its folder must exist). Atomic: temporary names,
+    fsync, ``os.replace``."""
     p = Path(path)
     meta, images = encode(g)
     blobs = {name: _webp(im) for name, im in images.items()}
