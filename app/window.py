@@ -7,6 +7,7 @@ event-loop turn, so the window appears fast and stays responsive while they load
 
 from __future__ import annotations
 
+import os
 import platform
 import traceback
 from pathlib import Path
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
 from app import __version__, device, export, registry, session, settings, video
 from app.gl import use_vispy
 from app.worker import manager
-from backends.common import UserError
+from backends.common import UserError, set_memory_budget
 
 LAYOUT_VERSION = 1
 
@@ -106,8 +107,19 @@ class MainWindow(QMainWindow):
         self.cancel_button.setToolTip("Cancel the running computations")
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel_tasks)
+        self.memory_label = QLabel()
+        self.memory_label.setToolTip(
+            "Memory of this process / the budget for recordings (Compute > Memory budget)"
+        )
+        bar.addPermanentWidget(self.memory_label)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
+        self._apply_memory_budget(self.memory_budget_mib())
+        self._memory_timer = QTimer(self)
+        self._memory_timer.setInterval(2000)
+        self._memory_timer.timeout.connect(self._update_memory_label)
+        self._memory_timer.start()
+        self._update_memory_label()
         m = manager()
         self._connections = [
             (m.started, self._update_task_widgets),
@@ -160,7 +172,19 @@ class MainWindow(QMainWindow):
             tgroup.addAction(act)
             thr_menu.addAction(act)
 
+        compute.addSeparator()
+        self._add(compute, "&Memory budget…", self.memory_budget_dialog)
+
         help_menu = mb.addMenu("&Help")
+        self._add(
+            help_menu,
+            "&Quick start (this panel)",
+            self.show_quick_start,
+            QKeySequence.StandardKey.HelpContents,
+        )
+        self._add(help_menu, "&Keyboard and mouse", self.show_controls)
+        self._add(help_menu, "&User guide", self.open_guide)
+        help_menu.addSeparator()
         self._add(help_menu, "&About Visual Lab", self.show_about)
 
     def _add(self, menu, text, slot, shortcut=None) -> QAction:
@@ -500,11 +524,91 @@ class MainWindow(QMainWindow):
         settings.settings().setValue("device", name)
         self.log(device.describe(), status=True)
 
+    def memory_budget_mib(self) -> int:
+        try:
+            value = int(settings.settings().value("memory_budget_mib", DEFAULT_BUDGET_MIB))
+        except (TypeError, ValueError):
+            value = DEFAULT_BUDGET_MIB
+        return min(max(value, BUDGET_RANGE_MIB[0]), BUDGET_RANGE_MIB[1])
+
+    def _apply_memory_budget(self, mib: int) -> None:
+        set_memory_budget(mib * 2**20)
+
+    def set_memory_budget(self, mib: int) -> None:
+        if not BUDGET_RANGE_MIB[0] <= mib <= BUDGET_RANGE_MIB[1]:
+            self.show_error(
+                f"memory budget {mib} MiB out of range {BUDGET_RANGE_MIB[0]}..{BUDGET_RANGE_MIB[1]}"
+            )
+            return
+        settings.settings().setValue("memory_budget_mib", mib)
+        self._apply_memory_budget(mib)
+        self._update_memory_label()
+        self.log(f"memory budget for recordings and histories: {mib} MiB", status=True)
+
+    def memory_budget_dialog(self) -> None:
+        mib, ok = QInputDialog.getInt(
+            self,
+            "Memory budget",
+            "Recordings and histories of all panels together (MiB):",
+            self.memory_budget_mib(),
+            *BUDGET_RANGE_MIB,
+        )
+        if ok:
+            self.set_memory_budget(mib)
+
+    def _update_memory_label(self) -> None:
+        rss = process_memory()
+        used = f"{rss / 2**20:,.0f} MiB" if rss is not None else "?"
+        self.memory_label.setText(f"Memory {used} · budget {self.memory_budget_mib():,} MiB")
+
     def set_threads(self, n: int) -> None:
         device.set_threads(n or None)
         self.log(f"torch threads: {n or 'default'}", status=True)
 
     # -- help ---------------------------------------------------------------------------------------------
+    def show_quick_start(self) -> None:
+        panel = self.active_panel()
+        if panel is None:
+            return
+        text = panel.quick_start or f"<p>{panel.title}: no quick start written yet.</p>"
+        self._info(f"Quick start: {panel.title}", text)
+
+    def controls_text(self) -> str:
+        """Every menu shortcut, then the active panel's mouse and keyboard controls, as an HTML table."""
+        rows = []
+        for menu_action in self.menuBar().actions():
+            for act in menu_action.menu().actions() if menu_action.menu() else []:
+                if not act.shortcut().isEmpty():
+                    rows.append((act.shortcut().toString(), act.text().replace("&", "")))
+        panel = self.active_panel()
+        if panel is not None:
+            rows += [(keys, f"{panel.title}: {what}") for keys, what in panel.controls]
+        cells = "".join(f"<tr><td><b>{k}</b></td><td>{w}</td></tr>" for k, w in rows)
+        return f"<table cellspacing='6'>{cells}</table>"
+
+    def show_controls(self) -> None:
+        self._info("Keyboard and mouse", self.controls_text())
+
+    def open_guide(self) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        guide = Path(__file__).resolve().parents[1] / "docs" / "guide" / f"{self._active or 'index'}.md"
+        if not guide.is_file():
+            guide = guide.with_name("index.md")
+        if guide.is_file():
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(guide)))
+            self.log(f"user guide: {guide}", status=True)
+        else:
+            self.show_error("the user guide (docs/guide/) is not installed with this copy of Visual Lab")
+
+    def _info(self, title: str, html: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, title, html, QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.finished.connect(lambda _=0, b=box: self._dialogs.remove(b) if b in self._dialogs else None)
+        self._dialogs.append(box)
+        box.open()
+
     def about_text(self) -> str:
         import numpy
         import PySide6
@@ -572,6 +676,24 @@ class MainWindow(QMainWindow):
             except Exception:  # noqa: BLE001
                 self.log(traceback.format_exc())
         manager().stop_all()
+
+
+DEFAULT_BUDGET_MIB = 2048
+BUDGET_RANGE_MIB = (128, 262_144)
+
+
+def process_memory() -> int | None:
+    """Resident memory of this process in bytes (Linux /proc; elsewhere the peak from resource)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        try:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        except (ImportError, OSError):
+            return None
 
 
 def _filter_accepts(filt: str, path: Path) -> bool:

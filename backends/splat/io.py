@@ -22,6 +22,7 @@ import numpy as np
 
 from backends.common import Progress, UserError
 from backends.splat.gaussians import SH_C0, Gaussians, normalize_quats
+from backends.splat.memory import _check_memory, memory_estimate  # noqa: F401 - memory_estimate: API
 from backends.splat.sh import SH_FLIP_YZ
 
 PLY_TYPES = {
@@ -54,38 +55,6 @@ def _sigmoid(x):
 def _logit(p):
     p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
     return np.log(p / (1 - p))
-
-
-# -- memory estimate ------------------------------------------------------------------------------------
-def bytes_per_gaussian(sh_degree: int = 3, is_4d: bool = False) -> int:
-    """In-memory float32 footprint of one Gaussian (means, scales, quats, opacity, SH, 4D fields)."""
-    return 4 * (3 + 3 + 4 + 1 + 3 * (sh_degree + 1) ** 2 + (6 if is_4d else 0))
-
-
-def available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def memory_estimate(count: int, sh_degree: int = 3, is_4d: bool = False) -> int:
-    """Bytes needed to load ``count`` Gaussians (x2 for the raw file buffer and decoding temporaries)."""
-    return 2 * count * bytes_per_gaussian(sh_degree, is_4d)
-
-
-def _check_memory(count: int, sh_degree: int, path: Path, is_4d: bool = False) -> None:
-    need = memory_estimate(count, sh_degree, is_4d)
-    avail = available_memory()
-    if avail is not None and need > avail:
-        raise UserError(
-            f"{path.name}: {count:,} Gaussians need about {need / 2**30:.1f} GiB but only "
-            f"{avail / 2**30:.1f} GiB of memory is free; use a subsampled file"
-        )
 
 
 # -- PLY header ------------------------------------------------------------------------------------------

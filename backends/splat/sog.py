@@ -38,6 +38,7 @@ import numpy as np
 
 from backends.common import Progress, UserError
 from backends.splat.gaussians import Gaussians
+from backends.splat.memory import _check_memory
 
 MAX_META_BYTES = 16 * 2**20
 MAX_COUNT = 200_000_000
@@ -228,8 +229,6 @@ def read_sog_gen(path: str | os.PathLike) -> Iterator:
             raise UserError(f"{label}: 'count' must be a whole number in 1..{MAX_COUNT:,}, got {count!r}")
     else:
         raise UserError(f"{label}: unsupported SOG version {version!r} (this reader knows 1, 2 and 3)")
-    from backends.splat.io import _check_memory
-
     _check_memory(count, 3, Path(label))
     yield Progress(0.05, f"{p.name}: {count:,} Gaussians")
 
