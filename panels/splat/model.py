@@ -99,7 +99,10 @@ class SplatParams:
     def __post_init__(self) -> None:
         if self.scene == "file" and not self.path.strip():
             raise UserError("scene 'file' needs a .ply/.splat/.spz file: choose one (File > Open)")
-        parse_size(self.export_size)
+        try:
+            parse_size(self.export_size)
+        except UserError as exc:
+            raise UserError(f"export_size {self.export_size!r}: {exc}") from None
         self.edit_config()  # validates the crop box with the edit fields
 
     def crop_box(self):
@@ -388,9 +391,9 @@ class SplatModel(PanelModel):
         if (
             source != self.source
         ):  # the session names another scene: load it now, so a bad file changes nothing
-            if p.scene == "file":
-                check_scene_files(p.path)
             try:
+                if p.scene == "file":
+                    check_scene_files(p.path)
                 scene = drain(load_scene_gen(p.scene, p.path))
             except UserError as exc:
                 raise UserError(f"splat.params.path: {exc}") from None
