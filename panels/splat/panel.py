@@ -117,9 +117,7 @@ class SplatPanel(Panel):
         ev.connect("keyframes", self._on_keyframes)
         ev.connect("restored", self._on_restored)
         # where the rows live is known after the first draw resolves the renderer
-        self.canvas_obj.events.draw.connect(
-            lambda _ev: self.view.memory_where() in self.info_label.text() or self._on_rows(), position="last"
-        )
+        self.canvas_obj.events.draw.connect(lambda _ev: self._refresh_where(), position="last")
         # the bundled sample is small: load synchronously so the panel shows something at once
         self.model.load_now()
         if not tile_raster.ready():
@@ -131,9 +129,9 @@ class SplatPanel(Panel):
             )
 
     # -- form -----------------------------------------------------------------------------------------
-    def _guard(self, fn, *args) -> None:
+    def _guard(self, fn, *args, **kwargs) -> None:
         try:
-            fn(*args)
+            fn(*args, **kwargs)
         except UserError as exc:
             self.status.emit(str(exc))
 
@@ -205,6 +203,10 @@ class SplatPanel(Panel):
             f"{g.source}: {e.count:,} of {g.count:,} Gaussians after edits; SH degree {e.sh_degree}; {span}; "
             f"{m.rows.rows.nbytes / 2**20:.1f} MiB of splat rows {self.view.memory_where()}"
         )
+
+    def _refresh_where(self) -> None:
+        if self.model.rows is not None and self.view.memory_where() not in self.info_label.text():
+            self._on_rows()
 
     def _on_keyframes(self) -> None:
         row = self.keyframe_list.currentRow()
@@ -317,7 +319,9 @@ class SplatPanel(Panel):
 
     def render(self, size: tuple[int, int]) -> np.ndarray:
         """The current view at any size, full detail, through the viewer's renderer."""
-        return self.view.render_camera(self.model.camera((int(size[0]), int(size[1]))))
+        img = self.view.render_camera(self.model.camera((int(size[0]), int(size[1]))))
+        self._refresh_where()
+        return img
 
     def render_reference(self, size: tuple[int, int]) -> np.ndarray:
         e = self.model.edited

@@ -187,6 +187,11 @@ class SplatVisual(Visual):
         self._cpu_prog: gloo.Program | None = None
 
     @property
+    def rows(self) -> np.ndarray:
+        """The rows as set (in the order drawn when :attr:`rows_sorted`)."""
+        return self._host_rows
+
+    @property
     def rows_sorted(self) -> bool:
         """The rows were set sorted back to front (else only the 'cpu' renderer can draw them)."""
         return self._host_sorted
