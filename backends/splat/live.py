@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from backends.common import Progress, UserError
-from backends.splat import gauss4d, io, samples, tile_raster
+from backends.splat import gauss4d, io, pointcloud, samples, tile_raster
+from backends.splat.camera import Camera
 from backends.splat.gaussians import Gaussians, concat
 from backends.splat.sh import eval_sh_colors
 from backends.splat.tile_raster import pack_rows
 
 #: the scene sources of the viewer: two bundled samples, or files
 SCENES = ("sample 3D", "dynamic 4D", "file")
-SCENE_SUFFIXES = (".ply", ".splat", ".spz")
+SCENE_SUFFIXES = (".ply", ".splat", ".spz", ".npz")
 
 
 def scene_paths(path: str) -> list[Path]:
@@ -33,7 +34,7 @@ def check_scene_files(path: str) -> list[Path]:
     """The files of ``path``, or one clear error naming the first that is missing or not a scene file."""
     paths = scene_paths(path)
     if not paths:
-        raise UserError("scene 'file' needs a .ply/.splat/.spz file (File > Open)")
+        raise UserError("scene 'file' needs a .ply/.splat/.spz/.npz file (File > Open)")
     for p in paths:
         if p.suffix.lower() not in SCENE_SUFFIXES:
             raise UserError(f"{p}: not a scene file (expected {', '.join(SCENE_SUFFIXES)})")
@@ -42,20 +43,39 @@ def check_scene_files(path: str) -> list[Path]:
     return paths
 
 
+@dataclass(frozen=True)
+class LoadedScene:
+    """What a scene source holds: the Gaussians, and the cameras that observed them (SfM scenes)."""
+
+    gaussians: Gaussians
+    cameras: tuple[Camera, ...] = ()
+
+
+def _load_file_gen(p: Path) -> Iterator:
+    suffix = p.suffix.lower()
+    if suffix == ".npz" or (suffix == ".ply" and pointcloud.is_point_ply(p)):
+        pts = yield from pointcloud.load_points_gen(p)
+        return LoadedScene(pts.gaussians, pts.cameras)
+    return LoadedScene((yield from io.load_gen(p)))
+
+
 def load_scene_gen(scene: str, path: str = "") -> Iterator:
-    """Yield Progress; return the Gaussians of a scene source (``scene`` in :data:`SCENES`)."""
+    """Yield Progress; return the :class:`LoadedScene` of a scene source (``scene`` in :data:`SCENES`).
+    Several files load as blocks of one scene (their cameras are kept in order)."""
     if scene == "sample 3D":
-        return (yield from io.load_gen(samples.SAMPLE_3D))
+        return LoadedScene((yield from io.load_gen(samples.SAMPLE_3D)))
     if scene == "dynamic 4D":
-        return (yield from io.load_gen(samples.SAMPLE_4D))
+        return LoadedScene((yield from io.load_gen(samples.SAMPLE_4D)))
     if scene != "file":
         raise UserError(f"scene must be one of {', '.join(SCENES)}, got {scene!r}")
     paths = check_scene_files(path)
     parts = []
     for i, p in enumerate(paths):
         yield Progress(i / len(paths), f"loading {p.name}")
-        parts.append((yield from io.load_gen(p)))
-    return parts[0] if len(parts) == 1 else concat(parts)
+        parts.append((yield from _load_file_gen(p)))
+    if len(parts) == 1:
+        return parts[0]
+    return LoadedScene(concat([s.gaussians for s in parts]), tuple(c for s in parts for c in s.cameras))
 
 
 def warmup_job() -> Iterator:

@@ -22,6 +22,7 @@ from backends.splat import camera as cm
 from backends.splat import edits, gauss4d
 from backends.splat.gaussians import Gaussians
 from backends.splat.live import SCENES, SceneRows, check_scene_files, load_scene_gen, scene_rows
+from backends.splat.pointcloud import frustum_segments
 from panels.model import PanelModel, param
 
 BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "grey": (0.5, 0.5, 0.5)}
@@ -195,6 +196,7 @@ class SplatModel(PanelModel):
     def __init__(self) -> None:
         super().__init__()
         self.scene: Gaussians | None = None  # as loaded
+        self.cameras: tuple[cm.Camera, ...] = ()  # the cameras that observed it (SfM scenes), drawn as frusta
         self.source: tuple[str, str] = ("", "")  # (scene, path) of ``scene``
         self.time_range = (0.0, 1.0)
         self.radius = 1.0  # the scene's robust radius: scales fly speed and the sort threshold
@@ -208,15 +210,23 @@ class SplatModel(PanelModel):
     # -- scene ----------------------------------------------------------------------------------------
     def load_now(self) -> None:
         """Load the scene the parameters name, on the calling thread (the small bundled samples, the CLI)."""
-        self.set_scene(drain(load_scene_gen(self.params.scene, self.params.path)), reset=True)
+        loaded = drain(load_scene_gen(self.params.scene, self.params.path))
+        self.set_scene(loaded.gaussians, reset=True, cameras=loaded.cameras)
 
     def needs_load(self) -> bool:
         return (self.params.scene, self.params.path) != self.source
 
-    def set_scene(self, g: Gaussians, reset: bool, source: tuple[str, str] | None = None) -> None:
-        """Show a loaded scene; ``reset`` frames the camera on it. Colouring by an attribute the scene lacks
-        falls back to 'colour'; a time outside a 4D scene's range moves to its start."""
-        self.scene = g
+    def set_scene(
+        self,
+        g: Gaussians,
+        reset: bool,
+        source: tuple[str, str] | None = None,
+        cameras: tuple[cm.Camera, ...] = (),
+    ) -> None:
+        """Show a loaded scene (and the cameras that observed it); ``reset`` frames the camera on it, with the
+        up axis of those cameras. Colouring by an attribute the scene lacks falls back to 'colour'; a time
+        outside a 4D scene's range moves to its start."""
+        self.scene, self.cameras = g, tuple(cameras)
         self.source = source or (self.params.scene, self.params.path)
         self.time_range = gauss4d.time_range(g)
         self.radius = g.robust_center_radius()[1]
@@ -226,6 +236,11 @@ class SplatModel(PanelModel):
             fix["color_by"] = "colour"
         if g.is_4d and not self.time_range[0] <= p.time <= self.time_range[1]:
             fix["time"] = self.time_range[0]
+        if reset and cameras:
+            up = -np.mean([c.R[1] for c in cameras], 0)  # camera rows: right, down, forward
+            best = max(cm.UP_AXES, key=lambda k: float(np.dot(cm.UP_AXES[k], up)))
+            if best != p.up_axis:
+                fix["up_axis"] = best
         if fix:
             self.params = dataclasses.replace(p, **fix)
         if reset:
@@ -336,6 +351,27 @@ class SplatModel(PanelModel):
         t = np.asarray(self.orbit.target) + forward * r[2] + right * r[0] - up * r[1]
         self.set_orbit(dataclasses.replace(self.orbit, target=tuple(float(x) for x in t)), moving=True)
 
+    def look_through(self, i: int) -> None:
+        """Look through scene camera ``i``: its eye, view direction and field of view (the orbit camera has no
+        roll: the image is levelled to the up axis). The target is on the view axis, a scene radius ahead."""
+        cam = self.cameras[i]
+        fwd, eye = cam.R[2], cam.position
+        e1, e2, u = cm.orbit_basis(cm.UP_AXES[self.params.up_axis])
+        back = -fwd
+        el = math.degrees(math.asin(float(np.clip(back @ u, -1, 1))))
+        if abs(el) > MAX_ELEVATION:
+            raise UserError(f"camera {i + 1} looks straight along the up axis: choose another up axis")
+        az = math.degrees(math.atan2(float(back @ e2), float(back @ e1)))
+        d = self.radius
+        self.set_params(fov=float(np.clip(cam.fov_y_deg, 5, 120)))
+        self.set_orbit(Orbit(tuple(float(x) for x in eye + d * fwd), az, el, d))
+
+    def frusta(self) -> np.ndarray:
+        """Segment ends (M, 3) of the scene cameras' frusta, a tenth of the scene radius deep."""
+        if not self.cameras:
+            return np.zeros((0, 3))
+        return np.concatenate([frustum_segments(c, 0.1 * self.radius) for c in self.cameras])
+
     # -- camera path ----------------------------------------------------------------------------------
     def add_keyframe(self) -> None:
         if len(self.keyframes) >= MAX_KEYFRAMES:
@@ -394,12 +430,13 @@ class SplatModel(PanelModel):
             try:
                 if p.scene == "file":
                     check_scene_files(p.path)
-                scene = drain(load_scene_gen(p.scene, p.path))
+                loaded = drain(load_scene_gen(p.scene, p.path))
             except UserError as exc:
                 raise UserError(f"splat.params.path: {exc}") from None
             except (OSError, ValueError, KeyError) as exc:
                 raise UserError(f"splat.params.path: cannot read {p.path!r}: {exc}") from None
-            staged["scene"] = (scene, source)
+            scene = loaded.gaussians
+            staged["scene"] = (loaded, source)
         self._check_color(p.color_by, scene, "splat.params.color_by")
         if "camera" in state:
             staged["camera"] = Orbit.from_dict(state["camera"], "splat.camera")
@@ -419,8 +456,10 @@ class SplatModel(PanelModel):
     def apply_state(self, staged: Any) -> None:
         self.params = staged["params"]
         if "scene" in staged:
-            g, source = staged["scene"]
-            self.set_scene(g, reset="camera" not in staged, source=source)
+            loaded, source = staged["scene"]
+            self.set_scene(
+                loaded.gaussians, reset="camera" not in staged, source=source, cameras=loaded.cameras
+            )
         if "camera" in staged:
             self.orbit = staged["camera"]
         self.keyframes = list(staged["keyframes"])

@@ -36,7 +36,7 @@ SLIDER_STEPS = 1000
 class SplatPanel(Panel):
     key = "splat"
     title = "Gaussian splat viewer"
-    open_filter = "Gaussian splats (*.ply *.splat *.spz)"
+    open_filter = "Gaussian splats and point clouds (*.ply *.splat *.spz *.npz)"
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -243,7 +243,7 @@ class SplatPanel(Panel):
             *source,
             group="load",
             label="load splats",
-            on_done=lambda g: self.model.set_scene(g, reset=True, source=source),
+            on_done=lambda s: self.model.set_scene(s.gaussians, reset=True, source=source, cameras=s.cameras),
             on_error=failed,
             on_progress=lambda f, m: self.model.mark_stale(m),
         )

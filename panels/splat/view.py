@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QLabel
 from backends.splat import camera as cm
 from backends.splat.live import sort_job
 from panels.splat import visuals
+from panels.splat.frusta import FrustumNode, pick_camera
 from panels.splat.model import BACKGROUNDS, SplatModel
 from panels.splat.scheduler import DetailScheduler
 
@@ -40,6 +41,7 @@ class SplatView(QObject):
             bgcolor=BACKGROUNDS[p.background], renderer=p.viewer
         )
         self.node.chunk = PROGRESSIVE_CHUNK
+        self.frusta = FrustumNode(parent=self.canvas.scene)  # scene cameras, over the splats
         self.scheduler = DetailScheduler(p.lod_count, p.moving_fps, p.moving_scale, p.lod_count)
         self.overlay = QLabel("loading ...")
         self.overlay.setObjectName("splat_overlay")
@@ -56,6 +58,7 @@ class SplatView(QObject):
         self._overlay_clock = 0.0
         self._keys: set[str] = set()
         self._drag: tuple[float, float] | None = None
+        self._press: tuple[float, float] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(33)
         self._timer.timeout.connect(self._tick)
@@ -63,7 +66,7 @@ class SplatView(QObject):
         c = self.canvas.events
         c.draw.connect(self._on_draw)
         c.draw.connect(self._after_draw, position="last")
-        c.mouse_press.connect(lambda ev: setattr(self, "_drag", tuple(ev.pos[:2])))
+        c.mouse_press.connect(self._on_mouse_press)
         c.mouse_release.connect(self._on_mouse_release)
         c.mouse_move.connect(self._on_mouse_move)
         c.mouse_wheel.connect(lambda ev: self.model.zoom(0.9 ** float(ev.delta[1])))
@@ -75,6 +78,8 @@ class SplatView(QObject):
         ev.connect("camera", lambda moving: self.view_changed(moving))
         ev.connect("params", self._params_changed)
         ev.connect("stale", lambda why: self._on_draw(None, force=True))
+        ev.connect("scene", self._scene_changed)
+        ev.connect("restored", self._scene_changed)
 
     # -- model events ---------------------------------------------------------------------------------
     def _params_changed(self, changed: set[str]) -> None:
@@ -88,6 +93,10 @@ class SplatView(QObject):
         if changed & {"lod_count"}:
             self._set_lod()
         self.view_changed(moving=False)
+
+    def _scene_changed(self) -> None:
+        self.frusta.set_segments(self.model.frusta())
+        self.frusta.set_camera(self.camera())
 
     def _rows_changed(self) -> None:
         self._set_lod()
@@ -117,9 +126,22 @@ class SplatView(QObject):
     def camera(self, size: tuple[int, int] | None = None) -> cm.Camera:
         return self.model.camera(size or self.size())
 
-    def _on_mouse_release(self, _ev) -> None:
+    def _on_mouse_press(self, ev) -> None:
+        self._drag = self._press = tuple(ev.pos[:2])
+
+    def _on_mouse_release(self, ev) -> None:
         self._drag = None
+        x, y = ev.pos[:2]
+        if self._press is not None and np.hypot(x - self._press[0], y - self._press[1]) < 4:
+            self.click(x, y)
         self.view_changed(moving=False)
+
+    def click(self, x: float, y: float) -> int | None:
+        """A click on a scene camera's frustum looks through that camera; returns its index (or None)."""
+        i = pick_camera(self.model.cameras, self.camera(), x, y) if self.model.cameras else None
+        if i is not None:
+            self.model.look_through(i)
+        return i
 
     def _on_mouse_move(self, ev) -> None:
         if self._drag is None or not ev.is_dragging:
@@ -166,6 +188,7 @@ class SplatView(QObject):
             return
         cam = self.camera()
         self.node.set_camera(cam)
+        self.frusta.set_camera(cam)
         renderer = self.node.active_renderer
         if moving:
             self._last_move = time.monotonic()
@@ -225,6 +248,7 @@ class SplatView(QObject):
     def _shown(self, key, vm: np.ndarray, sort_ms: float) -> None:
         """The node holds the rows of ``key`` = (rows id, moving): set its camera and resolution, and draw."""
         self.node.set_camera(self.camera())
+        self.frusta.set_camera(self.camera())
         moving = key[1]
         self.node.scale = self.scheduler.resolution(moving, self.node.active_renderer)
         self.node.timed = moving  # moving frames are timed to size the moving set
