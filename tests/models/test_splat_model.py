@@ -223,3 +223,27 @@ def test_scheduler_sort_decisions():
     assert s.sort_inline(50_000) and not s.sort_inline(50_001)
     assert s.renderer_sorts("cpu", False) and not s.renderer_sorts("cpu", True)
     assert not s.renderer_sorts("gl", False)
+
+
+@pytest.mark.data
+def test_garden_cameras_look_through_and_session():
+    from tests.conftest import shared_data
+
+    path = str(shared_data("splat", "gsplat_test_garden.npz"))
+    m = SplatModel()
+    m.load_now()
+    m.restore({"params": {"scene": "file", "path": path}})  # a session naming the file loads it
+    assert m.scene.count == 138_766 and len(m.cameras) == 3 and m.params.up_axis == "+z"
+    assert m.frusta().shape == (3 * 16, 3)
+    for i, cam in enumerate(m.cameras):
+        m.look_through(i)
+        view = m.camera((648, 420))
+        np.testing.assert_allclose(view.position, cam.position, atol=1e-6 * m.radius)
+        assert view.R[2] @ cam.R[2] > 1 - 1e-6  # the same view direction (float32 rotations; no roll)
+        assert m.params.fov == pytest.approx(cam.fov_y_deg)
+    st = m.state()
+    again = SplatModel()
+    again.load_now()
+    again.restore(st)
+    assert len(again.cameras) == 3
+    np.testing.assert_allclose(again.camera((64, 48)).viewmat, m.camera((64, 48)).viewmat, atol=1e-12)

@@ -101,12 +101,6 @@ def test_a_bad_file_ends_loading_with_a_message(panel, qtbot, tmp_path):
     assert "loading" not in panel.view.overlay.text()
 
 
-def test_file_open_starts_with_the_active_panels_filter(qtbot):
-    win = open_window(qtbot, "splat")
-    assert win.open_filters()[0] == win.panels["splat"].open_filter and "*.ply" in win.open_filters()[0]
-    win.close()
-
-
 def test_keyframes_listed_previewed_reordered_deleted(panel):
     m = panel.model
     start = m.orbit
@@ -187,3 +181,44 @@ def panel(qtbot):
     p.show()
     yield p
     p.shutdown()
+
+
+@pytest.mark.data
+def test_garden_opens_with_frusta_and_a_click_looks_through_a_camera(qtbot):
+    from pathlib import Path
+
+    from tests.conftest import shared_data
+
+    win = open_window(qtbot, "splat")
+    win.hide()  # no on-screen paints of 138k splats on a software OpenGL: the checks use the model and renders
+    panel = win.panels["splat"]
+    assert win.open_path(Path(shared_data("splat", "gsplat_test_garden.npz"))), win.last_error
+    qtbot.waitUntil(lambda: len(panel.model.cameras) == 3, timeout=30_000)
+    assert panel.view.frusta.count == 3 * 16
+    _gl(panel)
+    view = panel.view.camera()
+    c = panel.model.cameras[1]
+    pc = view.viewmat[:3, :3] @ c.position + view.viewmat[:3, 3]
+    x, y = view.fx * pc[0] / pc[2] + view.cx, view.fy * pc[1] / pc[2] + view.cy
+    assert panel.view.click(x + 3, y - 2) == 1  # near the frustum's apex
+    np.testing.assert_allclose(panel.view.camera().position, c.position, atol=1e-6 * panel.model.radius)
+    img = panel.render((162, 105))  # through camera 1: the garden fills the frame
+    assert not_blank(img) and (img[..., :3].max(-1) > 20).mean() > 0.8
+    win.close()
+
+
+def test_file_open_lists_the_active_panels_filter_first(qtbot, monkeypatch):
+    from app import registry
+    from app.window import MainWindow
+
+    specs = dict(registry.panels())
+    demo = registry.PanelSpec("demo", "Demo", "tests.app.demo_panel:DemoPanel")
+    monkeypatch.setattr(registry, "panels", lambda: {"demo": demo, "splat": specs["splat"]})
+    win = MainWindow(["demo", "splat"], restore_layout=False)
+    qtbot.addWidget(win)
+    win.load_all_now()
+    win.activate("splat")
+    assert win.open_filters() == [win.panels["splat"].open_filter, "Demo data (*.demo)"]
+    win.activate("demo")
+    assert win.open_filters()[0] == "Demo data (*.demo)"
+    win.close()
