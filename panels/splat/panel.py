@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.export import VideoSpec, check_writable, save_png
 from backends.common import UserError, parse_size
-from backends.splat import edits, io, raster, tile_raster
+from backends.splat import edits, io, tile_raster
 from backends.splat.live import load_scene_gen, warmup_job
 from panels.base import ExportAction, Panel
 from panels.splat.model import BACKGROUNDS, Orbit, SplatModel
@@ -324,6 +324,8 @@ class SplatPanel(Panel):
         return img
 
     def render_reference(self, size: tuple[int, int]) -> np.ndarray:
+        from backends.splat import raster  # torch: imported on first use (seconds), not with the panel
+
         e = self.model.edited
         if e is None:
             raise UserError("no scene loaded")
