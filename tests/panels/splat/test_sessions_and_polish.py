@@ -225,3 +225,37 @@ def test_file_open_lists_the_active_panels_filter_first(qtbot, monkeypatch):
     win.activate("demo")
     assert win.open_filters()[0] == "Demo data (*.demo)"
     win.close()
+
+
+def test_first_hour(qtbot, tmp_path):
+    """What a new user does: launch, play, change three parameters, export PNG and the edited scene (found by
+    label) with their sidecars, reload one in a fresh window: the same parameters and no stale marker."""
+    win = open_window(qtbot, "splat")
+    panel = win.panels["splat"]
+    panel.start()  # a 3D scene: nothing to play
+    assert not panel.play_button.isChecked()
+    _gl(panel)
+    for name, value in (("fov", 65.0), ("background", "white"), ("subsample", 0.5)):
+        panel.form.set_values({name: value})
+        panel.form.changed.emit(name, value)  # what the widget emits on a user edit
+    assert (panel.model.params.fov, panel.model.params.background, panel.model.params.subsample) == (
+        65.0,
+        "white",
+        0.5,
+    )
+    panel.model.set_params(export_size="200x150")
+    acts = {a.label: a for a in panel.exports()}
+    png, ply = tmp_path / "view.png", tmp_path / "edited.ply"
+    assert win.run_export(acts["Render PNG (GL or reference, export size)"], png), win.last_error
+    assert win.run_export(acts["Edited scene PLY"], ply), win.last_error
+    img = iio.imread(png)
+    assert img.shape == (150, 200, 4) and not_blank(img)
+    assert (img[0, 0, :3] == 255).all()  # the white background
+    assert io.load(ply).count == panel.model.edited.count
+    win.close()
+    fresh = open_window(qtbot, "splat")
+    assert fresh.load_session(png.with_name(png.name + ".session.json")), fresh.last_error
+    p2 = fresh.panels["splat"]
+    assert p2.model.params == panel.model.params and p2.form.values() == panel.form.values()
+    assert not p2.model.stale and psnr(p2.render((200, 150)), img) >= 40
+    fresh.close()
