@@ -178,4 +178,6 @@ def test_colour_limits_and_labels_describe_the_field():
     m.set_params(limits="fixed", vmin=-2.0, vmax=3.0, colormap="viridis")
     assert m.cmap_and_clim(f) == ("viridis", (-2.0, 3.0))
     m.set_params(model="gray-scott", n=32)
+    assert m.display() == (None, "")  # the Navier-Stokes frame is never shown as Gray-Scott
+    m.reset_run(snapshot(build_simulation(m.params.live_config())))
     assert m.history()[0] == "Mean & variance of v" and m.display()[1] == "chemical v (concentration)"
