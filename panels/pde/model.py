@@ -466,8 +466,13 @@ class PDEModel(PanelModel):
         out = {}
         for name, shape in state_shapes(p.live_config()).items():
             out[name] = require_array(arrays, f"sim_{name}", where=self.key, shape=shape)
-        for name in ("t", "steps", "dt"):
-            out[name] = require_array(arrays, f"sim_{name}", where=self.key, ndim=0)
+        for name in ("t", "steps", "dt"):  # scalars (the session file may store them as 1-element arrays)
+            value = require_array(arrays, f"sim_{name}", where=self.key)
+            if value.size != 1:
+                raise UserError(
+                    f"{self.key}: array 'sim_{name}' must hold one number, has shape {value.shape}"
+                )
+            out[name] = value.reshape(())
         return out
 
     def _check_hist(self, arrays: dict) -> dict[str, list[float]]:
