@@ -217,3 +217,68 @@ def _export(panel, label: str, suffix: str, folder=None):
     path = Path(folder or tempfile.mkdtemp()) / f"{label.split()[0].lower()}.{suffix}"
     action.write(path)
     return path
+
+
+@pytest.mark.parametrize("model", ["heat", "wave", "burgers"])
+def test_other_models_step_and_render(panel, model):
+    panel.model.set_params(model=model)
+    panel.model.set_params(n=64)
+    panel.advance(2)
+    m = panel.model
+    assert m.current["step"] == 2 and m.current["fields"][m.params.view].shape == (64, 64)
+    assert panel.plots.tabs.tabText(0).replace("&&", "&") == m.history()[0]
+    assert not_blank(panel.render((160, 120)))
+
+
+def test_a_rejected_form_edit_puts_the_model_value_back(panel):
+    msgs = []
+    panel.status.connect(msgs.append)
+    panel.form.widget("n").setValue(97)  # in range, but not an FFT size
+    assert msgs and "FFT" in msgs[-1]
+    assert panel.model.params.n == 64 and panel.form.values()["n"] == 64
+
+
+def test_replay_shows_every_recorded_frame_in_order(panel, qtbot):
+    for _ in range(4):
+        panel.advance(1)
+    m = panel.model
+    steps = [f["step"] for f in m.frames]
+    seen = []
+    m.events.connect("frame", lambda: seen.append(m.current["step"]))
+    panel.replay(True)
+    qtbot.waitUntil(lambda: not panel.replaying(), timeout=5_000)
+    assert seen == steps and panel.playbar.slider.value() == len(steps) - 1
+
+
+def test_first_hour(qtbot, tmp_path):
+    """What a new user does: launch, run with defaults, change three parameters, export PNG, video frames and
+    data, reload the sidecar; no stale marker is left and the figure comes back."""
+    win = open_window(qtbot, "pde")
+    panel, m = win.panels["pde"], win.panels["pde"].model
+    assert m.current is not None and m.stale == ""
+    panel.playbar.run_button.click()
+    qtbot.waitUntil(lambda: m.current["step"] >= 3, timeout=20_000)
+    assert win.progress.maximum() == 0  # an open-ended run: indeterminate progress, not "100%"
+    panel.playbar.run_button.click()
+    assert not panel.tasks.busy()
+    panel.form.widget("model").setCurrentText("gray-scott")
+    panel.form.widget("n").setValue(64)
+    panel.form.widget("colormap").setCurrentText("inferno")
+    assert m.params.model == "gray-scott" and m.params.n == 64 and m.stale == ""
+    panel.playbar.step_button.click()
+    assert m.current["step"] == 1 and panel.field_view.title.text().startswith("gray-scott")
+    assert win.render_png(tmp_path / "gs.png", (400, 300)), win.last_error
+    spec = panel.video()
+    assert spec.frame(1.0, (640, 360)).shape == (360, 640, 4)
+    with np.load(_export(panel, "Fields NPZ", "npz", tmp_path)) as d:
+        assert d["v"].shape == (2, 64, 64)
+    first = iio.imread(tmp_path / "gs.png")
+    win.close()
+    fresh = open_window(qtbot, "pde")
+    assert fresh.load_session(tmp_path / "gs.png.session.json"), fresh.last_error
+    p2 = fresh.panels["pde"]
+    assert p2.form.values()["colormap"] == "inferno" and p2.model.params == m.params
+    assert psnr(first, p2.render((400, 300))) >= 40 and p2.model.stale == ""
+    p2.advance(1)  # the next run uses what the form shows: it continues the restored field
+    assert p2.model.current["step"] == 2 and p2.model.current["fields"]["v"].shape == (64, 64)
+    fresh.close()
