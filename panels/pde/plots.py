@@ -155,7 +155,9 @@ class Plots(QSplitter):
         if keys != self._history_keys:
             self._history_keys = keys
             item = self.history_plot.getPlotItem()
-            item.setTitle(f"{name} vs time ({self.model.params.model})", color="k")
+            model = self.model.params.model
+            title = f"{name} vs time ({model})" if keys else f"no time history for {model}: see the Darcy tab"
+            item.setTitle(title, color="k")
             item.setLabel("left", " and ".join(label for _, label in keys) or "—")
             self.tabs.setTabText(0, name.replace("&", "&&"))
             if item.legend is not None:
