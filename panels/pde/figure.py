@@ -73,26 +73,36 @@ def quiver_segments(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return seg
 
 
+def figure_font(size: int):
+    """DejaVu Sans where installed (it has ω, ψ, ∂), else Pillow's default font."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
 def render_figure(
     model: PDEModel, size: tuple[int, int], frame: dict | None = None, clim: tuple[float, float] | None = None
 ) -> np.ndarray:
     """Title, colour-mapped field (+ arrows, line, probe), labelled colour bar and the stale marker, RGBA
     uint8 of ``size`` = (width, height). ``frame`` (default: the current one) lets videos draw any recorded
     frame without changing the model; ``clim`` fixes the colour limits (a video's, over all its frames)."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     w, h = int(size[0]), int(size[1])
     out = Image.new("RGBA", (w, h), (255, 255, 255, 255))
     f, label = model.display(frame)
     draw = ImageDraw.Draw(out)
     fs = max(8, min(w, h) // 40)
-    font = ImageFont.load_default(size=fs)
+    font = figure_font(fs)
     if f is None:
         draw.text((fs, fs), model.stale or model.title(frame), fill="black", font=font)
         return np.asarray(out)
     cmap, auto = model.cmap_and_clim(f)
     clim = clim or auto
-    title_h, bar_h = int(2.2 * fs) * (2 if model.stale else 1), int(4.5 * fs)
+    title_h, bar_h = int(2.2 * fs) * (2 if model.stale else 1), int(5.2 * fs)
     side = max(1, min(w - 2 * fs, h - title_h - bar_h))
     x0, y0 = (w - side) // 2, title_h
     img = Image.fromarray(colormap_rgba(f[::-1], cmap, clim))
@@ -111,7 +121,7 @@ def render_figure(
         for a, b in zip(pts[0::2], pts[1::2]):
             draw.line([tuple(a), tuple(b)], fill="black", width=max(1, side // 500))
             draw.ellipse([b[0] - 1, b[1] - 1, b[0] + 1, b[1] + 1], fill="black")
-    if model.line is not None:
+    if model.line is not None and model.params.model != "darcy":
         ends = [(x0 + lx * side, y0 + (1 - ly) * side) for lx, ly in model.line]
         draw.line(ends, fill="black", width=max(1, side // 300))
     px, py = x0 + model.probe[0] * side, y0 + (1 - model.probe[1]) * side
