@@ -152,7 +152,8 @@ class PDEPanel(Panel):
     # -- the simulation ----------------------------------------------------------------------------------
     def reset(self) -> None:
         """Rebuild the simulation from the parameters and show its initial state (Darcy: nothing to show
-        until Run, said by the stale marker)."""
+        until Run, said by the stale marker). A running simulation restarts from the new initial state."""
+        was_running = self.tasks.busy("run")
         self.stop()
         self._sim = None
         p = self.model.params
@@ -168,6 +169,8 @@ class PDEPanel(Panel):
             return
         self.info.setText("")
         self.model.reset_run(snapshot(self._sim))
+        if was_running:
+            self.start()
 
     def _ensure_sim(self) -> bool:
         """A simulation owned by the GUI thread at the model's latest state (rebuilt after a stop, so it never

@@ -282,3 +282,14 @@ def test_first_hour(qtbot, tmp_path):
     p2.advance(1)  # the next run uses what the form shows: it continues the restored field
     assert p2.model.current["step"] == 2 and p2.model.current["fields"]["v"].shape == (64, 64)
     fresh.close()
+
+
+def test_changing_a_simulation_parameter_while_running_restarts_from_the_new_initial_state(panel, qtbot):
+    m = panel.model
+    panel.start()
+    qtbot.waitUntil(lambda: m.current["step"] >= 3, timeout=15_000)
+    m.set_params(nu=2e-3)
+    assert m.frames[0]["step"] == 0 and panel.tasks.busy("run")  # recording restarted, still running
+    qtbot.waitUntil(lambda: m.current["step"] >= 2, timeout=15_000)
+    panel.stop()
+    assert m.hist["t"][0] == 0.0
