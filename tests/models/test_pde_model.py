@@ -181,3 +181,27 @@ def test_colour_limits_and_labels_describe_the_field():
     assert m.display() == (None, "")  # the Navier-Stokes frame is never shown as Gray-Scott
     m.reset_run(snapshot(build_simulation(m.params.live_config())))
     assert m.history()[0] == "Mean & variance of v" and m.display()[1] == "chemical v (concentration)"
+
+
+def test_darcy_results_round_trip_through_a_session():
+    from backends.common import drain
+    from backends.pde.live import darcy_job
+
+    m = PDEModel()
+    m.set_params(model="darcy", n=24)
+    drain(darcy_job(3, 24, 4, 0), lambda item: m.record_darcy(item.data))
+    other = PDEModel()
+    other.restore(m.state(), m.arrays())
+    assert other.title() == m.title() == "Darcy -div(a grad u) = 1, system 3: pressure u (Darcy)"
+    np.testing.assert_array_equal(other.darcy["u"], m.darcy["u"])
+    assert other.darcy_totals == m.darcy_totals and len(other.darcy_totals) == 3
+    with pytest.raises(UserError, match="darcy_a"):
+        PDEModel().restore(m.state(), {k: v for k, v in m.arrays().items() if k != "darcy_a"})
+
+
+def test_recording_stays_within_its_memory_budget(monkeypatch):
+    m, sim = small_model()
+    one = pde_model.frame_bytes(m.current)
+    monkeypatch.setattr(pde_model, "RECORD_BUDGET_BYTES", int(3.5 * one))
+    run(m, sim, 6, steps=1)
+    assert len(m.frames) == 3 and sum(pde_model.frame_bytes(f) for f in m.frames) <= 3.5 * one
