@@ -15,7 +15,7 @@ from backends.pde.probes import line_profile
 from panels.widgets import finite_or_nan, make_plot
 
 from .figure import colormap_rgba
-from .model import SPECTRUM_MODELS, PDEModel
+from .model import LINE_SAMPLES, SPECTRUM_MODELS, PDEModel
 
 PLOTS_EVERY_S = 0.5  # pyqtgraph repaints are the costly part of a live frame: 2 Hz while running
 COLOURS = ("#1f77b4", "#ff7f0e")
@@ -182,7 +182,7 @@ class Plots(QSplitter):
             self.line_plot.getPlotItem().setTitle("Line probe: draw a line with Shift+drag", color="k")
             return
         (x0, y0), (x1, y1) = m.line
-        dist, v = line_profile(f, *m.line, num=len(m.line_hist[-1][1]) if m.line_hist else 200)
+        dist, v = line_profile(f, *m.line, num=LINE_SAMPLES)
         self.line_curve.setData(dist, finite_or_nan(v))
         title = f"{m.params.view} from ({x0:.2f}, {y0:.2f}) to ({x1:.2f}, {y1:.2f})"
         self.line_plot.getPlotItem().setTitle(title, color="k")
