@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+
 from app.gl import gl_info, setup_qt_for_vispy
 
 

@@ -72,6 +72,7 @@ class PDEPanel(Panel):
         self.field_view = FieldView(self.model)
         self.field_view.on_paint = self.paint_at
         self.plots = Plots(self.model)
+        self.field_view.is_live = self.plots.is_live = lambda: self.tasks.busy("run")
         self._layout()
         ev = self.model.events
         ev.connect("params", self._on_params)
@@ -223,7 +224,7 @@ class PDEPanel(Panel):
         self.playbar.set_running(True)
 
     def stop(self) -> None:
-        """Cancel at once (never waits for the worker); the next run continues from the last frame shown."""
+        """Cancel at once (never waits for the worker); the next run continues from the newest recorded frame."""
         super().stop()
         self._replay_timer.stop()
         self.playbar.set_running(False)
@@ -334,22 +335,26 @@ class PDEPanel(Panel):
             ExportAction(
                 "History plot SVG/CSV/PNG",
                 ("svg", "csv", "png"),
-                lambda p: export_plot(plots.history_plot, p),
+                lambda p: self._plot(plots.history_plot, p),
             ),
             ExportAction(
                 "Darcy residuals SVG/CSV/PNG",
                 ("svg", "csv", "png"),
-                lambda p: export_plot(plots.darcy_plot, p),
+                lambda p: self._plot(plots.darcy_plot, p),
             ),
             ExportAction("Fields NPZ", ("npz",), lambda p: exports.write_npz(m, p)),
             ExportAction("Line probe CSV", ("csv",), lambda p: exports.write_line_csv(m, p)),
         ]
 
+    def _plot(self, plot, path: Path) -> None:
+        self.plots.update_plots()  # a live run throttles plot updates: export what the model holds now
+        export_plot(plot, path)
+
     def _spectrum(self, path: Path) -> None:
         if Path(path).suffix.lower() == ".csv":
             exports.write_spectrum_csv(self.model, path)
         else:
-            export_plot(self.plots.spectrum_plot, path)
+            self._plot(self.plots.spectrum_plot, path)
 
     def video(self) -> VideoSpec | None:
         """The recording (every recorded frame, colour limits fixed over the recording so nothing flickers)."""

@@ -5,6 +5,7 @@ and space-time image, and the Darcy residual histories."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -90,6 +91,8 @@ class Plots(QSplitter):
         self.setMinimumWidth(320)
         self._clock = 0.0
         self._later = False
+        #: whether a live run feeds frames now (only then are redraws throttled); the panel sets it
+        self.is_live: Callable[[], bool] = lambda: False
         self._history_keys: tuple = ()
         ev = model.events
         ev.connect("frame", lambda **_: self.update_plots(live=True))
@@ -108,7 +111,7 @@ class Plots(QSplitter):
 
     def update_plots(self, live: bool = False) -> None:
         now = time.perf_counter()
-        if live and now - self._clock < PLOTS_EVERY_S:
+        if live and self.is_live() and now - self._clock < PLOTS_EVERY_S:
             if not self._later:  # the last live frame's plots follow shortly
                 self._later = True
                 QTimer.singleShot(int(PLOTS_EVERY_S * 1000), self, self._catch_up)

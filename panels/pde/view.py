@@ -64,6 +64,8 @@ class FieldView(QWidget):
         self.draws = 0
         self._text_clock = 0.0
         self._later = False  # a catch-up draw is scheduled
+        #: whether a live run feeds frames now (only then are texts throttled); the panel sets it
+        self.is_live: Callable[[], bool] = lambda: False
         self._shown: dict = {}  # what the GL objects hold now (cmap, clim, n, probe), to skip redundant uploads
         self._drag: tuple[float, float] | None = None
         self._painting = False
@@ -92,7 +94,7 @@ class FieldView(QWidget):
         m = self.model
         f, label = m.display()
         now = time.perf_counter()
-        slow = not live or now - self._text_clock > TEXT_EVERY_S
+        slow = not (live and self.is_live()) or now - self._text_clock > TEXT_EVERY_S
         shown = f is not None
         self.image.visible = self.probe_marker.visible = shown
         self.colorbar.setVisible(shown)

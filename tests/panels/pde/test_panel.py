@@ -293,3 +293,16 @@ def test_changing_a_simulation_parameter_while_running_restarts_from_the_new_ini
     qtbot.waitUntil(lambda: m.current["step"] >= 2, timeout=15_000)
     panel.stop()
     assert m.hist["t"][0] == 0.0
+
+
+def test_history_export_holds_every_point_right_after_stepping(panel, tmp_path):
+    m = panel.model
+    m.set_params(model="gray-scott", n=64)
+    for _ in range(3):
+        panel.advance(5)
+    rows = np.genfromtxt(
+        _export(panel, "History plot SVG/CSV/PNG", "csv", tmp_path), delimiter=",", skip_header=1
+    )
+    assert rows.shape[0] == len(m.hist["t"]) == 4
+    np.testing.assert_allclose(rows[:, 0], m.hist["t"])
+    np.testing.assert_allclose(rows[:, 1], m.hist["mean_v"], rtol=1e-6)
