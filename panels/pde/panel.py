@@ -79,6 +79,7 @@ class PDEPanel(Panel):
         ev.connect("restored", self._on_restored)
         ev.connect("frame", self._on_shown)
         ev.connect("reset", self._on_shown)
+        ev.connect("restored", self._on_shown)
         self._on_params(changed=set())
         self.reset()
 
