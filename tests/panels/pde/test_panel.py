@@ -165,10 +165,40 @@ def test_spectrum_axis_labels_decades_only():
     assert [bool(s) for s in labels] == [True, False, False, False, True, False, False, True]
 
 
-def test_colour_bar_has_room_for_its_labels(panel):
-    bar = panel.field_view.colorbar
-    fm = bar.fontMetrics()
-    assert bar.height() >= 4 + 14 + 7 + 2 * fm.height()
+@pytest.mark.parametrize("pixels", [12, 22])
+def test_colour_bar_labels_are_not_clipped(qtbot, pixels):
+    """Tick values and the label under the bar are drawn whole at any font size: the dark text pixels end
+    above the bottom edge (a fixed 56 px bar cut the label off)."""
+    from PySide6.QtGui import QFont
+    from PySide6.QtWidgets import QApplication
+
+    from panels.widgets import ColorBar
+
+    old = QApplication.font()
+    font = QFont(old)
+    font.setPixelSize(pixels)
+    QApplication.setFont(font)
+    try:
+        bar = ColorBar()
+    finally:
+        QApplication.setFont(old)
+    qtbot.addWidget(bar)
+    bar.set_limits(-0.652, 0.652)
+    bar.set_label("vorticity ω (gypsy descenders)")
+    bar.resize(700, bar.minimumHeight())
+    img = bar.grab().toImage()
+    w, h = img.width(), img.height()
+    rows = np.array([[img.pixelColor(x, y).lightness() for x in range(0, w, 2)] for y in range(h)])
+    text_rows = np.nonzero((rows < 100).any(axis=1))[0]
+    assert text_rows.max() < h - 1
+
+
+def test_exported_figure_keeps_its_labels_inside(panel):
+    panel.advance(1)
+    for size in ((320, 240), (900, 700), (1920, 1080)):
+        img = panel.render(size)[..., :3]
+        assert (img[-2:] == 255).all() and (img[:2] == 255).all()  # nothing drawn up to the edges
+        assert (img[-int(size[1] * 0.06) :] < 100).any()  # the colour-bar label sits in the bottom band
 
 
 def test_invalid_session_changes_nothing_and_says_why(qtbot, tmp_path):
