@@ -139,11 +139,12 @@ def snapshot(
     }
 
 
-def live_frames(sim: FieldSim, steps_per_frame: int, paints: queue.SimpleQueue, options: dict):
+def live_frames(sim: FieldSim, steps_per_frame: int, paints: queue.SimpleQueue):
     """Step ``sim`` forever; yield ``Progress(None, message, frame)`` after every chunk (an open-ended run has
     no fraction). ``paints`` holds ``sim.paint`` argument tuples queued by another thread, applied here between
-    steps. ``options`` is read each frame: ``quiver`` (velocity wanted). Diagnostics and the spectrum are
-    throttled (frames in between carry None). A blow-up raises after the last good frame was yielded."""
+    steps. Frames always carry the subsampled velocity (two FFTs, far cheaper than a step), so arrows can be
+    switched on at any time. Diagnostics and the spectrum are throttled (frames in between carry None). A
+    blow-up raises after the last good frame was yielded."""
     last_diag = last_spec = -math.inf
     while True:
         while True:
@@ -157,7 +158,7 @@ def live_frames(sim: FieldSim, steps_per_frame: int, paints: queue.SimpleQueue, 
         diag, spec = now - last_diag >= DIAGNOSTICS_EVERY_S, now - last_spec >= SPECTRUM_EVERY_S
         last_diag = now if diag else last_diag
         last_spec = now if spec else last_spec
-        frame = snapshot(sim, velocity=bool(options.get("quiver")), diagnostics=diag, spectrum=spec)
+        frame = snapshot(sim, diagnostics=diag, spectrum=spec)
         yield Progress(None, f"{sim.model}: t = {sim.t:.4g}, step {sim.steps}", frame)
 
 

@@ -46,7 +46,6 @@ class PDEPanel(Panel):
         self.model = PDEModel()
         self._sim = None  # the live simulation; only a running task touches it while one runs
         self._paints: queue.SimpleQueue = queue.SimpleQueue()
-        self._live_options = {"quiver": self.model.params.quiver}  # read by the live worker each frame
         self._replay_pos = 0
         self.form = ParamForm(param_fields(PDEParams))
         bind_form(self.form, self.model, on_error=self._report)
@@ -117,7 +116,6 @@ class PDEPanel(Panel):
 
     def _on_params(self, changed: set[str], **_) -> None:
         p = self.model.params
-        self._live_options["quiver"] = p.quiver
         names = FIELD_NAMES[p.model]
         self.view_box.blockSignals(True)
         if tuple(self.view_box.itemText(i) for i in range(self.view_box.count())) != names:
@@ -218,7 +216,7 @@ class PDEPanel(Panel):
         self._paints = queue.SimpleQueue()
         self._fps_clock = (time.perf_counter(), self.field_view.draws)
         self.tasks.submit(
-            live_frames, sim, p.steps_per_frame, self._paints, self._live_options, group="run",
+            live_frames, sim, p.steps_per_frame, self._paints, group="run",
             label=f"PDE {p.model}", throttle_ms=LIVE_THROTTLE_MS, on_yield=self.model.record,
             on_error=self._on_error,
         )  # fmt: skip

@@ -67,7 +67,7 @@ def test_load_state_rejects_a_wrong_grid():
 def test_live_frames_are_open_ended_copies_with_paints_applied_between_steps():
     sim = build_simulation(SMALL["navier-stokes"])
     paints: queue.SimpleQueue = queue.SimpleQueue()
-    gen = live_frames(sim, 2, paints, {"quiver": True})
+    gen = live_frames(sim, 2, paints)
     first = next(gen)
     assert isinstance(first, Progress) and first.fraction is None  # indeterminate, never "100%"
     assert first.data["step"] == 2 and first.data["velocity"] is not None

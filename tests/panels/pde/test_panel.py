@@ -336,3 +336,12 @@ def test_history_export_holds_every_point_right_after_stepping(panel, tmp_path):
     assert rows.shape[0] == len(m.hist["t"]) == 4
     np.testing.assert_allclose(rows[:, 0], m.hist["t"])
     np.testing.assert_allclose(rows[:, 1], m.hist["mean_v"], rtol=1e-6)
+
+
+def test_arrows_switched_on_after_a_live_run_show_at_once(panel, qtbot):
+    m = panel.model
+    panel.start()
+    qtbot.waitUntil(lambda: m.current["step"] >= 2, timeout=15_000)
+    panel.stop()
+    m.set_params(quiver=True)
+    assert m.current["velocity"] is not None and panel.field_view.quiver.visible
