@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.common import UserError
+from backends.common import UserError, memory_budget
 from backends.pde.live import (
     DEFAULT_DT,
     FIELD_NAMES,
@@ -72,7 +72,7 @@ SIM_KEYS = (
     "device", "darcy_count", "darcy_recycle_k",
 )  # fmt: skip
 MAX_RECORD = 600  # frames kept for scrub / replay / video ...
-RECORD_BUDGET_BYTES = 256 * 2**20  # ... and at most this much field data
+RECORD_SHARE = 0.25  # ... within this share of the memory budget (Compute > Memory budget)
 MAX_HISTORY = 20_000  # points per history curve (diagnostics, probe, line)
 LINE_SAMPLES = 200  # samples along a line probe
 DARCY_SCALARS = ("j", "index", "it_plain", "it_rec", "tot_plain", "tot_rec", "sec_plain", "sec_rec")
@@ -237,8 +237,8 @@ class PDEModel(PanelModel):
         self._line_value(frame)
         if self.params.record or not self.frames:
             self.frames.append(frame)
-            total = sum(frame_bytes(f) for f in self.frames)
-            while len(self.frames) > MAX_RECORD or (total > RECORD_BUDGET_BYTES and len(self.frames) > 1):
+            total, budget = sum(frame_bytes(f) for f in self.frames), RECORD_SHARE * memory_budget()
+            while len(self.frames) > MAX_RECORD or (total > budget and len(self.frames) > 1):
                 total -= frame_bytes(self.frames.pop(0))
         else:
             self.frames[-1] = frame

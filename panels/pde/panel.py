@@ -40,6 +40,19 @@ MIN_VIDEO_SECONDS = 2.0  # ... and lasts at least this long
 class PDEPanel(Panel):
     key = "pde"
     title = "PDE fields"
+    quick_start = (
+        "<p>The view shows the initial field of the chosen <b>Model</b>. Press <b>Run</b> to simulate live "
+        "(<b>Pause</b> stops at once), <b>Step</b> for one frame, <b>Reset</b> for the initial state.</p>"
+        "<p>Left-drag paints into the field, right-click places the probe, Shift+drag draws a line probe. "
+        "<b>Show</b> picks the field; the plots on the right follow. Drag the slider or press <b>Replay</b> "
+        "to go back in time. Darcy solves a sequence of systems with plain and recycled CG: press Run.</p>"
+    )
+    controls = (
+        ("Left-drag", "paint a Gaussian blob (vorticity, dye, chemical v, temperature, ...)"),
+        ("Right-click or Ctrl+click", "place the point probe"),
+        ("Shift+drag", "draw the line probe (profile and space-time plot)"),
+        ("Slider", "show a recorded frame"),
+    )
 
     def __init__(self, parent=None):
         super().__init__(parent)

@@ -202,6 +202,6 @@ def test_darcy_results_round_trip_through_a_session():
 def test_recording_stays_within_its_memory_budget(monkeypatch):
     m, sim = small_model()
     one = pde_model.frame_bytes(m.current)
-    monkeypatch.setattr(pde_model, "RECORD_BUDGET_BYTES", int(3.5 * one))
+    monkeypatch.setattr(pde_model, "memory_budget", lambda: int(3.5 * one / pde_model.RECORD_SHARE))
     run(m, sim, 6, steps=1)
     assert len(m.frames) == 3 and sum(pde_model.frame_bytes(f) for f in m.frames) <= 3.5 * one
