@@ -117,7 +117,9 @@ class FieldSim:
                 raise UserError(f"{self.model} state: array {name!r} has shape {a.shape}, expected {want}")
             if not np.all(np.isfinite(a)):
                 raise UserError(f"{self.model} state: array {name!r} contains NaN or infinity")
-            real = torch.as_tensor(a).to(self.device, cur.real.dtype).contiguous()
+            real = (
+                torch.tensor(a).to(self.device, cur.real.dtype).contiguous()
+            )  # a copy: painting is in place
             new[name] = torch.view_as_complex(real) if cur.is_complex() else real
         for name, value in new.items():
             setattr(self, name, value)

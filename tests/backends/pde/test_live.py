@@ -105,3 +105,13 @@ def test_darcy_job_recycling_saves_iterations_and_solves():
     last = items[-1].data
     assert last["res_rec"][-1] < 1e-10 and last["res_plain"][-1] < 1e-10
     assert last["tot_rec"] < last["tot_plain"]  # recycled Krylov space: fewer CG iterations overall
+
+
+def test_load_state_copies_so_painting_leaves_the_saved_state_alone():
+    sim = build_simulation(SMALL["navier-stokes"])
+    saved = sim.save_state()
+    kept = saved["s"].copy()
+    other = build_simulation(SMALL["navier-stokes"])
+    other.load_state(saved)
+    other.paint(0.5, 0.5, 10.0, 0.1, "vorticity")
+    np.testing.assert_array_equal(saved["s"], kept)
