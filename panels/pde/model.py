@@ -195,9 +195,23 @@ class PDEModel(PanelModel):
             elif self.params.scheme not in IMEX_SCHEMES:
                 defaults["scheme"] = "cn-heun"
             defaults["n"] = 64 if model == "darcy" else max(self.params.n, 64)
+            if (
+                "dt" not in changes
+            ):  # the usual dt, halved until the model is stable on this grid (wave, fine n)
+                defaults["dt"] = self._stable_dt(defaults | changes)
             changes = defaults | changes
         check_params(validate_params(PDEParams, changes, base=self.params))
         return super().set_params(**changes)
+
+    def _stable_dt(self, changes: dict[str, Any]) -> float:
+        dt = changes["dt"]
+        for _ in range(20):
+            try:
+                check_params(validate_params(PDEParams, changes | {"dt": dt}, base=self.params))
+                return dt
+            except UserError:
+                dt /= 2
+        return changes["dt"]  # another problem than dt: set_params reports it
 
     def params_changed(self, changed: set[str]) -> None:
         if "view" in changed:

@@ -43,6 +43,10 @@ def test_switching_model_takes_that_models_defaults_and_checks_combinations():
     with pytest.raises(UserError, match="stability"):
         m.set_params(dt=1.0)
     assert m.params == p  # every rejected change left the parameters as they were
+    fine = PDEModel()
+    fine.set_params(n=1024)
+    fine.set_params(model="wave")  # 5e-3 is beyond the RK4 stability limit at n = 1024: halved until stable
+    assert fine.params.dt == 2.5e-3 and fine.params.n == 1024
 
 
 def test_recording_histories_and_probe_follow_the_frames():
