@@ -83,7 +83,7 @@ class Camera:
 
 def check_ics(ics: Any, where: str = "ics") -> tuple:
     """Custom initial conditions as a tuple of 7-float rows, or a :class:`UserError` naming the problem."""
-    if ics in ((), []):
+    if isinstance(ics, list | tuple) and len(ics) == 0:
         return ()
     try:
         arr = np.asarray(ics, dtype=float)

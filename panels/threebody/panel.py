@@ -50,6 +50,8 @@ FORM_FIELDS = (
     "compare_rebound",
 )
 VIDEO_SECONDS = (4.0, 60.0)  # default video length: the replay at the playback speed, within these bounds
+IC_FORMAT = ".4g"  # table text (the model keeps full precision; the tooltip shows all digits)
+IC_WIDEST = "-0.9324"  # a column fits this (4 digits and a sign; e-notation may elide); no scrollbar
 
 
 def _form(names: tuple[str, ...]) -> ParamForm:
@@ -91,11 +93,13 @@ class ThreeBodyPanel(Panel):
         self.table = QTableWidget(0, len(IC_COLUMNS))
         self.table.setHorizontalHeaderLabels(list(IC_COLUMNS))
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.horizontalHeader().setMinimumSectionSize(20)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.AllEditTriggers)
         self.table.setMinimumHeight(110)
+        col = self.table.fontMetrics().horizontalAdvance(IC_WIDEST) + 10
+        self.table.horizontalHeader().setMinimumSectionSize(col)
+        self.table.setMinimumWidth(col * len(IC_COLUMNS) + 30)
         self.table.itemChanged.connect(self._on_table)
         self.event_list = QListWidget()
         self.event_list.setMinimumHeight(80)
@@ -135,7 +139,7 @@ class ThreeBodyPanel(Panel):
         cv.addWidget(self.play)
         split = fill_with_splitter(self, [left, center, self.tabs], [0, 3, 2])
         split.setChildrenCollapsible(False)
-        split.setSizes([340, 540, 420])
+        split.setSizes([380, 520, 420])
 
     # -- model -> widgets -----------------------------------------------------------------------------------
     def _on_params(self, changed, **_) -> None:
@@ -148,7 +152,7 @@ class ThreeBodyPanel(Panel):
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             for j, val in enumerate(row):
-                item = QTableWidgetItem(f"{val:.6g}")
+                item = QTableWidgetItem(f"{val:{IC_FORMAT}}")
                 item.setToolTip(f"{IC_COLUMNS[j]} = {val:.17g}")
                 self.table.setItem(i, j, item)
         self.table.blockSignals(False)
