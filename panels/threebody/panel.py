@@ -74,6 +74,7 @@ class ThreeBodyPanel(Panel):
         for name in ("reset", "history", "restored"):
             ev.connect(name, self._sync_run_widgets)
         ev.connect("frame", self._sync_slider)
+        ev.connect("reset", self._drop_old_run)
         ev.connect("params", self._on_params)
         self._fill_table()
         self._sync_run_widgets()
@@ -177,6 +178,12 @@ class ThreeBodyPanel(Panel):
         if len(rec) == 1:
             self._fill_table()
 
+    def _drop_old_run(self, **_) -> None:
+        """A new initial state: no chunk of the previous run may land on it."""
+        self.tasks.cancel("run")
+        self.tasks.cancel("ref")
+        self._sync = None
+
     def _sync_slider(self, **_) -> None:
         self.play.slider.blockSignals(True)
         self.play.slider.setValue(self.model.frame)
@@ -204,11 +211,8 @@ class ThreeBodyPanel(Panel):
     # -- computation ----------------------------------------------------------------------------------------
     def restart(self) -> None:
         """A fresh run from the initial conditions (and the REBOUND reference run if enabled)."""
-        self.tasks.cancel("run")
-        self.tasks.cancel("ref")
-        self._sync = None
         try:
-            system, cfg, policy = self.model.begin_run()
+            system, cfg, policy = self.model.begin_run()  # its reset event cancels the previous run
         except UserError as exc:
             self.status.emit(str(exc))
             self.play.set_running(False)
@@ -264,8 +268,7 @@ class ThreeBodyPanel(Panel):
 
     def advance(self, steps: int) -> None:
         """Integrate ``steps`` chunks of 20 steps on this thread, continuing the current synchronous run."""
-        if self._sync is None or self._sync.done:
-            self.tasks.cancel("run")
+        if self._sync is None or self._sync.done or self.model.stale:
             system, cfg, policy = self.model.begin_run()
             self._sync = SyncRun(system, cfg, policy)
         for chunk in self._sync.chunks(int(steps)):
