@@ -13,8 +13,9 @@ from backends.nbody.live import log_escape_time
 from panels.threebody.model import ThreeBodyModel
 from panels.widgets import finite_or_nan, make_plot
 
-ENS_TITLE = "Escape time, third body starting at (x, y), all at rest"
-ENS_LEGEND = "grey: no escape by t_end, black: close encounter"
+ENS_TITLE = "Escape time: body 2 starts at (x, y), all at rest"
+ENS_LEGEND = "grey: no escape by t_end, black: close encounter"  # the title's second line (two short lines:
+# a long title would set the plot's minimum width and push the colour bar out of the tab)
 BOUND_RGBA = (150, 150, 150, 255)
 CLOSE_RGBA = (0, 0, 0, 255)
 READOUT_LINES = 3  # the read-out wraps within this many lines: the layout never jumps with text length
@@ -69,6 +70,7 @@ class EnsembleMap(QWidget):
         super().__init__(parent)
         self.model = model
         self.plot = make_plot(ENS_TITLE, "x of body 2", "y of body 2", legend=False)
+        self.plot.getPlotItem().setAspectLocked(True)  # square cells: the grid is square in (x, y)
         self.image = pg.ImageItem()
         self.overlay = pg.ImageItem()
         self.plot.addItem(self.image)
@@ -95,7 +97,7 @@ class EnsembleMap(QWidget):
         self.image.setVisible(res is not None)
         self.overlay.setVisible(res is not None)
         if res is None:
-            self.plot.getPlotItem().setTitle(ENS_TITLE)
+            self.plot.getPlotItem().setTitle(ENS_TITLE, size="9pt")
             return
         lg, (lo, hi) = log_escape_time(res)
         self.image.setImage(np.nan_to_num(lg, nan=lo).T, levels=(lo, hi))
@@ -109,7 +111,7 @@ class EnsembleMap(QWidget):
         rect = QRectF(res.x[0] - dx / 2, res.y[0] - dy / 2, dx * len(res.x), dy * len(res.y))
         self.image.setRect(rect)
         self.overlay.setRect(rect)
-        title = f"{ENS_TITLE}: {len(res.x)}x{len(res.y)} to t = {res.t_end:g} ({ENS_LEGEND})"
+        title = f"Escape time of {len(res.x)}x{len(res.y)} systems to t = {res.t_end:g}<br>{ENS_LEGEND}"
         self.plot.getPlotItem().setTitle(title, size="9pt")
 
     def _hover(self, pos) -> None:
