@@ -107,6 +107,19 @@ def system_of(p: ThreeBodyParams) -> System:
     return preset(p.preset, seed=p.seed)
 
 
+def run_label(p: ThreeBodyParams) -> str:
+    """The integrator and its step parameter, as a legend names a run ("hermite eta=0.01")."""
+    step = {
+        "hermite": f"eta={p.eta:g}" + (" Aarseth" if p.aarseth else ""),
+        "leapfrog": f"dt={p.dt:g}",
+        "rk4": f"dt={p.dt:g}",
+        "highorder": f"eps={p.tol:g}",
+        "rebound": f"eps={p.tol:g}",
+        "learned": f"{p.policy} policy",
+    }[p.integrator]
+    return f"{p.integrator} {step}"
+
+
 def fitted_camera(system: System, old: Camera | None = None) -> Camera:
     """The camera framing ``system`` (keeps the viewing angles of ``old``)."""
     r = float(np.max(np.abs(system.pos))) if system.pos.size else 1.0
@@ -126,6 +139,7 @@ class ThreeBodyModel(PanelModel):
         self.time = 0.0
         self.camera = fitted_camera(self.system)
         self.message = ""  # the last run's summary line
+        self.run_label = ""  # what produced the recording ('' = nothing run yet), e.g. "hermite eta=0.01"
         self.ensemble: EnsembleResult | None = None
         self.ens_message = "Press Compute escape map (grey: no escape, black: close encounter)"
         self.ens_stale = ""
@@ -200,6 +214,7 @@ class ThreeBodyModel(PanelModel):
         self.ref = _empty_ref()
         self.time = 0.0
         self.message = ""
+        self.run_label = ""
         self.mark_stale("")
         self.events.emit("reset")
         if fit_camera:
@@ -210,6 +225,7 @@ class ThreeBodyModel(PanelModel):
         """Validate what the next run uses and clear the old run; returns (system, config, policy)."""
         cfg, policy = self.run_config(), self.run_policy()
         self.reset_run(fit_camera=False)
+        self.run_label = run_label(self.params)
         return self.system, cfg, policy
 
     def add_chunk(self, chunk) -> None:
@@ -289,6 +305,7 @@ class ThreeBodyModel(PanelModel):
             "status": self.rec.status,
             "events": list(self.rec.events),
             "message": self.message,
+            "label": self.run_label,
             "stale": self.stale,
             "ref_e0": float(self.ref["e0"]),
         }
@@ -334,6 +351,7 @@ class ThreeBodyModel(PanelModel):
             raise UserError(f"{where}.time must be a finite number >= 0, got {t!r}")
         staged["time"] = min(float(t), rec.t_last)
         staged["message"] = _text(run.get("message", ""), f"{where}.run.message")
+        staged["label"] = _text(run.get("label", ""), f"{where}.run.label")
         staged["stale"] = _text(run.get("stale", ""), f"{where}.run.stale")
         staged["ref"] = self._staged_reference(run, arrays, where)
         staged["ensemble"], staged["ens_stale"] = self._staged_ensemble(state.get("ensemble"), arrays, where)
@@ -431,6 +449,7 @@ class ThreeBodyModel(PanelModel):
         self.time = staged["time"]
         self.camera = staged["camera"]
         self.message = staged["message"]
+        self.run_label = staged["label"]
         self.ensemble, self.ens_stale = staged["ensemble"], staged["ens_stale"]
         if self.ensemble is not None:
             self.ens_message = self.ensemble.summary()

@@ -51,16 +51,32 @@ class EnergyPlots(QWidget):
         self.draw_run()
 
     def draw_run(self, **_) -> None:
-        rec = self.model.rec
+        rec, name = self.model.rec, self.model.run_label or "ours"
+        for plot, curve in ((self.energy_plot, self.e_curve), (self.dt_plot, self.dt_curve)):
+            _legend_entry(plot, curve, name, len(rec) > 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.e_curve.setData(rec.t[1:], finite_or_nan(np.log10(np.abs(rec.rel_energy_error()[1:]))))
             self.dt_curve.setData(rec.t[1:], finite_or_nan(np.log10(rec.dt[1:])))
 
     def draw_reference(self, **_) -> None:
         ref = self.model.ref
+        for plot, curve in ((self.energy_plot, self.e_ref), (self.dt_plot, self.dt_ref)):
+            _legend_entry(plot, curve, "REBOUND IAS15", len(ref["t"]) > 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.e_ref.setData(ref["t"][1:], finite_or_nan(np.log10(np.abs(ref["de"][1:]))))
             self.dt_ref.setData(ref["t"][1:], finite_or_nan(np.log10(ref["dt"][1:])))
+
+
+def _legend_entry(plot, curve, name: str, shown: bool) -> None:
+    """The legend lists a curve under ``name`` only while it has data (a legend describes what is drawn)."""
+    legend = plot.getPlotItem().legend
+    label = legend.getLabel(curve)
+    if shown and label is None:
+        legend.addItem(curve, name)
+    elif shown and label.text != name:
+        label.setText(name)
+    elif not shown and label is not None:
+        legend.removeItem(curve)
 
 
 class EnsembleMap(QWidget):

@@ -55,14 +55,20 @@ def test_form_and_table_follow_the_model_both_ways(panel):
     np.testing.assert_allclose(table_values(panel), m.ic_table(), rtol=1e-3, atol=1e-4)
 
 
+def legend_names(plot) -> list[str]:
+    return [label.text for _, label in plot.getPlotItem().legend.items]
+
+
 def test_preset_change_clears_plots_slider_and_orbit_at_once(panel):
     panel.advance(5)
     assert len(panel.plots.e_curve.getData()[0]) > 10
+    assert legend_names(panel.plots.energy_plot) == ["hermite eta=0.01"]  # no REBOUND curve drawn: not listed
     assert panel.play.slider.maximum() > 10
     panel.form.widget("preset").setCurrentText("pythagorean")
     x, _ = panel.plots.e_curve.getData()
     assert x is None or len(x) == 0
     assert panel.play.slider.maximum() == 0
+    assert legend_names(panel.plots.energy_plot) == []
     assert len(panel.model.rec) == 1 and list(panel.model.rec.mass) == [3.0, 4.0, 5.0]
 
 
