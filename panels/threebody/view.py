@@ -134,13 +134,16 @@ class OrbitView(QWidget):
         if self._applying_camera:
             return
         c = self.view.camera
-        self.model.set_camera(
-            source=self,
-            azimuth=float(c.azimuth),
-            elevation=float(c.elevation),
-            distance=float(c.scale_factor),
-            center=[float(v) for v in c.center],
-        )
+        try:
+            self.model.set_camera(
+                source=self,
+                azimuth=float(c.azimuth),
+                elevation=float(c.elevation),
+                distance=float(c.scale_factor),
+                center=[float(v) for v in c.center],
+            )
+        except ValueError:  # zoomed beyond the camera's range: the view follows the model's camera again
+            self._on_camera(source=None)
 
     def redraw(self, **_) -> None:
         self.draw_frame(self.model.frame)

@@ -265,3 +265,14 @@ def test_policy_trained_in_the_panel_runs_the_learned_integrator(panel, qtbot, t
     saved = load_policy(export(panel, "DQN policy weights", tmp_path / "p.pt"))  # weights_only load
     obs = np.zeros(saved.obs_dim, np.float32)
     assert saved.act(obs) == panel.model.policy.act(obs)
+
+
+def test_mouse_camera_moves_reach_the_model_and_the_session(panel):
+    cam = panel.orbit.view.camera  # what a mouse drag / wheel changes
+    cam.azimuth = 123.0
+    cam.elevation = -20.0
+    assert panel.model.camera.azimuth == 123.0 and panel.model.camera.elevation == -20.0
+    assert panel.state()["camera"]["azimuth"] == 123.0
+    good = panel.model.camera.distance
+    cam.scale_factor = 1e-12  # zoomed beyond the documented range: the view returns to the model's camera
+    assert panel.model.camera.distance == good and cam.scale_factor == good
