@@ -30,9 +30,9 @@ from backends.nbody.live import MAX_SAMPLES, Recording
 from backends.nbody.run import INTEGRATORS, RunConfig
 from panels.model import PanelModel, config_to_dict, param, require_array, validate_params
 
-POLICIES = ("bundled", "trained")
+CONTROLLERS = ("bundled", "trained")  # the DQN policy that steers the learned integrator
 #: parameters that change how a run integrates (a recording made with other values is stale)
-RUN_FIELDS = ("integrator", "eta", "dt", "tol", "t_end", "aarseth", "policy")
+RUN_FIELDS = ("integrator", "eta", "dt", "tol", "t_end", "aarseth", "controller")
 #: parameters that choose the initial conditions (a change replaces the recording at once)
 SYSTEM_FIELDS = ("preset", "seed", "ics")
 ENS_FIELDS = ("ens_n", "ens_t_end")
@@ -53,10 +53,10 @@ class ThreeBodyParams:
     t_end: float = param(50.0, "t_end [N-body units]", minimum=0.01, maximum=1e5, decimals=2)
     aarseth: bool = param(False, "Aarseth criterion")
     seed: int = param(0, "seed (random preset)", minimum=0, maximum=10**6)
-    policy: str = param(
+    controller: str = param(
         "bundled",
         "step controller (learned)",
-        choices=POLICIES,
+        choices=CONTROLLERS,
         tooltip="the DQN policy that picks eta for the 'learned' integrator: the bundled one, or one trained "
         "in the Learned stepping tab",
     )
@@ -79,6 +79,14 @@ class Camera:
     elevation: float = param(70.0, "elevation [deg]", minimum=-90.0, maximum=90.0)
     distance: float = param(2.6, "distance", minimum=1e-6, maximum=1e9)
     center: tuple = (0.0, 0.0, 0.0)
+
+
+#: the parameters that are the backend's RunConfig fields (taken from both dataclasses, never typed twice)
+SHARED_RUN_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(ThreeBodyParams)
+    if f.name in {g.name for g in dataclasses.fields(RunConfig)}
+)
 
 
 def check_ics(ics: Any, where: str = "ics") -> tuple:
@@ -115,7 +123,7 @@ def run_label(p: ThreeBodyParams) -> str:
         "rk4": f"dt={p.dt:g}",
         "highorder": f"eps={p.tol:g}",
         "rebound": f"eps={p.tol:g}",
-        "learned": f"{p.policy} policy",
+        "learned": f"{p.controller} policy",
     }[p.integrator]
     return f"{p.integrator} {step}"
 
@@ -178,22 +186,13 @@ class ThreeBodyModel(PanelModel):
         return np.column_stack([s.mass, s.pos, s.vel])
 
     def run_config(self) -> RunConfig:
+        """The backend's run configuration: every field the params share with :class:`RunConfig` (one list)."""
         p = self.params
-        return RunConfig(
-            preset=p.preset,
-            integrator=p.integrator,
-            eta=p.eta,
-            dt=p.dt,
-            tol=p.tol,
-            t_end=p.t_end,
-            aarseth=p.aarseth,
-            seed=p.seed,
-            max_samples=MAX_SAMPLES,
-        )
+        return RunConfig(**{name: getattr(p, name) for name in SHARED_RUN_FIELDS}, max_samples=MAX_SAMPLES)
 
     def run_policy(self):
         """The policy the learned integrator uses (None: the bundled file)."""
-        if self.params.integrator != "learned" or self.params.policy == "bundled":
+        if self.params.integrator != "learned" or self.params.controller == "bundled":
             return None
         if self.policy is None:
             raise UserError(

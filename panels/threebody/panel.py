@@ -44,7 +44,7 @@ FORM_FIELDS = (
     "t_end",
     "aarseth",
     "seed",
-    "policy",
+    "controller",
     "speed",
     "trail",
     "compare_rebound",

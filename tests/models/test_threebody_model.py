@@ -89,7 +89,7 @@ INVALID = {
     "t_end": ["x", 0.0, 1e9],
     "aarseth": ["yes", 1],
     "seed": [-1, 1.5, "x"],
-    "policy": ["mine"],
+    "controller": ["mine"],
     "speed": [0.0, "x"],
     "trail": [1, 10**9, 2.5],
     "compare_rebound": ["no"],
@@ -206,6 +206,16 @@ def test_recording_is_bounded_and_keeps_its_span(monkeypatch):
         assert np.abs(angular_momentum(m.rec.mass, x, v) - l0).max() < 1e-9
 
 
+def test_run_config_takes_every_shared_field_from_the_params():
+    from panels.threebody.model import SHARED_RUN_FIELDS
+
+    assert set(SHARED_RUN_FIELDS) == {"preset", "integrator", "eta", "dt", "tol", "t_end", "aarseth", "seed"}
+    m = ThreeBodyModel()
+    m.set_params(integrator="rk4", dt=0.002, t_end=7.0, seed=3, preset="random")
+    cfg = m.run_config()
+    assert (cfg.integrator, cfg.dt, cfg.t_end, cfg.seed, cfg.preset) == ("rk4", 0.002, 7.0, 3, "random")
+
+
 def test_trained_policy_steers_the_learned_integrator():
     import torch
 
@@ -213,7 +223,7 @@ def test_trained_policy_steers_the_learned_integrator():
     from backends.nbody.run import make_integrator
 
     m = ThreeBodyModel()
-    m.set_params(integrator="learned", policy="trained", t_end=0.2)
+    m.set_params(integrator="learned", controller="trained", t_end=0.2)
     with pytest.raises(UserError, match="no trained policy"):
         m.begin_run()
     net = make_qnet(obs_dim(3))
@@ -225,5 +235,5 @@ def test_trained_policy_steers_the_learned_integrator():
     integ = make_integrator(cfg, system, policy)
     integ.step(cfg.t_end)
     assert integ.etas == [ACTIONS[2]]
-    m.set_params(policy="bundled")
+    m.set_params(controller="bundled")
     assert m.begin_run()[2] is None  # the bundled file

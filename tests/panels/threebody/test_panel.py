@@ -258,7 +258,7 @@ def test_policy_trained_in_the_panel_runs_the_learned_integrator(panel, qtbot, t
     x, y = panel.rewards.curve.getData()
     assert len(x) == 1 and np.isfinite(y).all()
     panel.form.widget("integrator").setCurrentText("learned")
-    panel.form.widget("policy").setCurrentText("trained")
+    panel.form.widget("controller").setCurrentText("trained")
     panel.model.set_params(t_end=0.3)
     panel.advance(3)
     assert len(panel.model.rec) > 3 and panel.model.stale == ""
