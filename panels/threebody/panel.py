@@ -61,6 +61,21 @@ def _form(names: tuple[str, ...]) -> ParamForm:
 class ThreeBodyPanel(Panel):
     key = "threebody"
     title = "Three-body integrator"
+    quick_start = (
+        "<p>Pick a <b>Preset</b> (figure-8, Pythagorean, random, ...) and an <b>Integrator</b>, then press "
+        "<b>Run</b>: the orbit plays live, the plots show the relative energy error and the step size (REBOUND's "
+        "IAS15 beside ours when <i>compare with REBOUND</i> is on). <b>Step</b> advances one frame; the slider "
+        "replays the recorded run; <b>Restart run</b> starts over with the current settings.</p>"
+        "<p>Edit the <b>initial conditions</b> table to run your own system. <b>Ensemble map</b> computes "
+        "escape times over a grid of systems; <b>Learned stepping</b> trains a DQN step controller that the "
+        "<i>learned</i> integrator can use.</p>"
+    )
+    controls = (
+        ("Left-drag", "orbit the camera"),
+        ("Shift+drag or middle-drag", "pan"),
+        ("Wheel", "zoom"),
+        ("Slider", "replay the recorded run"),
+    )
 
     def __init__(self, parent=None):
         super().__init__(parent)
