@@ -248,11 +248,14 @@ class Policy:
         return int(q.argmax(1).item())
 
     def save(self, path: str | Path) -> Path:
+        import io
+
         import torch
 
-        p = Path(path)
-        if not p.parent.is_dir():
-            raise UserError(f"cannot write {p}: folder {p.parent} does not exist")
+        from backends.safeio import check_writable, write_bytes
+
+        p = check_writable(path, suffixes=(".pt",), what="policy")
+        buf = io.BytesIO()
         torch.save(
             {
                 "state_dict": self.net.state_dict(),
@@ -260,26 +263,35 @@ class Policy:
                 "actions": ACTIONS.tolist(),
                 "meta": self.meta,
             },
-            p,
+            buf,
         )
-        return p
+        return write_bytes(p, buf.getvalue())
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
-    import torch
+    """A policy written by :meth:`Policy.save`, read with ``weights_only=True`` (a file cannot run code)."""
+    from backends.safeio import load_weights
 
-    p = Path(path) if path else DEFAULT_POLICY
+    p = Path(path).expanduser() if path else DEFAULT_POLICY
     if not p.exists():
         raise UserError(f"policy file {p} not found (train one: python -m backends.nbody.train_policy)")
+    d = load_weights(p, "policy")
     try:
-        d = torch.load(p, map_location="cpu", weights_only=True)
+        if not isinstance(d, dict) or "state_dict" not in d or "obs_dim" not in d:
+            raise KeyError("state_dict/obs_dim")
         meta = d.get("meta", {})
-        net = make_qnet(int(d["obs_dim"]) + (1 if meta.get("lam_input") else 0))
+        if not isinstance(meta, dict):
+            raise TypeError("meta is not a dict")
+        obs_dim = int(d["obs_dim"])
+        if not 1 <= obs_dim <= 64:
+            raise ValueError(f"observation size {obs_dim} out of range 1..64")
+        net = make_qnet(obs_dim + (1 if meta.get("lam_input") else 0))
         net.load_state_dict(d["state_dict"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise UserError(f"{p} is not a valid policy file: {exc}") from None
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{p} is not a valid policy file: {msg}") from None
     net.eval()
-    return Policy(net, int(d["obs_dim"]), meta)
+    return Policy(net, obs_dim, meta)
 
 
 def lam_feature(lam: float) -> float:
