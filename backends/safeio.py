@@ -129,6 +129,25 @@ def write_text(path: PathLike, text: str) -> Path:
     return Path(path).expanduser()
 
 
+def json_safe(obj: Any) -> Any:
+    """Plain JSON values: NumPy scalars and arrays become numbers and lists, NaN and infinity ``null``."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json(path: PathLike, data: Any, indent: int | None = 2) -> Path:
     """Strict JSON (NaN and infinity are refused: other readers cannot parse them), written atomically."""
     try:
@@ -171,8 +190,15 @@ def load_weights(path: PathLike, what: str = "weights") -> Any:
     except Exception as exc:  # noqa: BLE001 - unreadable or unsafe: one line either way
         import pickle
 
-        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
-            reason = "it holds objects other than tensors and plain values, refused for safety"
+        text = str(exc)
+        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in text:
+            g = re.search(r"GLOBAL ([\w.]+)", text)
+            reason = (
+                f"it holds Python objects ({g.group(1) if g else 'a global'}), not only tensors and plain "
+                "values; refused because loading them could run code"
+            )
+        elif isinstance(exc, pickle.UnpicklingError | EOFError | RuntimeError | ValueError):
+            reason = "not a PyTorch weights file, or corrupt or truncated"
         else:
             reason = _first_line(exc)
         raise UserError(f"cannot read {what} {p}: {reason}") from None

@@ -8,13 +8,12 @@ Wasserstein, MMD and exact W2 distances to the data, each next to its noise floo
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from backends.common import UserError, require
+from backends.safeio import check_writable, write_npz
 
 from .data import DATASETS, make_dataset
 from .lightsb import LightSBConfig, fit_lightsb
@@ -54,14 +53,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="", help="NPZ file for the samples")
     p.add_argument("--trajectory", action="store_true", help="also store traj (nfe+1, count, dim)")
     p.add_argument("--quiet", action="store_true")
-    return p
-
-
-def _check_out(path: str) -> Path:
-    p = Path(path).expanduser()
-    folder = p.parent if str(p.parent) else Path(".")
-    require(folder.is_dir(), f"cannot write {p}: folder {folder} does not exist")
-    require(os.access(folder, os.W_OK), f"cannot write {p}: permission denied")
     return p
 
 
@@ -110,7 +101,7 @@ def build_model(a, dataset) -> Generative:
     )
     tr = _drain(train(dataset, cfg, a.device))
     if a.weights_out:
-        tr.save(_check_out(a.weights_out))
+        tr.save(a.weights_out)
     return from_trained(tr)
 
 
@@ -119,7 +110,10 @@ def main(argv: list[str]) -> int:
     require(a.D > 0, f"--D must be > 0, got {a.D}")
     require(a.eps > 0, f"--eps must be > 0, got {a.eps}")
     require(a.train_steps >= 1, f"--train-steps must be >= 1, got {a.train_steps}")
-    out = _check_out(a.out) if a.out else None
+    ins = [x for x in (a.csv, a.weights_in) if x]
+    out = check_writable(a.out, suffixes=(".npz",), inputs=ins, what="--out") if a.out else None
+    if a.weights_out:
+        check_writable(a.weights_out, suffixes=(".pt",), inputs=ins, what="--weights-out")
     torch.manual_seed(a.seed)
     dataset = make_dataset(a.dataset, csv_path=a.csv or None)
     cfg = SampleConfig(
@@ -143,8 +137,7 @@ def main(argv: list[str]) -> int:
         arrays = {"samples": res.samples.astype(np.float32), "nfe": np.int64(res.nfe), "bad": res.bad}
         if res.trajectory is not None:
             arrays["traj"] = res.trajectory.astype(np.float32)
-        with open(out, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+        write_npz(out, **arrays)
 
     def truth(n, seed):
         return dataset.sample(n, np.random.default_rng(seed))

@@ -12,6 +12,7 @@ import numpy as np
 from backends.common import UserError
 from backends.nbody.core import PRESETS
 from backends.nbody.run import INTEGRATORS, RunConfig, run, system_for
+from backends.safeio import check_writable, write_npz
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +43,10 @@ def main(argv: list[str]) -> int:
 
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.out:
+        check_writable(
+            args.out, suffixes=(".npz",), inputs=[args.policy] if args.policy else (), what="--out"
+        )
     cfg = RunConfig(
         preset=args.preset,
         integrator=args.integrator,
@@ -65,23 +70,17 @@ def main(argv: list[str]) -> int:
 
 
 def save_result(path: str, res) -> None:
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.parent.is_dir():
-        raise UserError(f"cannot write {p}: folder {p.parent} does not exist")
-    with open(p, "wb") as fh:
-        np.savez_compressed(
-            fh,
-            t=res.t,
-            pos=res.pos,
-            vel=res.vel,
-            mass=res.mass,
-            energy=res.energy,
-            steps=np.int64(res.steps),
-            force_evals=np.int64(res.force_evals),
-            dt=res.dt,
-            ang_mom=res.ang_mom,
-            status=np.str_(res.status),
-            events=np.str_(json.dumps([e.text for e in res.events])),
-        )
+    write_npz(
+        check_writable(path, suffixes=(".npz",)),
+        t=res.t,
+        pos=res.pos,
+        vel=res.vel,
+        mass=res.mass,
+        energy=res.energy,
+        steps=np.int64(res.steps),
+        force_evals=np.int64(res.force_evals),
+        dt=res.dt,
+        ang_mom=res.ang_mom,
+        status=np.str_(res.status),
+        events=np.str_(json.dumps([e.text for e in res.events])),
+    )

@@ -76,6 +76,10 @@ def main(argv: list[str]) -> int:
     )
     ap.add_argument("--first-seed", type=int, default=10**9, help="first evaluation seed (held out: >= 1e9)")
     args = ap.parse_args(argv)
+    if not args.evaluate:
+        from backends.safeio import check_writable
+
+        check_writable(args.out, suffixes=(".pt",), inputs=[args.policy] if args.policy else (), what="--out")
     import torch
 
     torch.set_num_threads(args.threads)

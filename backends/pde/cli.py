@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from backends.common import Progress, UserError
+from backends.safeio import check_writable, write_npz
 
 from .base import MODELS, BlowUp, make_simulation
 
@@ -245,19 +246,15 @@ def _run_darcy(args) -> int:
 
 
 def _save(path: str, arrays: dict) -> None:
-    import os
-
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"cannot write {path}: folder {folder} does not exist")
     try:
-        np.savez_compressed(path, **arrays)
+        write_npz(path, **arrays)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    check_writable(args.out, suffixes=(".npz",), what="--out")
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
     import torch

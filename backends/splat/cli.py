@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.common import Progress, UserError, parse_size
+from backends.safeio import check_writable, write_bytes
 from backends.splat import camera as cm
 from backends.splat import edits, io
 
@@ -104,14 +105,13 @@ def main(argv: list[str]) -> int:
         subsample=args.subsample,
         seed=args.seed,
     )
-    if Path(out).suffix.lower() not in (".ply", ".splat"):
-        raise UserError(f"cannot write {out}: use .ply or .splat")
+    io.check_out(out, inputs=ins)
     t0 = time.perf_counter()
     g = _load_with_progress(ins, args.quiet)
     e = edits.apply_edits(g, cfg)
     if e.count == 0:
         raise UserError("the edits removed every Gaussian: nothing to write")
-    io.save(out, e)
+    io.save(out, e, inputs=ins)
     print(
         f"wrote {out}: {e.count:,} of {g.count:,} Gaussians (SH degree {e.sh_degree}) "
         f"in {time.perf_counter() - t0:.2f} s"
@@ -143,11 +143,7 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
     bg = _floats(args.background, 3, "--background")
     if not all(0 <= v <= 1 for v in bg):
         raise UserError(f"--background {args.background!r}: components must be in [0, 1]")
-    if Path(args.out).suffix.lower() != ".png":
-        raise UserError(f"--out {args.out}: only .png is supported")
-    out_dir = Path(args.out).expanduser().parent
-    if str(out_dir) and not out_dir.is_dir():
-        raise UserError(f"cannot write {args.out}: folder {out_dir} does not exist")
+    check_writable(args.out, suffixes=(".png",), inputs=args.scene, what="--out")
     g = _load_with_progress(args.scene, args.quiet)
     if args.camera:
         camera = cm.camera_from_spec(args.camera)
@@ -191,7 +187,7 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
 def _save_png(path: str, rgba: np.ndarray) -> None:
     import imageio.v3 as iio
 
-    iio.imwrite(Path(path).expanduser(), np.asarray(rgba, np.uint8), extension=".png")
+    write_bytes(path, iio.imwrite("<bytes>", np.asarray(rgba, np.uint8), extension=".png"))
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ then needs ``--weights``, a model saved with ``--save-weights``).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from backends.common import UserError
+from backends.safeio import check_writable, json_safe, write_json
 from backends.trajectory.data import SCENES, available_scenes, load_split
 from backends.trajectory.metrics import summarize
 
@@ -146,7 +146,7 @@ def _run_csv(args) -> int:
         f"ADE {r['ADE']:.3f} FDE {r['FDE']:.3f} m ({r['agents']} agents, {r['windows']} windows)"
     )
     if args.out:
-        Path(args.out).expanduser().write_text(json.dumps(r, indent=2))
+        write_json(args.out, json_safe(r))
     return 0
 
 
@@ -176,9 +176,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", default=None, help="metrics JSON file")
     args = ap.parse_args(argv)
     if args.out:
-        folder = Path(args.out).expanduser().parent
-        if not folder.is_dir():
-            raise UserError(f"cannot write {args.out}: folder {folder} does not exist")
+        ins = [x for x in (args.csv, args.weights) if x]
+        check_writable(args.out, suffixes=(".json",), inputs=ins, what="--out")
     if args.csv:
         return _run_csv(args)
     if args.train_epochs < 0:
@@ -221,5 +220,5 @@ def main(argv: list[str]) -> int:
             f"ADE {a['ADE']:.3f} FDE {a['FDE']:.3f} m"
         )
     if args.out:
-        Path(args.out).expanduser().write_text(json.dumps(report, indent=2))
+        write_json(args.out, json_safe(report))
     return 0
