@@ -30,9 +30,10 @@ def check_writable(
     *,
     suffixes: Iterable[str] | None = None,
     inputs: Iterable[str | os.PathLike] = (),
+    what: str = "",
 ) -> Path:
     """The output path, validated before the work (see :func:`backends.safeio.check_writable`)."""
-    return safeio.check_writable(path, suffixes=suffixes, inputs=inputs)
+    return safeio.check_writable(path, suffixes=suffixes, inputs=inputs, what=what)
 
 
 def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
