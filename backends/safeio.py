@@ -186,7 +186,7 @@ def load_weights(path: PathLike, what: str = "weights") -> Any:
 
     p = _existing(path, what)
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        blob = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unreadable or unsafe: one line either way
         import pickle
 
@@ -202,6 +202,23 @@ def load_weights(path: PathLike, what: str = "weights") -> Any:
         else:
             reason = _first_line(exc)
         raise UserError(f"cannot read {what} {p}: {reason}") from None
+    _require_finite_tensors(blob, f"{what} {p}")
+    return blob
+
+
+def _require_finite_tensors(obj: Any, where: str, key: str = "") -> None:
+    """Weights with NaN or infinity (a damaged file) would only produce NaN results later: refuse now."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() and not bool(torch.isfinite(obj).all()):
+            raise UserError(f"{where}: tensor {key or '(top level)'} holds NaN or infinity (damaged file)")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _require_finite_tensors(v, where, f"{key}.{k}" if key else str(k))
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            _require_finite_tensors(v, where, f"{key}[{i}]")
 
 
 def load_npz(path: PathLike, what: str = "array file") -> dict:

@@ -7,12 +7,11 @@ Wasserstein, MMD and exact W2 distances to the data, each next to its noise floo
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
 
 from backends.common import UserError, require
+from backends.options import ArgParser, Bound, check, check_device, require_memory
 from backends.safeio import check_writable, write_npz
 
 from .data import DATASETS, make_dataset
@@ -22,8 +21,8 @@ from .models import FAMILIES, PATHS, Interpolant, TrainConfig, load_trained, tra
 from .pipeline import ALL_SAMPLERS, LABELS, Generative, SampleConfig, exact_model, from_trained, generate
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> ArgParser:
+    p = ArgParser(
         prog="visual-lab run diffusion",
         description="Train a small generative model (or use the exact one) and sample.",
     )
@@ -54,6 +53,39 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectory", action="store_true", help="also store traj (nfe+1, count, dim)")
     p.add_argument("--quiet", action="store_true")
     return p
+
+
+# The documented range of every numeric option (docs/options.md is generated from this table).
+BOUNDS = {
+    "train_steps": Bound(
+        1, 1_000_000, note="optimiser steps; about 1 ms each at the default size on a CPU core"
+    ),
+    "batch": Bound(2, 65_536),
+    "lr": Bound(0, 1.0, open_lo=True),
+    "hidden": Bound(4, 4096, note="MLP width"),
+    "nfe": Bound(1, 10_000, note="network evaluations per sample"),
+    "count": Bound(1, 2_000_000, note="samples drawn"),
+    "seed": Bound(0, 2**63 - 1),
+    "D": Bound(0, 1e6, open_lo=True, note="PFGM++ D (D -> infinity is EDM)"),
+    "eps": Bound(0, 100, open_lo=True),
+    "gamma": Bound(0, 100),
+    "sigma_max": Bound(0.01, 1e4, note="above sigma_min = 0.002"),
+    "churn": Bound(0, 1000),
+    "eta": Bound(0, 10),
+}
+MEMORY = (
+    "samples take `count x dim x 4` bytes; `--trajectory` keeps every step, `(nfe + 1) x count x dim x 4` bytes "
+    "(e.g. 35 steps x 5,000 2-D samples = 1.4 MB, 10,000 x 2,000,000 = 160 GB: refused when it exceeds the "
+    "free memory); the exact GMM model evaluates `count x components` responsibilities per step; training "
+    "holds `batch x hidden` activations per layer (a few MB at the defaults)."
+)
+
+
+def estimate_bytes(a, dim: int) -> int:
+    """Peak memory of the sampling stage: samples, a few working copies, the stored trajectory."""
+    per = a.count * dim * 4
+    work = 8 * per + a.count * 64 * 8  # sampler temporaries (float64 in places) + mixture responsibilities
+    return work + ((a.nfe + 1) * per if a.trajectory else 0)
 
 
 def _drain(gen):
@@ -106,16 +138,21 @@ def build_model(a, dataset) -> Generative:
 
 
 def main(argv: list[str]) -> int:
-    a = _parser().parse_args(argv)
-    require(a.D > 0, f"--D must be > 0, got {a.D}")
-    require(a.eps > 0, f"--eps must be > 0, got {a.eps}")
-    require(a.train_steps >= 1, f"--train-steps must be >= 1, got {a.train_steps}")
+    parser = _parser()
+    a = check(parser.parse_args(argv), BOUNDS, parser)
+    check_device(a.device)
     ins = [x for x in (a.csv, a.weights_in) if x]
     out = check_writable(a.out, suffixes=(".npz",), inputs=ins, what="--out") if a.out else None
     if a.weights_out:
         check_writable(a.weights_out, suffixes=(".pt",), inputs=ins, what="--weights-out")
     torch.manual_seed(a.seed)
     dataset = make_dataset(a.dataset, csv_path=a.csv or None)
+    require_memory(
+        estimate_bytes(a, dataset.dim),
+        f"sampling {a.count:,} {dataset.dim}-D points with {a.nfe} steps"
+        + (" and the whole trajectory" if a.trajectory else ""),
+        "lower --count or --nfe" + (", or drop --trajectory" if a.trajectory else ""),
+    )
     cfg = SampleConfig(
         sampler=a.sampler,
         nfe=a.nfe,

@@ -16,14 +16,35 @@ from pathlib import Path
 import numpy as np
 
 from backends.common import Progress, UserError, parse_size
+from backends.options import ArgParser, Bound, check, check_device
 from backends.safeio import check_writable, write_bytes
 from backends.splat import camera as cm
 from backends.splat import edits, io
+from backends.splat.gaussians import MAX_COORD
 
+_Parser = ArgParser  # argparse errors become one-line UserErrors (exit 2 in the shell)
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse errors become one-line UserErrors (exit 2 in the shell)
-        raise UserError(f"{self.prog}: {message}")
+# The documented range of every numeric option (docs/options.md is generated from these tables).
+CONVERT_BOUNDS = {
+    "min_opacity": Bound(0, 1),
+    "max_scale": Bound(0, MAX_COORD, note="scene units, 0 = off"),
+    "sh_degree": Bound(0, 3),
+    "subsample": Bound(0, 1, open_lo=True, note="fraction of the Gaussians kept"),
+    "seed": Bound(0, 2**63 - 1),
+}
+RENDER_BOUNDS = {
+    "time": Bound(-1e6, 1e6, note="scene time of a 4D scene"),
+    "fov": Bound(1, 179, note="degrees"),
+}
+MEMORY = (
+    "a scene takes `4 x (14 + 3 (d + 1)^2)` bytes per Gaussian in memory (SH degree d: 248 bytes at d = 3, "
+    "+24 for 4D); loading needs about twice that and is refused when it exceeds the free memory; compressed "
+    ".spz streams are inflated only up to the size their header announces."
+)
+RENDER_MEMORY = (
+    MEMORY + " Rendering adds the image (`width x height x 16` bytes; sizes are capped at 16384 per side, "
+    "from `--size` or from cameras.json) and about 100 bytes per visible Gaussian for the projections."
+)
 
 
 def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
@@ -56,7 +77,7 @@ def _load_with_progress(paths: list[str], quiet: bool):
     return concat(scenes)
 
 
-def main(argv: list[str]) -> int:
+def build_parser() -> ArgParser:
     ap = _Parser(prog="visual-lab run splat", description="Gaussian-splat files: convert, edit, inspect.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("convert", help="convert/edit IN (.ply/.splat/.spz) to OUT (.ply/.splat)")
@@ -74,7 +95,19 @@ def main(argv: list[str]) -> int:
     i.add_argument("file")
     s = sub.add_parser("samples", help="regenerate the bundled sample scenes")
     s.add_argument("folder", nargs="?", default=None)
+    return ap
+
+
+def convert_parser() -> ArgParser:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["convert"]
+
+
+def main(argv: list[str]) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
+    if args.cmd == "convert":
+        check(args, CONVERT_BOUNDS, convert_parser())
     if args.cmd == "info":
         t0 = time.perf_counter()
         g = io.load(args.file)
@@ -119,9 +152,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def render_main(argv: list[str], gl_renderer=None) -> int:
-    """``gl_renderer(gaussians, camera, background, time=...) -> RGBA`` is supplied by the GUI layer
-    (``panels.splat.render_cli``); backends never import it."""
+def render_parser() -> ArgParser:
     ap = _Parser(prog="visual-lab render splat", description="Render a Gaussian-splat scene to a PNG.")
     ap.add_argument("scene", nargs="+", help=".ply/.splat/.spz file(s); several are combined")
     cam = ap.add_mutually_exclusive_group(required=True)
@@ -138,7 +169,16 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
     ap.add_argument("--device", default="cpu", help="torch device of the reference renderer (cpu, cuda)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def render_main(argv: list[str], gl_renderer=None) -> int:
+    """``gl_renderer(gaussians, camera, background, time=...) -> RGBA`` is supplied by the GUI layer
+    (``panels.splat.render_cli``); backends never import it."""
+    ap = render_parser()
+    args = check(ap.parse_args(argv), RENDER_BOUNDS, ap)
+    if args.renderer == "reference":
+        check_device(args.device)
     w, h = parse_size(args.size or "800x600")
     bg = _floats(args.background, 3, "--background")
     if not all(0 <= v <= 1 for v in bg):

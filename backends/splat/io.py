@@ -177,6 +177,8 @@ def _read_elements(path: Path) -> Iterator:
         fmt, elements, offset, comments = read_ply_header(fh, path)
         data: dict[str, np.ndarray] = {}
         if fmt == "ascii":
+            if size - offset > 512 * 2**20:
+                raise UserError(f"{path.name}: ASCII PLY larger than 512 MiB; convert it to binary first")
             text = fh.read().decode("ascii", errors="replace").split()
             pos = 0
             for el in elements:
@@ -186,7 +188,12 @@ def _read_elements(path: Path) -> Iterator:
                         f"{path.name}: truncated ASCII PLY: element {el.name!r} needs {el.count} "
                         f"rows, file ends early"
                     )
-                arr = np.array(text[pos : pos + n], dtype=np.float64).reshape(el.count, len(el.props))
+                try:
+                    arr = np.array(text[pos : pos + n], dtype=np.float64).reshape(el.count, len(el.props))
+                except ValueError:
+                    raise UserError(
+                        f"{path.name}: ASCII PLY element {el.name!r} holds a value that is not a number"
+                    ) from None
                 rec = np.empty(el.count, el.dtype)
                 for j, name in enumerate(el.names()):
                     rec[name] = arr[:, j]

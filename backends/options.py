@@ -1,0 +1,184 @@
+"""Documented ranges of the command-line options, checked before any work.
+
+Every backend CLI keeps one table ``BOUNDS: dict[dest, Bound]`` next to its parser; :func:`check` applies it
+to the parsed arguments (one :class:`UserError` line naming the option, the value and the range) and
+``python -m backends.options`` writes ``docs/options.md`` from the same tables, so the documentation cannot
+drift from what is enforced. Large jobs also estimate their memory up front (:func:`require_memory`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from backends.common import UserError
+
+
+@dataclass(frozen=True)
+class Bound:
+    """``lo <= value <= hi`` (``lo`` excluded when ``open_lo``); ``note`` says why or what it costs."""
+
+    lo: float
+    hi: float
+    open_lo: bool = False
+    note: str = ""
+
+    def text(self) -> str:
+        def fmt(v: float) -> str:
+            if v == 2**63 - 1:
+                return "2^63-1"
+            if v == int(v) and abs(v) < 1e15:
+                return f"{int(v):,}".replace(",", "_") if abs(v) >= 100_000 else str(int(v))
+            return f"{v:g}"
+
+        left = "(" if self.open_lo else "["
+        return f"{left}{fmt(self.lo)}, {fmt(self.hi)}]"
+
+    def ok(self, v: float) -> bool:
+        return math.isfinite(v) and (v > self.lo if self.open_lo else v >= self.lo) and v <= self.hi
+
+
+class ArgParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one-line :class:`UserError`s (exit 2 through the shell, no usage
+    block), e.g. ``--count 1e12`` -> "argument --count: invalid int value: '1e12'"."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _flag(parser: argparse.ArgumentParser | None, dest: str) -> str:
+    if parser is not None:
+        for a in parser._actions:
+            if a.dest == dest and a.option_strings:
+                return max(a.option_strings, key=len)
+    return "--" + dest.replace("_", "-")
+
+
+def check(args: argparse.Namespace, bounds: dict[str, Bound], parser: argparse.ArgumentParser | None = None):
+    """Raise one :class:`UserError` for the first option outside its range (options left at None skip)."""
+    for dest, b in bounds.items():
+        values = getattr(args, dest, None)
+        if values is None:
+            continue
+        for v in values if isinstance(values, list | tuple) else [values]:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                continue
+            if not b.ok(v):
+                why = f" ({b.note})" if b.note else ""
+                raise UserError(f"{_flag(parser, dest)} {v:g} out of range {b.text()}{why}")
+    return args
+
+
+def check_device(name: str, allow_auto: bool = False) -> str:
+    """'cpu', 'cuda', 'cuda:N' (or 'auto'), refused with one line when unknown or absent."""
+    import torch
+
+    if allow_auto and name == "auto":
+        return name
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        choices = "cpu, cuda, cuda:N" + (", auto" if allow_auto else "")
+        raise UserError(f"--device {name!r} is not a device; use {choices}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name!r}: only cpu and cuda are supported")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name!r} requested but no CUDA GPU is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"--device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return name
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def require_memory(need: float, what: str, hint: str = "") -> None:
+    """Refuse a job whose estimated peak memory exceeds what is available, before it starts."""
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise UserError(
+            f"{what} needs about {need / 2**30:.1f} GiB of memory but only {avail / 2**30:.1f} GiB is free"
+            + (f"; {hint}" if hint else "")
+        )
+
+
+# -- documentation ---------------------------------------------------------------------------------------
+def _clis() -> list[tuple[str, Any, dict[str, Bound], str]]:
+    """(command, parser, bounds, memory notes) of every backend CLI, in the order of the docs."""
+    from backends.diffusion import cli as diffusion
+    from backends.nbody import cli as nbody
+    from backends.nbody import train_policy
+    from backends.pde import cli as pde
+    from backends.splat import cli as splat
+    from backends.trajectory import cli as trajectory
+
+    return [
+        ("visual-lab run splat convert", splat.convert_parser(), splat.CONVERT_BOUNDS, splat.MEMORY),
+        ("visual-lab render splat", splat.render_parser(), splat.RENDER_BOUNDS, splat.RENDER_MEMORY),
+        ("visual-lab run pde", pde._parser(), pde.BOUNDS, pde.MEMORY),
+        ("visual-lab run threebody", nbody.build_parser(), nbody.BOUNDS, nbody.MEMORY),
+        (
+            "visual-lab run threebody train-policy",
+            train_policy.build_parser(),
+            train_policy.BOUNDS,
+            train_policy.MEMORY,
+        ),
+        ("visual-lab run diffusion", diffusion._parser(), diffusion.BOUNDS, diffusion.MEMORY),
+        ("visual-lab run trajectory", trajectory.build_parser(), trajectory.BOUNDS, trajectory.MEMORY),
+    ]
+
+
+def numeric_dests(parser: argparse.ArgumentParser) -> list[str]:
+    """Options of ``parser`` that take numbers (what a BOUNDS table must cover)."""
+    return [a.dest for a in parser._actions if a.type in (int, float) and a.option_strings]
+
+
+def markdown() -> str:
+    out = [
+        "# Command-line options: ranges and memory",
+        "",
+        "Generated by `python -m backends.options > docs/options.md` from the tables the CLIs enforce",
+        "(`BOUNDS` in each `backends/*/cli.py`); a test keeps this file in step with them. A value outside",
+        "its range ends in one line naming the option, the value and the range, and exit code 2, before any",
+        "work starts. `[a, b]` includes both ends, `(a, b]` excludes `a`. Options without a range are",
+        "choices (listed) or file names (checked: output folders must exist, the suffix must be the one",
+        "written, an output may not be one of the inputs).",
+        "",
+    ]
+    for command, parser, bounds, memory in _clis():
+        out += [f"## `{command}`", "", "| option | default | range | notes |", "|---|---|---|---|"]
+        for a in parser._actions:
+            if not a.option_strings or a.dest == "help":
+                continue
+            flag = max(a.option_strings, key=len)
+            b = bounds.get(a.dest)
+            if b is not None:
+                rng = b.text()
+            elif a.choices:
+                rng = " \\| ".join(str(c) for c in a.choices)
+            elif a.nargs == 0:
+                rng = "flag"
+            else:
+                rng = "text / file"
+            notes = "; ".join(x for x in (a.help, b.note if b else "") if x).replace("|", "\\|")
+            default = "" if a.default in (None, "", argparse.SUPPRESS) else f"`{a.default}`"
+            out.append(f"| `{flag}` | {default} | {rng} | {notes} |")
+        out += ["", "**Memory.** " + memory, ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())
