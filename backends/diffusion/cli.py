@@ -88,6 +88,18 @@ def estimate_bytes(a, dim: int) -> int:
     return work + ((a.nfe + 1) * per if a.trajectory else 0)
 
 
+BUILTIN_DIMS = {name: (64 if name == "digits" else 2) for name in DATASETS if name not in ("csv", "points")}
+
+
+def _check_memory(a, dim: int) -> None:
+    require_memory(
+        estimate_bytes(a, dim),
+        f"sampling {a.count:,} {dim}-D points with {a.nfe} steps"
+        + (" and the whole trajectory" if a.trajectory else ""),
+        "lower --count or --nfe" + (", or drop --trajectory" if a.trajectory else ""),
+    )
+
+
 def _drain(gen):
     while True:
         try:
@@ -146,13 +158,11 @@ def main(argv: list[str]) -> int:
     if a.weights_out:
         check_writable(a.weights_out, suffixes=(".pt",), inputs=ins, what="--weights-out")
     torch.manual_seed(a.seed)
+    if a.dataset in BUILTIN_DIMS:  # refuse an absurd job before loading anything
+        _check_memory(a, BUILTIN_DIMS[a.dataset])
     dataset = make_dataset(a.dataset, csv_path=a.csv or None)
-    require_memory(
-        estimate_bytes(a, dataset.dim),
-        f"sampling {a.count:,} {dataset.dim}-D points with {a.nfe} steps"
-        + (" and the whole trajectory" if a.trajectory else ""),
-        "lower --count or --nfe" + (", or drop --trajectory" if a.trajectory else ""),
-    )
+    _check_memory(a, dataset.dim)
+
     cfg = SampleConfig(
         sampler=a.sampler,
         nfe=a.nfe,

@@ -179,18 +179,23 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
     args = check(ap.parse_args(argv), RENDER_BOUNDS, ap)
     if args.renderer == "reference":
         check_device(args.device)
-    w, h = parse_size(args.size or "800x600")
+    try:
+        w, h = parse_size(args.size or "800x600")
+    except UserError as exc:
+        raise UserError(f"--size: {exc}") from None
     bg = _floats(args.background, 3, "--background")
     if not all(0 <= v <= 1 for v in bg):
         raise UserError(f"--background {args.background!r}: components must be in [0, 1]")
     check_writable(args.out, suffixes=(".png",), inputs=args.scene, what="--out")
+    # everything the user typed is checked before the (possibly long) load
+    camera = cm.camera_from_spec(args.camera) if args.camera else None
+    orbit = None if args.camera else cm.parse_orbit(args.orbit)
     g = _load_with_progress(args.scene, args.quiet)
-    if args.camera:
-        camera = cm.camera_from_spec(args.camera)
+    if camera is not None:
         camera = camera.resized(w, h) if args.size else camera
         w, h = camera.width, camera.height
     else:
-        az, el, dist = cm.parse_orbit(args.orbit)
+        az, el, dist = orbit
         center, radius = g.robust_center_radius()
         camera = cm.orbit_camera(center, az, el, dist * radius, w, h, args.fov, cm.UP_AXES[args.up])
     t0 = time.perf_counter()
