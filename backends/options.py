@@ -68,7 +68,8 @@ def check(args: argparse.Namespace, bounds: dict[str, Bound], parser: argparse.A
                 continue
             if not b.ok(v):
                 why = f" ({b.note})" if b.note else ""
-                raise UserError(f"{_flag(parser, dest)} {v:g} out of range {b.text()}{why}")
+                shown = str(v) if isinstance(v, int) else f"{v:g}"
+                raise UserError(f"{_flag(parser, dest)} {shown} out of range {b.text()}{why}")
     return args
 
 
