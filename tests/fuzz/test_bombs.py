@@ -43,7 +43,8 @@ cases = {
     "zstd_bomb.spz": zs(legacy),
     "gzip_count.spz": gzip.compress(huge_count(legacy)),
     "zstd_count.spz": zstandard.ZstdCompressor().compress(huge_count(legacy)),
-    "count.ply": b"ply\nformat binary_little_endian 1.0\nelement vertex 4000000000\nproperty float x\nend_header\n" + bytes(100),
+    "count.ply": b"ply\nformat binary_little_endian 1.0\nelement vertex 4000000000\n"
+    + b"property float x\nend_header\n" + bytes(100),
 }
 sizes = {k: len(v) for k, v in cases.items()}
 for name, data in cases.items():
