@@ -30,8 +30,8 @@ class Bound:
         def fmt(v: float) -> str:
             if v == 2**63 - 1:
                 return "2^63-1"
-            if v == int(v) and abs(v) < 1e15:
-                return f"{int(v):,}".replace(",", "_") if abs(v) >= 100_000 else str(int(v))
+            if v == int(v) and abs(v) <= 1e7:
+                return str(int(v))
             return f"{v:g}"
 
         left = "(" if self.open_lo else "["
