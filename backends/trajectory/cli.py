@@ -194,6 +194,11 @@ def build_parser() -> ArgParser:
 def main(argv: list[str]) -> int:
     ap = build_parser()
     args = check(ap.parse_args(argv), BOUNDS, ap)
+    if args.save_weights:  # the weights are written after training: check the folder now
+        sw = Path(args.save_weights).expanduser()
+        if sw.exists() and not sw.is_dir():
+            raise UserError(f"--save-weights {sw}: not a folder")
+        check_writable(sw / "eigentrajectory_eth.pt" if sw.is_dir() else sw, what="--save-weights")
     if args.out:
         ins = [x for x in (args.csv, args.weights) if x]
         check_writable(args.out, suffixes=(".json",), inputs=ins, what="--out")
