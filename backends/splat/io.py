@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.common import Progress, UserError
+from backends.options import available_memory
 from backends.safeio import atomic_write, check_writable
 from backends.splat.gaussians import SH_C0, Gaussians, normalize_quats
 from backends.splat.sh import SH_FLIP_YZ
@@ -77,17 +78,6 @@ def _logit(p):
 def bytes_per_gaussian(sh_degree: int = 3, is_4d: bool = False) -> int:
     """In-memory float32 footprint of one Gaussian (means, scales, quats, opacity, SH, 4D fields)."""
     return 4 * (3 + 3 + 4 + 1 + 3 * (sh_degree + 1) ** 2 + (6 if is_4d else 0))
-
-
-def available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def memory_estimate(count: int, sh_degree: int = 3, is_4d: bool = False) -> int:
