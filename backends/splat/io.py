@@ -521,19 +521,21 @@ def _spz_v4_payload(raw: bytes, path: Path) -> bytes:
 
     import zstandard
 
-    parts, o = [header], end
+    out = bytearray(16 + sum(sizes))  # the legacy layout, filled in place: no second copy of the scene
+    out[:16] = header
+    view, at, o = memoryview(out), 16, end
     dec = zstandard.ZstdDecompressor()
     for (size_c, size_u), name in zip(
         table.tolist(), ("positions", "alphas", "colours", "scales", "rotations", "SH")
     ):
+        got = 0
         try:  # streamed with a cap: a frame that claims or holds more than the TOC says is refused
             reader = dec.stream_reader(_io.BytesIO(raw[o : o + size_c]), read_across_frames=True)
-            part = reader.read(size_u)
-            while len(part) < size_u:
-                more = reader.read(size_u - len(part))
-                if not more:
+            while got < size_u:
+                k = reader.readinto(view[at + got : at + size_u])
+                if not k:
                     break
-                part += more
+                got += k
             extra = reader.read(1)
         except zstandard.ZstdError as exc:
             raise UserError(
@@ -544,13 +546,13 @@ def _spz_v4_payload(raw: bytes, path: Path) -> bytes:
                 f"{path.name}: the {name} stream holds more than the {size_u:,} bytes of its table entry "
                 "(corrupt file or decompression bomb); nothing was loaded"
             )
-        if len(part) != size_u:
+        if got != size_u:
             raise UserError(
-                f"{path.name}: corrupt SPZ v4 file: the {name} stream holds {len(part):,} of {size_u:,} bytes"
+                f"{path.name}: corrupt SPZ v4 file: the {name} stream holds {got:,} of {size_u:,} bytes"
             )
-        parts.append(part)
+        at += size_u
         o += size_c
-    return b"".join(parts)
+    return out
 
 
 SPZ_MAX_FRAC_BITS = 24  # positions are 24-bit signed fixed point: more fractional bits leave |x| < 0.5
@@ -615,7 +617,7 @@ def _inflate_capped(stream, path: Path, kind: str) -> bytes:
         raise UserError(
             f"{path.name}: corrupt or truncated {kind} stream ({reason}); nothing was loaded"
         ) from None
-    return bytes(buf)
+    return buf  # a bytearray: np.frombuffer reads it without another copy
 
 
 def _decompress_spz(raw: bytes, path: Path) -> bytes:
@@ -690,10 +692,14 @@ def read_spz_gen(path: Path) -> Iterator:
         r = np.frombuffer(d, np.uint8, n * 3, o).reshape(n, 3).astype(np.float64) / 127.5 - 1.0
         q = np.concatenate([r, np.sqrt(np.maximum(0.0, 1.0 - (r * r).sum(1)))[:, None]], 1)
     o += n * rot_b
-    shq = np.frombuffer(d, np.uint8, n * per * 3, o).reshape(n, per, 3).astype(np.float32)
-    sh = np.zeros((n, 1 + per, 3), np.float32)
+    shq = np.frombuffer(d, np.uint8, n * per * 3, o).reshape(n, per, 3)
+    sh = np.empty((n, 1 + per, 3), np.float32)
     sh[:, 0] = (col / 255.0 - 0.5) / SPZ_COLOR_SCALE
-    sh[:, 1:] = (shq - 128.0) / 128.0
+    rest = sh[:, 1:]  # in place: no scene-sized temporaries (peak memory stays near the decoded scene)
+    rest[...] = shq
+    rest -= 128.0
+    rest /= 128.0
+    del d, shq
     # SPZ stores right-up-back (RUB) axes; PLY/3DGS use right-down-front (RDF): flip y and z.
     means = means * np.array([1, -1, -1], np.float32)
     quats = np.stack([q[:, 3], q[:, 0], -q[:, 1], -q[:, 2]], 1)  # xyzw -> wxyz, conjugated by the flip
