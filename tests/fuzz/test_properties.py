@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from .helpers import outcome
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+)
 _DIR = Path(tempfile.mkdtemp(prefix="visual-lab-fuzz-"))
 
 
