@@ -21,8 +21,8 @@ run: setup
 test: setup
 	$(BIN)/ruff check app panels backends tests bench
 	$(BIN)/lint-imports
-	@echo "== backend tests with PySide6/vispy/pyqtgraph blocked from import =="
-	VISUAL_LAB_BLOCK_QT=1 $(BIN)/python -m pytest tests/backends tests/models -p no:pytest-qt -p no:xvfb -q
+	@echo "== backend, panel-model and fuzz tests with PySide6/vispy/pyqtgraph blocked from import =="
+	VISUAL_LAB_BLOCK_QT=1 $(BIN)/python -m pytest tests/backends tests/models tests/fuzz -p no:pytest-qt -p no:xvfb -q
 	@echo "== app and panel tests under Xvfb =="
 	$(BIN)/python -m pytest tests/app tests/panels -q
 

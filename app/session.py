@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import platform
 import zipfile
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from app import __version__
 from backends.common import UserError
+from backends.safeio import write_bytes
 
 SCHEMA = 2
 KIND = "visual-lab-session"
@@ -51,18 +51,6 @@ def arrays_path(path: str | Path) -> Path:
     return p.with_name(stem + ".arrays.npz")
 
 
-def _atomic_bytes(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def dumps(data: dict[str, Any]) -> str:
     """Strict JSON text of a session (NaN/Infinity are refused with the offending panel named)."""
     public = {k: v for k, v in data.items() if k != "_arrays"}
@@ -89,9 +77,9 @@ def save(path: str | Path, data: dict[str, Any]) -> Path:
         np.savez(buf, **flat)
         payload = buf.getvalue()
         apath = arrays_path(p)
-        _atomic_bytes(apath, payload)
+        write_bytes(apath, payload)
         data["arrays"] = {"file": apath.name, "sha256": hashlib.sha256(payload).hexdigest()}
-    _atomic_bytes(p, dumps(data).encode())
+    write_bytes(p, dumps(data).encode())
     return p
 
 

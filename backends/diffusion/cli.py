@@ -7,14 +7,12 @@ Wasserstein, MMD and exact W2 distances to the data, each next to its noise floo
 
 from __future__ import annotations
 
-import argparse
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from backends.common import UserError, require
+from backends.options import ArgParser, Bound, check, check_device, require_memory
+from backends.safeio import check_writable, write_npz
 
 from .data import DATASETS, make_dataset
 from .lightsb import LightSBConfig, fit_lightsb
@@ -23,8 +21,8 @@ from .models import FAMILIES, PATHS, Interpolant, TrainConfig, load_trained, tra
 from .pipeline import ALL_SAMPLERS, LABELS, Generative, SampleConfig, exact_model, from_trained, generate
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> ArgParser:
+    p = ArgParser(
         prog="visual-lab run diffusion",
         description="Train a small generative model (or use the exact one) and sample.",
     )
@@ -57,12 +55,49 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_out(path: str) -> Path:
-    p = Path(path).expanduser()
-    folder = p.parent if str(p.parent) else Path(".")
-    require(folder.is_dir(), f"cannot write {p}: folder {folder} does not exist")
-    require(os.access(folder, os.W_OK), f"cannot write {p}: permission denied")
-    return p
+# The documented range of every numeric option (docs/options.md is generated from this table).
+BOUNDS = {
+    "train_steps": Bound(
+        1, 1_000_000, note="optimiser steps; about 1 ms each at the default size on a CPU core"
+    ),
+    "batch": Bound(2, 65_536),
+    "lr": Bound(0, 1.0, open_lo=True),
+    "hidden": Bound(4, 4096, note="MLP width"),
+    "nfe": Bound(1, 10_000, note="network evaluations per sample"),
+    "count": Bound(1, 2_000_000, note="samples drawn"),
+    "seed": Bound(0, 2**63 - 1),
+    "D": Bound(0, 1e6, open_lo=True, note="PFGM++ D (D -> infinity is EDM)"),
+    "eps": Bound(0, 100, open_lo=True),
+    "gamma": Bound(0, 100),
+    "sigma_max": Bound(0.01, 1e4, note="above sigma_min = 0.002"),
+    "churn": Bound(0, 1000),
+    "eta": Bound(0, 10),
+}
+MEMORY = (
+    "samples take `count x dim x 4` bytes; `--trajectory` keeps every step, `(nfe + 1) x count x dim x 4` bytes "
+    "(e.g. 35 steps x 5,000 2-D samples = 1.4 MB, 10,000 x 2,000,000 = 160 GB: refused when it exceeds the "
+    "free memory); the exact GMM model evaluates `count x components` responsibilities per step; training "
+    "holds `batch x hidden` activations per layer (a few MB at the defaults)."
+)
+
+
+def estimate_bytes(a, dim: int) -> int:
+    """Peak memory of the sampling stage: samples, a few working copies, the stored trajectory."""
+    per = a.count * dim * 4
+    work = 8 * per + a.count * 64 * 8  # sampler temporaries (float64 in places) + mixture responsibilities
+    return work + ((a.nfe + 1) * per if a.trajectory else 0)
+
+
+BUILTIN_DIMS = {name: (64 if name == "digits" else 2) for name in DATASETS if name not in ("csv", "points")}
+
+
+def _check_memory(a, dim: int) -> None:
+    require_memory(
+        estimate_bytes(a, dim),
+        f"sampling {a.count:,} {dim}-D points with {a.nfe} steps"
+        + (" and the whole trajectory" if a.trajectory else ""),
+        "lower --count or --nfe" + (", or drop --trajectory" if a.trajectory else ""),
+    )
 
 
 def _drain(gen):
@@ -110,18 +145,24 @@ def build_model(a, dataset) -> Generative:
     )
     tr = _drain(train(dataset, cfg, a.device))
     if a.weights_out:
-        tr.save(_check_out(a.weights_out))
+        tr.save(a.weights_out)
     return from_trained(tr)
 
 
 def main(argv: list[str]) -> int:
-    a = _parser().parse_args(argv)
-    require(a.D > 0, f"--D must be > 0, got {a.D}")
-    require(a.eps > 0, f"--eps must be > 0, got {a.eps}")
-    require(a.train_steps >= 1, f"--train-steps must be >= 1, got {a.train_steps}")
-    out = _check_out(a.out) if a.out else None
+    parser = _parser()
+    a = check(parser.parse_args(argv), BOUNDS, parser)
+    check_device(a.device)
+    ins = [x for x in (a.csv, a.weights_in) if x]
+    out = check_writable(a.out, suffixes=(".npz",), inputs=ins, what="--out") if a.out else None
+    if a.weights_out:
+        check_writable(a.weights_out, suffixes=(".pt",), inputs=ins, what="--weights-out")
     torch.manual_seed(a.seed)
+    if a.dataset in BUILTIN_DIMS:  # refuse an absurd job before loading anything
+        _check_memory(a, BUILTIN_DIMS[a.dataset])
     dataset = make_dataset(a.dataset, csv_path=a.csv or None)
+    _check_memory(a, dataset.dim)
+
     cfg = SampleConfig(
         sampler=a.sampler,
         nfe=a.nfe,
@@ -143,8 +184,7 @@ def main(argv: list[str]) -> int:
         arrays = {"samples": res.samples.astype(np.float32), "nfe": np.int64(res.nfe), "bad": res.bad}
         if res.trajectory is not None:
             arrays["traj"] = res.trajectory.astype(np.float32)
-        with open(out, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+        write_npz(out, **arrays)
 
     def truth(n, seed):
         return dataset.sample(n, np.random.default_rng(seed))

@@ -93,15 +93,15 @@ def load_digits_labels() -> np.ndarray:
 
 def load_csv_points(path: str | Path) -> np.ndarray:
     """Numeric CSV of points, one row each, >= 2 columns; a header row is allowed. Clear errors otherwise."""
+    from backends.safeio import read_text
+
     p = Path(path).expanduser()
     require(p.is_file(), f"CSV file {p} does not exist")
     rows: list[list[float]] = []
     width = None
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read CSV file {p}: {exc}") from None
-    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
+    text = read_text(p, "CSV file", max_bytes=MAX_CSV_BYTES)
+    reader = csv.reader(text.splitlines())
+    for lineno, row in _csv_rows(reader, p):
         cells = [c.strip() for c in row]
         if not cells or all(c == "" for c in cells) or cells[0].startswith("#"):
             continue
@@ -114,13 +114,39 @@ def load_csv_points(path: str | Path) -> np.ndarray:
         if width is None:
             width = len(vals)
             require(width >= 2, f"{p.name}, line {lineno}: need at least 2 columns (x, y), got {width}")
+            require(
+                width <= MAX_DIM,
+                f"{p.name}, line {lineno}: {width} columns, more than the {MAX_DIM} dimensions supported",
+            )
         elif len(vals) != width:
             raise UserError(f"{p.name}, line {lineno}: expected {width} columns, got {len(vals)}")
         if not all(math.isfinite(v) for v in vals):
             raise UserError(f"{p.name}, line {lineno}: NaN or infinity is not a valid coordinate")
+        if any(abs(v) > MAX_ABS for v in vals):
+            raise UserError(f"{p.name}, line {lineno}: coordinate beyond +-{MAX_ABS:g} (rescale the data)")
         rows.append(vals)
     require(len(rows) >= 2, f"{p.name}: need at least 2 numeric rows, got {len(rows)}")
-    return np.asarray(rows, dtype=np.float32)
+    pts = np.asarray(rows, dtype=np.float32)
+    check_spread(pts, p.name)
+    return pts
+
+
+MAX_DIM = 256  # point dimensions (the digits are 64-D)
+MAX_ABS = 1e6  # |coordinate|: float32 training and distances stay accurate below it
+MAX_CSV_BYTES = 512 * 2**20
+
+
+def _csv_rows(reader, p: Path):
+    try:
+        yield from enumerate(reader, start=1)
+    except csv.Error as exc:
+        raise UserError(f"{p.name}, line {reader.line_num}: malformed CSV ({exc})") from None
+
+
+def check_spread(pts: np.ndarray, what: str) -> None:
+    """A point set whose points are all identical has no spread to learn (and a zero data scale)."""
+    if float(np.max(np.ptp(pts, axis=0))) == 0.0:
+        raise UserError(f"{what}: all {len(pts)} points are identical; a distribution needs spread")
 
 
 @dataclass(frozen=True)
@@ -168,6 +194,11 @@ def make_dataset(
         require(pts.ndim == 2 and pts.shape[1] >= 1, f"point set must be (n, dim), got shape {pts.shape}")
         require(len(pts) >= 2, f"point set needs at least 2 points, got {len(pts)}")
         require(bool(np.all(np.isfinite(pts))), "point set contains NaN or infinity")
+        require(
+            pts.shape[1] <= MAX_DIM, f"point set has {pts.shape[1]} dimensions, at most {MAX_DIM} supported"
+        )
+        require(bool(np.all(np.abs(pts) <= MAX_ABS)), f"point set has coordinates beyond +-{MAX_ABS:g}")
+        check_spread(pts, "point set")
         return Dataset(name, pts.shape[1], points=pts)
     if name == "csv":
         require(csv_path is not None and str(csv_path) != "", "dataset 'csv' needs a file (--csv PATH)")

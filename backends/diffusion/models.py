@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from backends.common import Progress, UserError, require
+from backends.safeio import check_writable, load_weights, write_bytes
 
 from .data import Dataset
 from .edm import loss_weight, precond, sample_training_sigma
@@ -200,24 +201,27 @@ class Trained:
     dataset: str = ""
 
     def save(self, path: str | Path) -> Path:
+        """Tensors, numbers and strings only, so :func:`load_trained` reads it with ``weights_only=True``."""
         require(self.net is not None, f"model family {self.family!r} has no weights to save")
-        p = Path(path)
+        p = check_writable(path, suffixes=(".pt",), what="weights")
         buf = io.BytesIO()
         torch.save(
             {
                 "family": self.family,
-                "dim": self.dim,
+                "dim": int(self.dim),
                 "config": asdict(self.config),
                 "state_dict": self.net.state_dict(),
-                "losses": self.losses,
-                "sigma_data": self.sigma_data,
+                "losses": torch.as_tensor(np.asarray(self.losses, np.float64)),
+                "sigma_data": float(self.sigma_data),
                 "dataset": self.dataset,
-                "format": "visual-lab-diffusion-1",
+                "format": WEIGHTS_FORMAT,
             },
             buf,
         )
-        p.write_bytes(buf.getvalue())
-        return p
+        return write_bytes(p, buf.getvalue())
+
+
+WEIGHTS_FORMAT = "visual-lab-diffusion-2"  # -1 held a numpy array, which only a full unpickle can read
 
 
 def build_net(family: str, dim: int, cfg: TrainConfig, sigma_data: float) -> nn.Module:
@@ -227,29 +231,28 @@ def build_net(family: str, dim: int, cfg: TrainConfig, sigma_data: float) -> nn.
 
 
 def load_trained(path: str | Path) -> Trained:
-    p = Path(path)
-    require(p.is_file(), f"weights file {p} does not exist")
-    try:
-        blob = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-        raise UserError(f"cannot read weights {p}: {type(exc).__name__}") from None
+    """Weights written by :meth:`Trained.save`, read with ``weights_only=True`` (a file cannot run code)."""
+    p = Path(path).expanduser()
+    blob = load_weights(p, "diffusion weights")
     require(
-        isinstance(blob, dict) and blob.get("format") == "visual-lab-diffusion-1",
-        f"{p} is not a Visual Lab diffusion weights file",
+        isinstance(blob, dict) and blob.get("format") == WEIGHTS_FORMAT,
+        f"{p} is not a Visual Lab diffusion weights file (format {WEIGHTS_FORMAT})",
     )
-    cfg = TrainConfig(**blob["config"])
-    net = build_net(blob["family"], blob["dim"], cfg, blob["sigma_data"])
-    net.load_state_dict(blob["state_dict"])
+    try:
+        cfg = TrainConfig(**blob["config"])
+        dim, sigma_data = int(blob["dim"]), float(blob["sigma_data"])
+        require(1 <= dim <= 4096, f"{p}: data dimension {dim} out of range 1..4096")
+        require(math.isfinite(sigma_data) and sigma_data > 0, f"{p}: sigma_data {sigma_data} is not > 0")
+        net = build_net(blob["family"], dim, cfg, sigma_data)
+        net.load_state_dict(blob["state_dict"])
+        losses = np.asarray(blob["losses"], np.float64)
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{p}: diffusion weights do not match this version ({msg})") from None
     net.eval()
-    return Trained(
-        blob["family"],
-        blob["dim"],
-        net,
-        cfg,
-        np.asarray(blob["losses"]),
-        blob["sigma_data"],
-        blob.get("dataset", ""),
-    )
+    return Trained(blob["family"], dim, net, cfg, losses, sigma_data, str(blob.get("dataset", "")))
 
 
 def _loss(

@@ -4,21 +4,32 @@
 
 from __future__ import annotations
 
-import argparse
-
 from backends.common import UserError
 from backends.nbody.core import PRESETS
 from backends.nbody.io import save_result
-from backends.nbody.run import INTEGRATORS, RunConfig, run, system_for
+from backends.nbody.run import INTEGRATORS, MAX_STEPS, MAX_T_END, RunConfig, run, system_for
+from backends.options import ArgParser, Bound, check
+from backends.safeio import check_writable
+
+# The documented range of every numeric option (docs/options.md is generated from this table); RunConfig
+# checks the combinations (t-end / dt steps for the fixed-step integrators).
+BOUNDS = {
+    "eta": Bound(0, 1, open_lo=True, note="fraction of the collision time"),
+    "dt": Bound(1e-9, 1e3, note=f"and t-end / dt <= {MAX_STEPS:,} steps for leapfrog / rk4"),
+    "tol": Bound(1e-16, 1e-2, note="IAS15 epsilon"),
+    "t_end": Bound(0, MAX_T_END, open_lo=True, note="time units"),
+    "softening": Bound(0, 1e3),
+    "seed": Bound(0, 2**63 - 1),
+    "n_bodies": Bound(2, 64),
+}
+MEMORY = (
+    "the trajectory is recorded at most `max_samples` (2,000) times: `2,000 x n_bodies x 6 x 8` bytes "
+    "(under 7 MB for 64 bodies); fixed-step runs are capped at 20,000,000 steps (t-end / dt)."
+)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # bad flags are user errors: one line, exit 2
-        raise UserError(f"{self.prog}: {message}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="visual-lab run threebody", description="Integrate a three-body (N-body) system.")
+def build_parser() -> ArgParser:
+    p = ArgParser(prog="visual-lab run threebody", description="Integrate a three-body (N-body) system.")
     p.add_argument("--preset", default="figure8", choices=PRESETS)
     p.add_argument("--integrator", default="hermite", choices=INTEGRATORS)
     p.add_argument("--eta", type=float, default=0.01, help="Hermite step factor (x collision time)")
@@ -39,7 +50,12 @@ def main(argv: list[str]) -> int:
         from backends.nbody.train_policy import main as train_main
 
         return train_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = check(parser.parse_args(argv), BOUNDS, parser)
+    if args.out:
+        check_writable(
+            args.out, suffixes=(".npz",), inputs=[args.policy] if args.policy else (), what="--out"
+        )
     cfg = RunConfig(
         preset=args.preset,
         integrator=args.integrator,

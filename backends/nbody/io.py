@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from backends.common import UserError
 from backends.nbody.core import angular_momentum
+from backends.safeio import check_writable, write_npz
 
 RUN_KEYS = ("t", "pos", "vel", "mass", "energy", "dt", "ang_mom", "steps", "force_evals", "status", "events")
 
@@ -25,24 +25,6 @@ def ang_mom_history(mass: np.ndarray, pos: np.ndarray, vel: np.ndarray) -> np.nd
     if len(pos) == 0:
         return np.zeros((0, 3))
     return np.stack([angular_momentum(mass, x, v) for x, v in zip(pos, vel)])
-
-
-def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
-    """Compressed NPZ written to a temporary sibling, fsynced, then renamed over ``path``."""
-    p = Path(path)
-    if not p.parent.is_dir():
-        raise UserError(f"cannot write {p}: folder {p.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
 
 
 def save_run(
@@ -65,9 +47,9 @@ def save_run(
         raise UserError("nothing to save yet: run the integration first")
     if ang_mom is None:
         ang_mom = ang_mom_history(mass, pos, vel)
-    return write_npz_atomic(
-        path,
-        {
+    return write_npz(
+        check_writable(path, suffixes=(".npz",)),
+        **{
             "t": np.asarray(t, float),
             "pos": np.asarray(pos, float),
             "vel": np.asarray(vel, float),

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import random
-import tempfile
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -251,31 +249,25 @@ class Policy:
 
     def save(self, path: str | Path) -> Path:
         """Write the weights as a plain dict of tensors and numbers (loads with ``weights_only=True``),
-        atomically: a temporary sibling, synced, then renamed over ``path``."""
+        atomically."""
+        import io
+
         import torch
 
-        p = Path(path)
-        if not p.parent.is_dir():
-            raise UserError(f"cannot write {p}: folder {p.parent} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(
-                    {
-                        "state_dict": self.net.state_dict(),
-                        "obs_dim": self.obs_dim,
-                        "actions": ACTIONS.tolist(),
-                        "meta": self.meta,
-                    },
-                    fh,
-                )
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+        from backends.safeio import check_writable, write_bytes
+
+        p = check_writable(path, suffixes=(".pt",), what="policy")
+        buf = io.BytesIO()
+        torch.save(
+            {
+                "state_dict": self.net.state_dict(),
+                "obs_dim": self.obs_dim,
+                "actions": ACTIONS.tolist(),
+                "meta": self.meta,
+            },
+            buf,
+        )
+        return write_bytes(p, buf.getvalue())
 
     def weights(self) -> dict[str, np.ndarray]:
         """The network's parameters as numpy arrays (copies), e.g. for a session's array file."""
@@ -298,20 +290,29 @@ class Policy:
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
-    import torch
+    """A policy written by :meth:`Policy.save`, read with ``weights_only=True`` (a file cannot run code)."""
+    from backends.safeio import load_weights
 
-    p = Path(path) if path else DEFAULT_POLICY
+    p = Path(path).expanduser() if path else DEFAULT_POLICY
     if not p.exists():
         raise UserError(f"policy file {p} not found (train one: python -m backends.nbody.train_policy)")
+    d = load_weights(p, "policy")
     try:
-        d = torch.load(p, map_location="cpu", weights_only=True)
+        if not isinstance(d, dict) or "state_dict" not in d or "obs_dim" not in d:
+            raise KeyError("state_dict/obs_dim")
         meta = d.get("meta", {})
-        net = make_qnet(int(d["obs_dim"]) + (1 if meta.get("lam_input") else 0))
+        if not isinstance(meta, dict):
+            raise TypeError("meta is not a dict")
+        obs_dim = int(d["obs_dim"])
+        if not 1 <= obs_dim <= 64:
+            raise ValueError(f"observation size {obs_dim} out of range 1..64")
+        net = make_qnet(obs_dim + (1 if meta.get("lam_input") else 0))
         net.load_state_dict(d["state_dict"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise UserError(f"{p} is not a valid policy file: {exc}") from None
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{p} is not a valid policy file: {msg}") from None
     net.eval()
-    return Policy(net, int(d["obs_dim"]), meta)
+    return Policy(net, obs_dim, meta)
 
 
 def lam_feature(lam: float) -> float:

@@ -8,7 +8,6 @@ visual-lab run threebody train-policy --episodes 200 --out policy.pt
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -26,15 +25,30 @@ from backends.nbody.learned import (
     load_policy,
     train,
 )
+from backends.options import ArgParser, Bound, check
+
+# The documented range of every numeric option (docs/options.md is generated from this table).
+BOUNDS = {
+    "episodes": Bound(1, 1_000_000, note="about 0.1-1 s each"),
+    "seed": Bound(0, 2**63 - 1),
+    "threads": Bound(1, 256),
+    "n_systems": Bound(1, 100_000, note="evaluation systems, each run with 11 step rules"),
+    "w_energy": Bound(0, 1e6),
+    "lam": Bound(0, 1e3, note="cost per force evaluation"),
+    "lam_range": Bound(1e-9, 1e3, note="both ends; LOW < HIGH"),
+    "gamma": Bound(0, 1),
+    "buffer": Bound(1, 10_000_000, note="replay transitions, about 100 bytes each"),
+    "lr": Bound(0, 1, open_lo=True),
+    "batch": Bound(1, 65_536),
+    "updates_per_step": Bound(1, 1000),
+    "set_lam": Bound(0, 1e3),
+    "first_seed": Bound(0, 2**63 - 1),
+}
+MEMORY = "the replay buffer holds `buffer` transitions of a few hundred bytes (5,000 by default: about 1 MB)."
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UserError(f"{self.prog}: {message}")
-
-
-def main(argv: list[str]) -> int:
-    ap = _Parser(
+def build_parser() -> ArgParser:
+    ap = ArgParser(
         prog="visual-lab run threebody train-policy", description="DQN for the Hermite step parameter"
     )
     ap.add_argument("--episodes", type=int, default=200)
@@ -75,7 +89,18 @@ def main(argv: list[str]) -> int:
         help="store this lambda in the lambda-conditioned --policy and write it to --out (no training)",
     )
     ap.add_argument("--first-seed", type=int, default=10**9, help="first evaluation seed (held out: >= 1e9)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    ap = build_parser()
+    args = check(ap.parse_args(argv), BOUNDS, ap)
+    if args.lam_range and not args.lam_range[0] < args.lam_range[1]:
+        raise UserError(f"--lam-range {args.lam_range[0]:g} {args.lam_range[1]:g}: LOW must be < HIGH")
+    if not args.evaluate:
+        from backends.safeio import check_writable
+
+        check_writable(args.out, suffixes=(".pt",), inputs=[args.policy] if args.policy else (), what="--out")
     import torch
 
     torch.set_num_threads(args.threads)

@@ -8,13 +8,14 @@ recycled-vs-plain totals.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import numpy as np
 
 from backends.common import Progress, UserError
+from backends.options import ArgParser, Bound, check, check_device, require_memory
+from backends.safeio import check_writable, write_npz
 
 from .base import MODELS, BlowUp
 from .models import make_simulation
@@ -22,10 +23,8 @@ from .models import make_simulation
 T_END = {"navier-stokes": 1.0, "heat": 1.0, "wave": 1.0, "burgers": 0.5, "gray-scott": 5000.0}
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="visual-lab run pde", description="PDE fields: simulate or make datasets."
-    )
+def _parser() -> ArgParser:
+    p = ArgParser(prog="visual-lab run pde", description="PDE fields: simulate or make datasets.")
     p.add_argument("--model", default="navier-stokes", choices=[*MODELS, "darcy"])
     p.add_argument("--n", type=int, default=None, help="grid points per side (default 128; darcy 64)")
     p.add_argument("--dim", type=int, default=None, help="1 or 2 (heat, wave, burgers)")
@@ -68,6 +67,69 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# The documented range of every numeric option (docs/options.md is generated from this table).
+BOUNDS = {
+    "n": Bound(8, 65_536, note="memory estimated up front (2-D: n^2 cells)"),
+    "dim": Bound(1, 2),
+    "nu": Bound(0, 1e3),
+    "kappa": Bound(0, 1e3, open_lo=True),
+    "c": Bound(0, 1e3, open_lo=True),
+    "dt": Bound(1e-9, 1e3, note="and t-end / dt <= 1e8 steps"),
+    "cfl": Bound(0, 10, open_lo=True),
+    "t_end": Bound(0, 1e8, open_lo=True, note="gray-scott: steps; <= 1e8 steps at dt"),
+    "frames": Bound(1, 10_000, note="snapshots kept in memory and written"),
+    "drag": Bound(0, 1e3),
+    "feed": Bound(0, 1),
+    "kill": Bound(0, 1),
+    "count": Bound(1, 100_000, note="dataset samples"),
+    "batch": Bound(1, 4096),
+    "tol": Bound(1e-15, 1, open_lo=False),
+    "recycle_k": Bound(0, 200),
+    "recycle_m": Bound(0, 400),
+    "seed": Bound(0, 2**63 - 1),
+    "threads": Bound(1, 256),
+}
+MAX_STEPS = 1e8
+MEMORY = (
+    "a field run keeps `(frames + 1) x n^dim` values (4 bytes each in float32, 8 in float64) plus about 24 "
+    "working copies of the field (spectral transforms, RK stages): n = 1024 in 2-D with 20 frames is about "
+    "0.2 GB; a Navier-Stokes dataset keeps `2 x count x n^2 x 4` bytes plus `batch x 24 x n^2` working "
+    "values; Darcy `3 x count x n^2 x 8` bytes plus the recycled space. Runs that would not fit in the free "
+    "memory, or that need more than 1e8 time steps, are refused before they start."
+)
+
+
+def estimate_bytes(args) -> int:
+    """Peak memory of a run (see MEMORY)."""
+    model = args.model
+    dim = 2 if model in ("navier-stokes", "gray-scott", "darcy") else (args.dim or 1)
+    n = args.n or (64 if model == "darcy" else 128)
+    cells = float(n) ** dim
+    item = 8 if args.dtype == "float64" else 4
+    if model == "darcy":
+        return int(cells * 8 * (3 * (args.count or 200) + 4 * (args.recycle_k + args.recycle_m) + 40))
+    if args.count is not None:
+        return int(cells * (2 * args.count * 4 + 24 * min(args.batch, args.count) * item))
+    return int(cells * item * (args.frames + 1 + 24))
+
+
+def _check_budget(args) -> None:
+    require_memory(
+        estimate_bytes(args), f"--model {args.model} at this size", "lower --n, --frames or --count"
+    )
+    t_end = args.t_end if args.t_end is not None else T_END.get(args.model, 1.0)
+    if args.model == "gray-scott":
+        steps = t_end
+    elif args.dt is not None and not args.adaptive:
+        steps = t_end / args.dt
+    else:
+        return
+    if steps > MAX_STEPS:
+        raise UserError(
+            f"--t-end {t_end:g} at --dt {args.dt:g} needs {steps:.3g} steps, more than {MAX_STEPS:g}"
+        )
+
+
 def _progress(gen, quiet: bool):
     """Drive a generator, drawing a text progress bar on stderr; return its value."""
     last = 0.0
@@ -92,8 +154,6 @@ def _progress(gen, quiet: bool):
 def _sim_kwargs(args, model: str) -> dict:
     kw: dict = {"n": args.n or 128, "seed": args.seed, "dtype": args.dtype, "device": args.device}
     if model == "gray-scott":
-        kw.pop("n")
-        kw["n"] = args.n or 128
         if args.preset:
             kw["preset"] = args.preset
         if args.feed is not None or args.kill is not None:
@@ -177,8 +237,6 @@ def _run_ns_dataset(args) -> int:
 
     kw = _sim_kwargs(args, "navier-stokes")
     count, t_end = args.count, args.t_end if args.t_end is not None else T_END["navier-stokes"]
-    if count < 1 or args.batch < 1:
-        raise UserError("--count and --batch must be >= 1")
     w0s, w1s, done = [], [], 0
     t0 = time.perf_counter()
     while done < count:
@@ -246,21 +304,18 @@ def _run_darcy(args) -> int:
 
 
 def _save(path: str, arrays: dict) -> None:
-    import os
-
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"cannot write {path}: folder {folder} does not exist")
     try:
-        np.savez_compressed(path, **arrays)
+        write_npz(path, **arrays)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    if args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    parser = _parser()
+    args = check(parser.parse_args(argv), BOUNDS, parser)
+    check_writable(args.out, suffixes=(".npz",), what="--out")
+    check_device(args.device, allow_auto=True)
+    _check_budget(args)
     import torch
 
     torch.set_num_threads(args.threads)

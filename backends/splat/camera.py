@@ -7,7 +7,6 @@ u = fx x/z + cx, v = fy y/z + cy with (x, y, z) = R p + t, and pixel (i, j) is c
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.common import UserError
+from backends.safeio import check_writable, load_json, write_json
 from backends.splat.gaussians import quat_to_rotmat, rotmat_to_quat
 
 UP_AXES = {
@@ -174,35 +174,73 @@ def parse_orbit(text: str) -> tuple[float, float, float]:
 
 
 # -- 3DGS cameras.json -------------------------------------------------------------------------------------
+MAX_SIDE = 16384  # the --size cap (backends.common.parse_size)
+MAX_CAMERAS = 100_000
+
+
+def _camera_from_json(c, i: int, name: str) -> Camera:
+    """One entry of a cameras.json, every field checked: the message names the file, camera and field."""
+    where = f"{name}: camera {i}"
+    if not isinstance(c, dict):
+        raise UserError(f"{where} is a {type(c).__name__}, not an object")
+    for key in ("rotation", "position", "width", "height", "fx", "fy"):
+        if key not in c:
+            raise UserError(f"{where} lacks the field {key!r}")
+
+    def array(key: str, shape: tuple[int, ...]) -> np.ndarray:
+        try:
+            v = np.asarray(c[key], np.float64)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: field {key!r} is not a list of numbers") from None
+        if v.shape != shape:
+            raise UserError(f"{where}: field {key!r} has shape {v.shape}, expected {shape}")
+        if not np.all(np.isfinite(v)):
+            raise UserError(f"{where}: field {key!r} holds NaN or infinity")
+        return v
+
+    def number(key: str, lo: float, hi: float, integer: bool = False) -> float:
+        v = c[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or (integer and float(v) != int(v)):
+            kind = "an integer" if integer else "a number"
+            raise UserError(f"{where}: field {key!r} = {v!r} is not {kind}")
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise UserError(f"{where}: field {key!r} = {v} out of range {lo:g}..{hi:g}")
+        return v
+
+    rot = array("rotation", (3, 3))
+    pos = array("position", (3,))
+    if np.abs(rot.T @ rot - np.eye(3)).max() > 1e-3 or abs(np.linalg.det(rot) - 1) > 1e-3:
+        raise UserError(f"{where}: field 'rotation' is not a rotation matrix (orthonormal, determinant 1)")
+    if np.abs(pos).max() > 1e15:
+        raise UserError(f"{where}: field 'position' is beyond 1e15 scene units")
+    w = int(number("width", 1, MAX_SIDE, integer=True))
+    h = int(number("height", 1, MAX_SIDE, integer=True))
+    fx = float(number("fx", 1e-3, 1e7))
+    fy = float(number("fy", 1e-3, 1e7))
+    vm = np.eye(4)
+    vm[:3, :3] = rot.T
+    vm[:3, 3] = -rot.T @ pos
+    return Camera(vm, fx, fy, w / 2, h / 2, w, h)
+
+
 def load_cameras_json(path: str | os.PathLike) -> list[Camera]:
-    """The INRIA 3DGS ``cameras.json``: camera-to-world ``rotation`` (3x3) and ``position``, fx, fy."""
+    """The INRIA 3DGS ``cameras.json``: camera-to-world ``rotation`` (3x3) and ``position``, fx, fy.
+
+    Sizes are capped like ``--size`` (1..16384 per side), focal lengths must be finite and positive, and the
+    rotation must be one: a bad camera is an error naming the file, the camera and the field."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"cannot open cameras file {p}: no such file")
-    try:
-        items = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{p.name}: not valid JSON ({exc})") from None
+    items = load_json(p, "cameras file")
     if not isinstance(items, list) or not items:
         raise UserError(f"{p.name}: expected a non-empty list of cameras")
-    cams = []
-    for i, c in enumerate(items):
-        try:
-            rot = np.asarray(c["rotation"], np.float64).reshape(3, 3)
-            pos = np.asarray(c["position"], np.float64).reshape(3)
-            w, h = int(c["width"]), int(c["height"])
-            fx, fy = float(c["fx"]), float(c["fy"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"{p.name}: camera {i} lacks or has a malformed field ({exc})") from None
-        vm = np.eye(4)
-        vm[:3, :3] = rot.T
-        vm[:3, 3] = -rot.T @ pos
-        cams.append(Camera(vm, fx, fy, w / 2, h / 2, w, h))
-    return cams
+    if len(items) > MAX_CAMERAS:
+        raise UserError(f"{p.name}: {len(items):,} cameras, more than the {MAX_CAMERAS:,} allowed")
+    return [_camera_from_json(c, i, p.name) for i, c in enumerate(items)]
 
 
 def save_cameras_json(path: str | os.PathLike, cams: list[Camera]) -> Path:
-    p = Path(path)
+    p = check_writable(path, suffixes=(".json",), what="cameras")
     out = []
     for i, c in enumerate(cams):
         out.append(
@@ -217,8 +255,7 @@ def save_cameras_json(path: str | os.PathLike, cams: list[Camera]) -> Path:
                 "fy": c.fy,
             }
         )
-    p.write_text(json.dumps(out, indent=1))
-    return p
+    return write_json(p, out, indent=1)
 
 
 def camera_from_spec(spec: str) -> Camera:

@@ -16,13 +16,35 @@ from pathlib import Path
 import numpy as np
 
 from backends.common import Progress, UserError, parse_size
+from backends.options import ArgParser, Bound, check, check_device
+from backends.safeio import check_writable, write_bytes
 from backends.splat import camera as cm
 from backends.splat import edits, io
+from backends.splat.gaussians import MAX_COORD
 
+_Parser = ArgParser  # argparse errors become one-line UserErrors (exit 2 in the shell)
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse errors become one-line UserErrors (exit 2 in the shell)
-        raise UserError(f"{self.prog}: {message}")
+# The documented range of every numeric option (docs/options.md is generated from these tables).
+CONVERT_BOUNDS = {
+    "min_opacity": Bound(0, 1),
+    "max_scale": Bound(0, MAX_COORD, note="scene units, 0 = off"),
+    "sh_degree": Bound(0, 3),
+    "subsample": Bound(0, 1, open_lo=True, note="fraction of the Gaussians kept"),
+    "seed": Bound(0, 2**63 - 1),
+}
+RENDER_BOUNDS = {
+    "time": Bound(-1e6, 1e6, note="scene time of a 4D scene"),
+    "fov": Bound(1, 179, note="degrees"),
+}
+MEMORY = (
+    "a scene takes `4 x (14 + 3 (d + 1)^2)` bytes per Gaussian in memory (SH degree d: 248 bytes at d = 3, "
+    "+24 for 4D); loading needs about twice that and is refused when it exceeds the free memory; compressed "
+    ".spz streams are inflated only up to the size their header announces."
+)
+RENDER_MEMORY = (
+    MEMORY + " Rendering adds the image (`width x height x 16` bytes; sizes are capped at 16384 per side, "
+    "from `--size` or from cameras.json) and about 100 bytes per visible Gaussian for the projections."
+)
 
 
 def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
@@ -55,7 +77,7 @@ def _load_with_progress(paths: list[str], quiet: bool):
     return concat(scenes)
 
 
-def main(argv: list[str]) -> int:
+def build_parser() -> ArgParser:
     ap = _Parser(prog="visual-lab run splat", description="Gaussian-splat files: convert, edit, inspect.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("convert", help="convert/edit IN (.ply/.splat/.spz) to OUT (.ply/.splat)")
@@ -73,7 +95,19 @@ def main(argv: list[str]) -> int:
     i.add_argument("file")
     s = sub.add_parser("samples", help="regenerate the bundled sample scenes")
     s.add_argument("folder", nargs="?", default=None)
+    return ap
+
+
+def convert_parser() -> ArgParser:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["convert"]
+
+
+def main(argv: list[str]) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
+    if args.cmd == "convert":
+        check(args, CONVERT_BOUNDS, convert_parser())
     if args.cmd == "info":
         t0 = time.perf_counter()
         g = io.load(args.file)
@@ -104,14 +138,13 @@ def main(argv: list[str]) -> int:
         subsample=args.subsample,
         seed=args.seed,
     )
-    if Path(out).suffix.lower() not in (".ply", ".splat"):
-        raise UserError(f"cannot write {out}: use .ply or .splat")
+    io.check_out(out, inputs=ins)
     t0 = time.perf_counter()
     g = _load_with_progress(ins, args.quiet)
     e = edits.apply_edits(g, cfg)
     if e.count == 0:
         raise UserError("the edits removed every Gaussian: nothing to write")
-    io.save(out, e)
+    io.save(out, e, inputs=ins)
     print(
         f"wrote {out}: {e.count:,} of {g.count:,} Gaussians (SH degree {e.sh_degree}) "
         f"in {time.perf_counter() - t0:.2f} s"
@@ -119,9 +152,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def render_main(argv: list[str], gl_renderer=None) -> int:
-    """``gl_renderer(gaussians, camera, background, time=...) -> RGBA`` is supplied by the GUI layer
-    (``panels.splat.render_cli``); backends never import it."""
+def render_parser() -> ArgParser:
     ap = _Parser(prog="visual-lab render splat", description="Render a Gaussian-splat scene to a PNG.")
     ap.add_argument("scene", nargs="+", help=".ply/.splat/.spz file(s); several are combined")
     cam = ap.add_mutually_exclusive_group(required=True)
@@ -138,23 +169,33 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
     ap.add_argument("--device", default="cpu", help="torch device of the reference renderer (cpu, cuda)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    w, h = parse_size(args.size or "800x600")
+    return ap
+
+
+def render_main(argv: list[str], gl_renderer=None) -> int:
+    """``gl_renderer(gaussians, camera, background, time=...) -> RGBA`` is supplied by the GUI layer
+    (``panels.splat.render_cli``); backends never import it."""
+    ap = render_parser()
+    args = check(ap.parse_args(argv), RENDER_BOUNDS, ap)
+    if args.renderer == "reference":
+        check_device(args.device)
+    try:
+        w, h = parse_size(args.size or "800x600")
+    except UserError as exc:
+        raise UserError(f"--size: {exc}") from None
     bg = _floats(args.background, 3, "--background")
     if not all(0 <= v <= 1 for v in bg):
         raise UserError(f"--background {args.background!r}: components must be in [0, 1]")
-    if Path(args.out).suffix.lower() != ".png":
-        raise UserError(f"--out {args.out}: only .png is supported")
-    out_dir = Path(args.out).expanduser().parent
-    if str(out_dir) and not out_dir.is_dir():
-        raise UserError(f"cannot write {args.out}: folder {out_dir} does not exist")
+    check_writable(args.out, suffixes=(".png",), inputs=args.scene, what="--out")
+    # everything the user typed is checked before the (possibly long) load
+    camera = cm.camera_from_spec(args.camera) if args.camera else None
+    orbit = None if args.camera else cm.parse_orbit(args.orbit)
     g = _load_with_progress(args.scene, args.quiet)
-    if args.camera:
-        camera = cm.camera_from_spec(args.camera)
+    if camera is not None:
         camera = camera.resized(w, h) if args.size else camera
         w, h = camera.width, camera.height
     else:
-        az, el, dist = cm.parse_orbit(args.orbit)
+        az, el, dist = orbit
         center, radius = g.robust_center_radius()
         camera = cm.orbit_camera(center, az, el, dist * radius, w, h, args.fov, cm.UP_AXES[args.up])
     t0 = time.perf_counter()
@@ -191,7 +232,7 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
 def _save_png(path: str, rgba: np.ndarray) -> None:
     import imageio.v3 as iio
 
-    iio.imwrite(Path(path).expanduser(), np.asarray(rgba, np.uint8), extension=".png")
+    write_bytes(path, iio.imwrite("<bytes>", np.asarray(rgba, np.uint8), extension=".png"))
 
 
 if __name__ == "__main__":

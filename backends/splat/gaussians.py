@@ -29,6 +29,9 @@ def sh_degree_for(k: int) -> int:
     return deg
 
 
+MAX_COORD = 1e15  # scene units; beyond it float32 squares overflow and bounds become infinite
+
+
 def normalize_quats(q: np.ndarray) -> np.ndarray:
     q = np.asarray(q, dtype=np.float32)
     n = np.linalg.norm(q, axis=-1, keepdims=True)
@@ -154,27 +157,48 @@ class Gaussians:
         return total + sum(v.nbytes for v in self.extras.values())
 
     def validate(self, what: str = "scene") -> None:
-        """Raise UserError naming the first problem: NaN positions, zero/negative scales, bad opacities."""
+        """Raise UserError naming the first problem (and the first Gaussian with it): non-finite or absurd
+        positions (beyond 1e15), zero, negative, non-finite or absurd scales, non-finite opacities, colours or
+        rotations. A reader validates what it returns, so nothing downstream sees such values."""
         if self.count == 0:
             raise UserError(f"{what} holds no Gaussians")
-        bad = ~np.all(np.isfinite(self.means), axis=1)
-        if bad.any():
-            raise UserError(
-                f"{what}: {int(bad.sum())} Gaussians have NaN/infinite positions "
-                f"(first at index {int(np.argmax(bad))})"
+
+        def first_bad(bad: np.ndarray, field: str, problem: str, values: np.ndarray) -> None:
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise UserError(
+                    f"{what}: Gaussian {i} has {problem} {field} {np.asarray(values[i]).tolist()} "
+                    f"({int(bad.sum()):,} Gaussians in all)"
+                )
+
+        with np.errstate(invalid="ignore", over="ignore"):
+            first_bad(~np.all(np.isfinite(self.means), axis=1), "position", "a NaN or infinite", self.means)
+            first_bad(
+                np.any(np.abs(self.means) > MAX_COORD, axis=1), "position", "an absurd (> 1e15)", self.means
             )
-        bad = ~np.all(np.isfinite(self.scales) & (self.scales > 0), axis=1)
-        if bad.any():
-            raise UserError(
-                f"{what}: {int(bad.sum())} Gaussians have zero, negative or non-finite scales "
-                f"(first at index {int(np.argmax(bad))})"
+            first_bad(
+                ~np.all(np.isfinite(self.scales) & (self.scales > 0), axis=1),
+                "scale",
+                "a zero, negative or non-finite",
+                self.scales,
             )
-        if not np.all(np.isfinite(self.opacities)):
-            raise UserError(f"{what}: opacities contain NaN")
-        if not np.all(np.isfinite(self.sh)):
-            raise UserError(f"{what}: colour (SH) coefficients contain NaN")
-        if not np.all(np.isfinite(self.quats)):
-            raise UserError(f"{what}: rotations contain NaN")
+            first_bad(np.any(self.scales > MAX_COORD, axis=1), "scale", "an absurd (> 1e15)", self.scales)
+            first_bad(~np.isfinite(self.opacities), "opacity", "a NaN", self.opacities)
+            first_bad(
+                ~np.all(np.isfinite(self.sh.reshape(self.count, -1)), axis=1),
+                "colour (SH)",
+                "a NaN",
+                self.sh[:, 0],
+            )
+            first_bad(~np.all(np.isfinite(self.quats), axis=1), "rotation", "a NaN", self.quats)
+            if self.t is not None:
+                first_bad(~np.isfinite(self.t), "time t", "a NaN or infinite", self.t)
+                first_bad(
+                    ~(np.isfinite(self.scale_t) & (self.scale_t > 0)),
+                    "scale_t",
+                    "a zero or non-finite",
+                    self.scale_t,
+                )
 
     def subset(self, idx: np.ndarray) -> Gaussians:
         """The Gaussians selected by an index or boolean mask (a copy)."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.common import Progress, UserError
+from backends.safeio import atomic_write, check_writable
 from backends.splat.gaussians import SH_C0, Gaussians, normalize_quats
 from backends.splat.memory import _check_memory, memory_estimate  # noqa: F401 - memory_estimate: API
 from backends.splat.sh import SH_FLIP_YZ
@@ -50,6 +51,22 @@ _CHUNKS = 16  # progress granularity for large reads
 def _sigmoid(x):
     x = np.asarray(x, np.float32)
     return (1.0 / (1.0 + np.exp(-np.clip(x, -80, 80)))).astype(np.float32)
+
+
+def _checked_quats(q: np.ndarray, path: Path, fields: str) -> np.ndarray:
+    """Normalised quaternions; NaN, infinite or zero ones are an error naming the first Gaussian (a reader
+    must not silently substitute the identity for what the file says)."""
+    q = np.asarray(q, np.float32)
+    norm2 = np.einsum("ij,ij->i", q.astype(np.float64), q.astype(np.float64))
+    bad = ~(np.isfinite(norm2) & (norm2 > 1e-24))
+    if bad.any():
+        i = int(np.argmax(bad))
+        what = "NaN or infinite" if not np.all(np.isfinite(q[i])) else "zero"
+        raise UserError(
+            f"{path.name}: Gaussian {i} has a {what} rotation ({fields} = {q[i].tolist()}); "
+            f"{int(bad.sum()):,} such Gaussians in all"
+        )
+    return normalize_quats(q)
 
 
 def _logit(p):
@@ -129,6 +146,8 @@ def _read_elements(path: Path) -> Iterator:
         fmt, elements, offset, comments = read_ply_header(fh, path)
         data: dict[str, np.ndarray] = {}
         if fmt == "ascii":
+            if size - offset > 512 * 2**20:
+                raise UserError(f"{path.name}: ASCII PLY larger than 512 MiB; convert it to binary first")
             text = fh.read().decode("ascii", errors="replace").split()
             pos = 0
             for el in elements:
@@ -138,7 +157,12 @@ def _read_elements(path: Path) -> Iterator:
                         f"{path.name}: truncated ASCII PLY: element {el.name!r} needs {el.count} "
                         f"rows, file ends early"
                     )
-                arr = np.array(text[pos : pos + n], dtype=np.float64).reshape(el.count, len(el.props))
+                try:
+                    arr = np.array(text[pos : pos + n], dtype=np.float64).reshape(el.count, len(el.props))
+                except ValueError:
+                    raise UserError(
+                        f"{path.name}: ASCII PLY element {el.name!r} holds a value that is not a number"
+                    ) from None
                 rec = np.empty(el.count, el.dtype)
                 for j, name in enumerate(el.names()):
                     rec[name] = arr[:, j]
@@ -250,7 +274,7 @@ def _gaussians_from_standard(rec: np.ndarray, path: Path) -> Gaussians:
         # f_rest is channel-major: f_rest_0..per-1 are the R coefficients, then G, then B (3DGS save_ply).
         sh[:, 1:] = cols([f"f_rest_{i}" for i in range(n_rest)]).reshape(n, 3, per).transpose(0, 2, 1)
     scales = np.exp(cols(["scale_0", "scale_1", "scale_2"]))
-    quats = normalize_quats(cols(["rot_0", "rot_1", "rot_2", "rot_3"]))
+    quats = _checked_quats(cols(["rot_0", "rot_1", "rot_2", "rot_3"]), path, "rot_0..3")
     opac = _sigmoid(cols(["opacity"])[:, 0])
     extras = {
         k: np.asarray(rec[k]) for k in rec.dtype.names if k not in _STD_PROPS and not k.startswith("f_rest_")
@@ -261,8 +285,18 @@ def _gaussians_from_standard(rec: np.ndarray, path: Path) -> Gaussians:
     if "t" in names:
         g.t = _col(rec, "t", path)
         g.scale_t = np.exp(_col(rec, "scale_t", path).astype(np.float64)).astype(np.float32)
-        g.quats_r = normalize_quats(np.stack([_col(rec, f"rot_r_{i}", path) for i in range(4)], 1))
+        g.quats_r = _checked_quats(
+            np.stack([_col(rec, f"rot_r_{i}", path) for i in range(4)], 1), path, "rot_r_0..3"
+        )
     return g
+
+
+MAX_ABS_VALUE = 1e15  # positions and log-scales beyond this are corrupt (float32 squares overflow past ~1e19)
+
+
+def _ply_type_name(dt: np.dtype) -> str:
+    names = {"i1": "char", "u1": "uchar", "i2": "short", "u2": "ushort", "i4": "int", "u4": "uint"}
+    return {**names, "f4": "float", "f8": "double"}.get(dt.str[1:], dt.str)
 
 
 def _unorm(v: np.ndarray, bits: int) -> np.ndarray:
@@ -286,6 +320,31 @@ def _gaussians_from_compressed(
     for name in ("packed_position", "packed_rotation", "packed_scale", "packed_color"):
         if name not in vert.dtype.names:
             raise UserError(f"{path.name}: compressed PLY is missing vertex property {name!r}")
+        if vert.dtype[name].kind != "u" or vert.dtype[name].itemsize != 4:
+            raise UserError(
+                f"{path.name}: compressed PLY vertex property {name!r} is declared "
+                f"{_ply_type_name(vert.dtype[name])}, expected uint (32-bit unsigned)"
+            )
+    bounds = [f"{m}_{a}" for m in ("min", "max") for a in ("x", "y", "z")]
+    bounds += [f"{m}_scale_{a}" for m in ("min", "max") for a in ("x", "y", "z")]
+    for name in bounds + [
+        k for k in ("min_r", "min_g", "min_b", "max_r", "max_g", "max_b") if k in chunk.dtype.names
+    ]:
+        if name not in chunk.dtype.names:
+            raise UserError(f"{path.name}: compressed PLY is missing chunk property {name!r}")
+        if chunk.dtype[name].kind != "f":
+            raise UserError(
+                f"{path.name}: compressed PLY chunk property {name!r} is declared "
+                f"{_ply_type_name(chunk.dtype[name])}, expected float"
+            )
+        col = chunk[name]
+        bad = ~np.isfinite(col) | (np.abs(col) > MAX_ABS_VALUE)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise UserError(
+                f"{path.name}: chunk {i} property {name!r} = {float(col[i])} is not a finite value "
+                f"within +-{MAX_ABS_VALUE:g}"
+            )
     pp = vert["packed_position"].astype(np.uint32)
     px, py, pz = _unorm(pp >> 21, 11), _unorm(pp >> 11, 10), _unorm(pp, 11)
     means = np.stack([lerp("min_x", "max_x", px), lerp("min_y", "max_y", py), lerp("min_z", "max_z", pz)], 1)
@@ -380,7 +439,7 @@ def read_splat_gen(path: Path) -> Iterator:
     return Gaussians(
         means=buf["pos"],
         scales=buf["scale"],
-        quats=normalize_quats(quats),
+        quats=_checked_quats(quats, path, "rot bytes"),
         opacities=rgba[:, 3],
         sh=((rgba[:, :3] - 0.5) / SH_C0)[:, None, :],
         source=path.name,
@@ -410,13 +469,10 @@ def _spz_v4_payload(raw: bytes, path: Path) -> bytes:
     toc = int(np.frombuffer(raw[16:20], "<u4")[0])
     if version != 4:
         raise UserError(f"{path.name}: unsupported SPZ version {version} in a v4 (plain header) file")
-    if sh_degree > 3:
-        raise UserError(f"{path.name}: SPZ SH degree {sh_degree} not supported (0-3)")
+    header = np.array([SPZ_MAGIC, 4, n], "<u4").tobytes() + bytes([sh_degree, frac_bits, flags & 0x1, 0])
+    _spz_layout(header, path)  # the same checks as v1-v3: count, SH degree, frac_bits, memory
     if flags & 0x2:
         raise UserError(f"{path.name}: SPZ extensions (flag 0x2) are not supported")
-    if n == 0:
-        raise UserError(f"{path.name}: the SPZ file holds no Gaussians")
-    _check_memory(n, sh_degree, path)
     sizes = [s for s in (9 * n, n, 3 * n, 3 * n, 4 * n, ((sh_degree + 1) ** 2 - 1) * 3 * n) if s]
     if n_streams != len(sizes):
         raise UserError(
@@ -440,49 +496,127 @@ def _spz_v4_payload(raw: bytes, path: Path) -> bytes:
         )
     if stop < len(raw):
         raise UserError(f"{path.name}: corrupt SPZ v4 file ({len(raw) - stop:,} bytes after the last stream)")
+    import io as _io
+
     import zstandard
 
-    header = np.array([SPZ_MAGIC, 4, n], "<u4").tobytes() + bytes([sh_degree, frac_bits, flags & 0x1, 0])
-    parts, o = [header], end
+    out = bytearray(16 + sum(sizes))  # the legacy layout, filled in place: no second copy of the scene
+    out[:16] = header
+    view, at, o = memoryview(out), 16, end
     dec = zstandard.ZstdDecompressor()
     for (size_c, size_u), name in zip(
         table.tolist(), ("positions", "alphas", "colours", "scales", "rotations", "SH")
     ):
-        try:
-            part = dec.decompress(raw[o : o + size_c], max_output_size=size_u)
+        got = 0
+        try:  # streamed with a cap: a frame that claims or holds more than the TOC says is refused
+            reader = dec.stream_reader(_io.BytesIO(raw[o : o + size_c]), read_across_frames=True)
+            while got < size_u:
+                k = reader.readinto(view[at + got : at + size_u])
+                if not k:
+                    break
+                got += k
+            extra = reader.read(1)
         except zstandard.ZstdError as exc:
             raise UserError(
                 f"{path.name}: corrupt or truncated zstd stream of the {name} ({exc}); nothing was loaded"
             ) from None
-        if len(part) != size_u:
+        if extra:
             raise UserError(
-                f"{path.name}: corrupt SPZ v4 file: the {name} stream holds {len(part):,} of {size_u:,} bytes"
+                f"{path.name}: the {name} stream holds more than the {size_u:,} bytes of its table entry "
+                "(corrupt file or decompression bomb); nothing was loaded"
             )
-        parts.append(part)
+        if got != size_u:
+            raise UserError(
+                f"{path.name}: corrupt SPZ v4 file: the {name} stream holds {got:,} of {size_u:,} bytes"
+            )
+        at += size_u
         o += size_c
-    return b"".join(parts)
+    return out
+
+
+SPZ_MAX_FRAC_BITS = 24  # positions are 24-bit signed fixed point: more fractional bits leave |x| < 0.5
+
+
+def _spz_layout(head: bytes, path: Path) -> tuple[int, int, int, int, int]:
+    """(version, count, SH degree, fractional bits, decoded size) from the 16-byte legacy header, every field
+    checked, so the decoded size is known before any inflating."""
+    if len(head) < 16:
+        raise UserError(f"{path.name}: SPZ header truncated ({len(head)} of 16 bytes); nothing was loaded")
+    magic, version, n = (int(v) for v in np.frombuffer(head[:12], "<u4"))
+    sh_degree, frac_bits, flags = head[12], head[13], head[14]
+    if magic != SPZ_MAGIC:
+        raise UserError(f"{path.name}: bad SPZ magic {magic:#x} (expected {SPZ_MAGIC:#x}, 'NGSP')")
+    if version not in (1, 2, 3, 4):
+        raise UserError(f"{path.name}: unsupported SPZ version {version} (1-4)")
+    if sh_degree > 3:
+        raise UserError(f"{path.name}: SPZ SH degree {sh_degree} not supported (0-3)")
+    if version >= 2 and frac_bits > SPZ_MAX_FRAC_BITS:
+        raise UserError(
+            f"{path.name}: SPZ header field frac_bits = {frac_bits} out of range 0..{SPZ_MAX_FRAC_BITS}"
+        )
+    if flags & 0x2:
+        raise UserError(f"{path.name}: SPZ extensions (flag 0x2) are not supported")
+    if n == 0:
+        raise UserError(f"{path.name}: the SPZ file holds no Gaussians")
+    _check_memory(n, sh_degree, path)
+    per = (sh_degree + 1) ** 2 - 1
+    pos_b = 6 if version == 1 else 9
+    rot_b = 4 if version >= 3 else 3
+    return version, n, sh_degree, frac_bits, 16 + n * (pos_b + 1 + 3 + 3 + rot_b + per * 3)
+
+
+def _inflate_capped(stream, path: Path, kind: str) -> bytes:
+    """Read a decompressing stream: the 16-byte header first, then exactly the size the header's count
+    implies into one preallocated buffer. A stream that ends early is truncated; one that holds more is
+    refused (a decompression bomb cannot grow memory past the scene its header announces)."""
+    import zstandard
+
+    errors = (OSError, EOFError, zlib.error, zstandard.ZstdError)
+    try:
+        head = stream.read(16)
+        need = _spz_layout(head, path)[4]
+        buf = bytearray(need)
+        buf[:16] = head
+        view, got = memoryview(buf), 16
+        while got < need:
+            k = stream.readinto(view[got : got + (1 << 24)])
+            if not k:
+                raise UserError(
+                    f"{path.name} is truncated: its header announces {need:,} bytes after decompression, "
+                    f"the {kind} stream ends after {got:,}; nothing was loaded"
+                )
+            got += k
+        if stream.read(1):
+            raise UserError(
+                f"{path.name}: the {kind} stream holds more than the {need:,} bytes its header announces "
+                "(corrupt file or decompression bomb); nothing was loaded"
+            )
+    except errors as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(
+            f"{path.name}: corrupt or truncated {kind} stream ({reason}); nothing was loaded"
+        ) from None
+    return buf  # a bytearray: np.frombuffer reads it without another copy
 
 
 def _decompress_spz(raw: bytes, path: Path) -> bytes:
+    import io as _io
+
     if raw[:4] == SPZ_MAGIC.to_bytes(4, "little") and raw[4:8] == (4).to_bytes(4, "little"):
         return _spz_v4_payload(raw, path)
     if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise UserError(
-                f"{path.name}: corrupt or truncated gzip stream ({exc}); nothing was loaded"
-            ) from None
+        return _inflate_capped(gzip.GzipFile(fileobj=_io.BytesIO(raw)), path, "gzip")
     if raw[:4] == b"\x28\xb5\x2f\xfd":
         import zstandard
 
-        try:
-            return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
-        except zstandard.ZstdError as exc:
-            raise UserError(
-                f"{path.name}: corrupt or truncated zstd stream ({exc}); nothing was loaded"
-            ) from None
+        reader = zstandard.ZstdDecompressor().stream_reader(_io.BytesIO(raw), read_across_frames=True)
+        return _inflate_capped(_io.BufferedReader(reader), path, "zstd")
     if raw[:4] == SPZ_MAGIC.to_bytes(4, "little"):
+        need = _spz_layout(raw[:16], path)[4]
+        if len(raw) > need:
+            raise UserError(
+                f"{path.name}: corrupt SPZ file ({len(raw) - need:,} bytes after the last attribute)"
+            )
         return raw
     raise UserError(f"{path.name}: not a readable .spz file (no gzip, zstd or NGSP magic)")
 
@@ -491,24 +625,11 @@ def read_spz_gen(path: Path) -> Iterator:
     raw = path.read_bytes()
     yield Progress(0.3, f"decompressing {path.name}")
     d = _decompress_spz(raw, path)
-    if len(d) < 16:
-        raise UserError(f"{path.name}: SPZ header truncated ({len(d)} bytes)")
-    magic, version, n = np.frombuffer(d[:12], "<u4")
-    sh_degree, frac_bits, flags = d[12], d[13], d[14]
-    if magic != SPZ_MAGIC:
-        raise UserError(f"{path.name}: bad SPZ magic {int(magic):#x}")
-    if version not in (1, 2, 3, 4):
-        raise UserError(f"{path.name}: unsupported SPZ version {int(version)}")
-    if sh_degree > 3:
-        raise UserError(f"{path.name}: SPZ SH degree {sh_degree} not supported (0-3)")
-    if flags & 0x2:
-        raise UserError(f"{path.name}: SPZ extensions (flag 0x2) are not supported")
-    n = int(n)
-    _check_memory(n, sh_degree, path)
+    del raw
+    version, n, sh_degree, frac_bits, need = _spz_layout(d[:16], path)
     per = (sh_degree + 1) ** 2 - 1
     pos_b = 6 if version == 1 else 9
     rot_b = 4 if version >= 3 else 3
-    need = 16 + n * (pos_b + 1 + 3 + 3 + rot_b + per * 3)
     if len(d) < need:
         raise UserError(
             f"{path.name} is truncated: {n:,} Gaussians need {need:,} bytes after decompression, "
@@ -550,10 +671,14 @@ def read_spz_gen(path: Path) -> Iterator:
         r = np.frombuffer(d, np.uint8, n * 3, o).reshape(n, 3).astype(np.float64) / 127.5 - 1.0
         q = np.concatenate([r, np.sqrt(np.maximum(0.0, 1.0 - (r * r).sum(1)))[:, None]], 1)
     o += n * rot_b
-    shq = np.frombuffer(d, np.uint8, n * per * 3, o).reshape(n, per, 3).astype(np.float32)
-    sh = np.zeros((n, 1 + per, 3), np.float32)
+    shq = np.frombuffer(d, np.uint8, n * per * 3, o).reshape(n, per, 3)
+    sh = np.empty((n, 1 + per, 3), np.float32)
     sh[:, 0] = (col / 255.0 - 0.5) / SPZ_COLOR_SCALE
-    sh[:, 1:] = (shq - 128.0) / 128.0
+    rest = sh[:, 1:]  # in place: no scene-sized temporaries (peak memory stays near the decoded scene)
+    rest[...] = shq
+    rest -= 128.0
+    rest /= 128.0
+    del d, shq
     # SPZ stores right-up-back (RUB) axes; PLY/3DGS use right-down-front (RDF): flip y and z.
     means = means * np.array([1, -1, -1], np.float32)
     quats = np.stack([q[:, 3], q[:, 0], -q[:, 1], -q[:, 2]], 1)  # xyzw -> wxyz, conjugated by the flip
@@ -626,17 +751,17 @@ def load_many(paths: list[str | os.PathLike]) -> Gaussians:
 
 
 # -- writers ----------------------------------------------------------------------------------------------
-def _check_out(path: str | os.PathLike) -> Path:
-    p = Path(path).expanduser()
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"cannot write {p}: folder {folder} does not exist")
-    return p
+WRITE_SUFFIXES = (".ply", ".splat")
+
+
+def check_out(path: str | os.PathLike, inputs=()) -> Path:
+    """An output path for :func:`save`, checked before any work (suffix, folder, not an input)."""
+    return check_writable(path, suffixes=WRITE_SUFFIXES, inputs=inputs, what="splat")
 
 
 def write_ply(path: str | os.PathLike, g: Gaussians) -> Path:
     """Standard 3DGS binary little-endian PLY (with the 4D properties when the scene is 4D)."""
-    p = _check_out(path)
+    p = check_writable(path, suffixes=(".ply",), what="PLY")
     n, per = g.count, g.sh.shape[1] - 1
     cols: list[tuple[str, np.ndarray]] = [("x", g.means[:, 0]), ("y", g.means[:, 1]), ("z", g.means[:, 2])]
     zeros = np.zeros(n, np.float32)
@@ -667,15 +792,15 @@ def write_ply(path: str | os.PathLike, g: Gaussians) -> Path:
     for name in dt.names:
         header.append(f"property {'int' if dt[name].kind == 'i' else 'float'} {name}")
     header.append("end_header")
-    with open(p, "wb") as fh:
+    with atomic_write(p, "wb") as fh:
         fh.write(("\n".join(header) + "\n").encode("ascii"))
-        fh.write(rec.tobytes())
+        fh.write(memoryview(rec).cast("B"))
     return p
 
 
 def write_splat(path: str | os.PathLike, g: Gaussians) -> Path:
     """antimatter15 .splat: 32 bytes per Gaussian, sorted by decreasing size x opacity as that viewer does."""
-    p = _check_out(path)
+    p = check_writable(path, suffixes=(".splat",), what="splat")
     order = np.argsort(-(g.scales.astype(np.float64).prod(1) * g.opacities))
     h = g.subset(order)
     rec = np.empty(h.count, SPLAT_DTYPE)
@@ -684,11 +809,14 @@ def write_splat(path: str | os.PathLike, g: Gaussians) -> Path:
     rgba = np.concatenate([0.5 + SH_C0 * h.sh[:, 0], h.opacities[:, None]], 1)
     rec["rgba"] = np.clip(np.round(rgba * 255), 0, 255).astype(np.uint8)
     rec["rot"] = np.clip(np.round(h.quats * 128 + 128), 0, 255).astype(np.uint8)
-    p.write_bytes(rec.tobytes())
+    with atomic_write(p, "wb") as fh:
+        fh.write(memoryview(rec).cast("B"))
     return p
 
 
-def save(path: str | os.PathLike, g: Gaussians) -> Path:
+def save(path: str | os.PathLike, g: Gaussians, inputs=()) -> Path:
+    """Write ``g`` as .ply or .splat (by suffix), atomically; ``inputs`` are never overwritten."""
+    check_out(path, inputs)
     suffix = Path(path).suffix.lower()
     if suffix == ".ply":
         return write_ply(path, g)

@@ -5,22 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from backends.common import UserError
+from backends.options import available_memory
 
 
 def bytes_per_gaussian(sh_degree: int = 3, is_4d: bool = False) -> int:
     """In-memory float32 footprint of one Gaussian (means, scales, quats, opacity, SH, 4D fields)."""
     return 4 * (3 + 3 + 4 + 1 + 3 * (sh_degree + 1) ** 2 + (6 if is_4d else 0))
-
-
-def available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def memory_estimate(count: int, sh_degree: int = 3, is_4d: bool = False) -> int:

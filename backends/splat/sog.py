@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.common import Progress, UserError
+from backends.safeio import write_bytes
 from backends.splat.gaussians import Gaussians
 from backends.splat.memory import _check_memory
 
@@ -575,29 +576,17 @@ def write_sog(path: str | os.PathLike, g: Gaussians) -> Path:
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
             for name, data in blobs.items():
                 zf.writestr(name, data)
-        _atomic(p, buf.getvalue())
+        write_bytes(p, buf.getvalue())
     elif p.name == "meta.json":
         if not p.parent.is_dir():
             raise UserError(f"cannot write {p}: folder {p.parent} does not exist")
         for name, data in blobs.items():  # images first, meta.json last: a reader never sees a half scene
             if name != "meta.json":
-                _atomic(p.parent / name, data)
-        _atomic(p, blobs["meta.json"])
+                write_bytes(p.parent / name, data)
+        write_bytes(p, blobs["meta.json"])
     else:
         raise UserError(f"cannot write {p.name}: SOG is written as NAME.sog or FOLDER/meta.json")
     return p
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def is_sog(path: str | os.PathLike) -> bool:

@@ -8,14 +8,14 @@ then needs ``--weights``, a model saved with ``--save-weights``).
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from backends.common import UserError
+from backends.options import ArgParser, Bound, check
+from backends.safeio import check_writable, json_safe, write_json
 from backends.trajectory.data import SCENES, available_scenes, load_split
 from backends.trajectory.metrics import summarize
 
@@ -146,12 +146,26 @@ def _run_csv(args) -> int:
         f"ADE {r['ADE']:.3f} FDE {r['FDE']:.3f} m ({r['agents']} agents, {r['windows']} windows)"
     )
     if args.out:
-        Path(args.out).expanduser().write_text(json.dumps(r, indent=2))
+        write_json(args.out, json_safe(r))
     return 0
 
 
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="visual-lab run trajectory", description=__doc__.splitlines()[0])
+# The documented range of every numeric option (docs/options.md is generated from this table).
+BOUNDS = {
+    "train_epochs": Bound(0, 10_000, note="EigenTrajectory training epochs"),
+    "k": Bound(1, 16, note="eigen-descriptors, at most 2 x min(8 observed, 12 predicted) steps"),
+    "anchors": Bound(1, 100, note="samples per agent (best-of-N metrics)"),
+    "seed": Bound(0, 2**63 - 1),
+    "fps": Bound(1e-3, 1e4, note="frame rate of the CSV frame column"),
+}
+MEMORY = (
+    "windows take `agents x 20 x 2 x 4` bytes, predictions `anchors x agents x 12 x 2 x 4` (about 100 MB "
+    "for 50,000 agents and 20 anchors); a million-row file reads in a few seconds."
+)
+
+
+def build_parser() -> ArgParser:
+    ap = ArgParser(prog="visual-lab run trajectory", description=__doc__.splitlines()[0])
     ap.add_argument(
         "--data",
         default=str(DEFAULT_DATA),
@@ -174,15 +188,22 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--fps", type=float, default=2.5, help="frame rate of the CSV frame column")
     ap.add_argument("--delimiter", default=",")
     ap.add_argument("--out", default=None, help="metrics JSON file")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    ap = build_parser()
+    args = check(ap.parse_args(argv), BOUNDS, ap)
+    if args.save_weights:  # the weights are written after training: check the folder now
+        sw = Path(args.save_weights).expanduser()
+        if sw.exists() and not sw.is_dir():
+            raise UserError(f"--save-weights {sw}: not a folder")
+        check_writable(sw / "eigentrajectory_eth.pt" if sw.is_dir() else sw, what="--save-weights")
     if args.out:
-        folder = Path(args.out).expanduser().parent
-        if not folder.is_dir():
-            raise UserError(f"cannot write {args.out}: folder {folder} does not exist")
+        ins = [x for x in (args.csv, args.weights) if x]
+        check_writable(args.out, suffixes=(".json",), inputs=ins, what="--out")
     if args.csv:
         return _run_csv(args)
-    if args.train_epochs < 0:
-        raise UserError(f"--train-epochs must be >= 0, got {args.train_epochs}")
     have = available_scenes(args.data)
     if not Path(args.data).expanduser().is_dir():
         raise UserError(f"dataset folder {args.data} does not exist")
@@ -221,5 +242,5 @@ def main(argv: list[str]) -> int:
             f"ADE {a['ADE']:.3f} FDE {a['FDE']:.3f} m"
         )
     if args.out:
-        Path(args.out).expanduser().write_text(json.dumps(report, indent=2))
+        write_json(args.out, json_safe(report))
     return 0

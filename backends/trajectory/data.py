@@ -14,6 +14,7 @@ Conventions (Social-GAN ``TrajectoryDataset``, reused unchanged by EigenTrajecto
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,20 +58,60 @@ def _check_duplicates(rows: np.ndarray, lines: np.ndarray, path: Path) -> None:
         )
 
 
+MAX_FILE_BYTES = 2 * 2**30  # text files larger than this are refused before reading
+
+
+def _read_text(p: Path) -> str:
+    from backends.safeio import read_text
+
+    return read_text(p, "trajectory file", max_bytes=MAX_FILE_BYTES)
+
+
 def read_ethucy(path: str | Path) -> Tracks:
     """Read a standard ETH/UCY file (``frame ped x y``, tab or whitespace separated).
 
     Raises :class:`UserError` naming the file and line for malformed rows, non-numeric or non-finite
-    values, and a pedestrian annotated twice in the same frame.
+    values, and a pedestrian annotated twice in the same frame. A well-formed file is parsed by NumPy's C
+    reader (a million rows in about a second); any problem is located by the line-by-line reader.
     """
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: no such file")
-    rows, lines = [], []
+    text = _read_text(p)
+    arr = _fast_rows(text)
+    if arr is None:
+        arr, ln = _slow_rows(text, p)
+        _check_duplicates(arr, ln, p)
+    elif _has_duplicates(arr):
+        _check_duplicates(*_slow_rows(text, p), p)
+    order = np.argsort(arr[:, 0], kind="stable")
+    return Tracks(p.stem, arr[order])
+
+
+def _fast_rows(text: str) -> np.ndarray | None:
+    """(M, 4) rows when every non-comment line holds 4 finite numbers, else None (let the slow path say why)."""
+    import io
+    import warnings
+
     try:
-        text = p.read_text()
-    except UnicodeDecodeError:
-        raise UserError(f"{p}: not a text file") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "empty input": handled below
+            arr = np.loadtxt(io.StringIO(text), dtype=np.float64, comments="#", ndmin=2)
+    except (ValueError, IndexError):
+        return None
+    if arr.ndim != 2 or arr.shape[1] != 4 or len(arr) == 0 or not np.all(np.isfinite(arr)):
+        return None
+    return arr
+
+
+def _has_duplicates(rows: np.ndarray) -> bool:
+    order = np.lexsort((rows[:, 1], rows[:, 0]))
+    k = rows[order, :2]
+    return bool(np.any(np.all(k[1:] == k[:-1], axis=1)))
+
+
+def _slow_rows(text: str, p: Path) -> tuple[np.ndarray, np.ndarray]:
+    rows, lines = [], []
     for n, line in enumerate(text.splitlines(), start=1):
         s = line.strip()
         if not s or s.startswith("#"):
@@ -91,11 +132,7 @@ def read_ethucy(path: str | Path) -> Tracks:
         lines.append(n)
     if not rows:
         raise UserError(f"{p}: file holds no trajectory rows")
-    arr = np.asarray(rows, dtype=np.float64)
-    ln = np.asarray(lines)
-    _check_duplicates(arr, ln, p)
-    order = np.argsort(arr[:, 0], kind="stable")
-    return Tracks(p.stem, arr[order])
+    return np.asarray(rows, dtype=np.float64), np.asarray(lines)
 
 
 def read_csv_tracks(
@@ -115,17 +152,27 @@ def read_csv_tracks(
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: no such file")
-    if not (fps > 0 and np.isfinite(fps)):
-        raise UserError(f"frame rate must be > 0, got {fps}")
-    with open(p, newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        all_rows = [(n, r) for n, r in enumerate(reader, start=1) if r and any(c.strip() for c in r)]
-    if not all_rows:
+    if not (np.isfinite(fps) and 1e-3 <= fps <= 1e4):
+        raise UserError(f"frame rate (--fps) must be in 0.001..10000 frames per second, got {fps}")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
+        raise UserError(
+            f"CSV delimiter (--delimiter) must be one character other than a quote or newline, got {delimiter!r}"
+        )
+    for c in (frame_col, ped_col, x_col, y_col):
+        if isinstance(c, int) and not 0 <= c < 10_000:
+            raise UserError(f"CSV column number {c} out of range 0..9999")
+    text = _read_text(p)
+    lines_iter = iter(enumerate(text.splitlines(), start=1))
+    first_n, first = next(((n, ln) for n, ln in lines_iter if ln.strip()), (0, ""))
+    if not first:
         raise UserError(f"{p}: file is empty")
     cols = [frame_col, ped_col, x_col, y_col]
-    start = 0
+    skip = 0
     if any(isinstance(c, str) for c in cols):
-        header = [h.strip() for h in all_rows[0][1]]
+        try:
+            header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
+        except csv.Error as exc:
+            raise UserError(f"{p}: line {first_n}: malformed CSV header ({exc})") from None
         idx = []
         for c in cols:
             if isinstance(c, int):
@@ -133,26 +180,14 @@ def read_csv_tracks(
             elif c in header:
                 idx.append(header.index(c))
             else:
-                raise UserError(f"{p}: line 1: column {c!r} not in header {header}")
-        start = 1
+                raise UserError(f"{p}: line {first_n}: column {c!r} not in header {header[:20]}")
+        skip = first_n
     else:
         idx = [int(c) for c in cols]
-    rows, lines = [], []
-    for n, r in all_rows[start:]:
-        if max(idx) >= len(r):
-            raise UserError(f"{p}: line {n}: expected at least {max(idx) + 1} columns, got {len(r)}")
-        try:
-            vals = [float(r[i]) for i in idx]
-        except ValueError:
-            raise UserError(f"{p}: line {n}: non-numeric value in {','.join(r)[:60]!r}") from None
-        if not all(np.isfinite(vals)):
-            raise UserError(f"{p}: line {n}: NaN or infinite value")
-        rows.append(vals)
-        lines.append(n)
-    if not rows:
-        raise UserError(f"{p}: no data rows")
-    arr = np.asarray(rows)
-    _check_duplicates(arr, np.asarray(lines), p)
+    arr = _fast_csv(text, delimiter, skip, idx)
+    if arr is None or _has_duplicates(arr):
+        arr, lines = _slow_csv(text, p, delimiter, skip, idx)
+        _check_duplicates(arr, lines, p)
     t = (arr[:, 0] - arr[:, 0].min()) / fps
     k = np.round(t / target_step)
     on_grid = np.abs(t - k * target_step) < 0.25 / fps + 1e-9
@@ -162,6 +197,55 @@ def read_csv_tracks(
     arr[:, 0] = 10.0 * k[on_grid]
     order = np.argsort(arr[:, 0], kind="stable")
     return Tracks(p.stem, arr[order])
+
+
+def _fast_csv(text: str, delimiter: str, skip: int, idx: list[int]) -> np.ndarray | None:
+    """NumPy's C reader for a well-formed file (seconds for a million rows); None when anything is off."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = np.loadtxt(
+                io.StringIO(text),
+                delimiter=delimiter,
+                skiprows=skip,
+                usecols=idx,
+                ndmin=2,
+                comments=None,
+                quotechar='"',
+                dtype=np.float64,
+            )
+    except (ValueError, IndexError):
+        return None
+    if arr.shape[0] == 0 or arr.shape[1] != 4 or not np.all(np.isfinite(arr)):
+        return None
+    return arr
+
+
+def _slow_csv(text: str, p: Path, delimiter: str, skip: int, idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Row by row, to name the line and the problem."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, lines = [], []
+    try:
+        for n, r in enumerate(reader, start=1):
+            if n <= skip or not r or not any(c.strip() for c in r):
+                continue
+            if max(idx) >= len(r):
+                raise UserError(f"{p}: line {n}: expected at least {max(idx) + 1} columns, got {len(r)}")
+            try:
+                vals = [float(r[i]) for i in idx]
+            except ValueError:
+                raise UserError(f"{p}: line {n}: non-numeric value in {delimiter.join(r)[:60]!r}") from None
+            if not all(np.isfinite(vals)):
+                raise UserError(f"{p}: line {n}: NaN or infinite value")
+            rows.append(vals)
+            lines.append(n)
+    except csv.Error as exc:
+        raise UserError(f"{p}: line {reader.line_num}: malformed CSV ({exc})") from None
+    if not rows:
+        raise UserError(f"{p}: no data rows")
+    return np.asarray(rows, dtype=np.float64), np.asarray(lines)
 
 
 # -- windows ---------------------------------------------------------------------------------------------
@@ -238,35 +322,35 @@ def make_windows(
     rows = tracks.rows
     frames = np.unique(rows[:, 0])
     fidx = np.searchsorted(frames, rows[:, 0])
-    by_start: dict[int, list[tuple[float, np.ndarray]]] = {}
-    peds = np.unique(rows[:, 1])
-    for ped in peds:
-        sel = rows[:, 1] == ped
-        fi = fidx[sel]
-        xy = np.around(rows[sel, 2:4], decimals=4)
-        order = np.argsort(fi)
-        fi, xy = fi[order], xy[order]
-        # maximal runs of consecutive time indices
-        breaks = np.nonzero(np.diff(fi) != 1)[0] + 1
-        for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(fi)]):
-            if b - a < seq_len:
-                continue
-            for s in range(a, b - seq_len + 1):
-                t0 = int(fi[s])
-                if t0 % skip:
-                    continue
-                by_start.setdefault(t0, []).append((float(ped), xy[s : s + seq_len]))
+    # One sort by (pedestrian, time) instead of one scan of all rows per pedestrian: linear after the sort,
+    # however many pedestrians share a frame (the per-pedestrian scan took minutes for 200k of them).
+    order = np.lexsort((fidx, rows[:, 1]))
+    ped_s, fi_s = rows[order, 1], fidx[order].astype(np.int64)
+    xy_s = np.around(rows[order, 2:4], decimals=4)
+    n = len(order)
+    # a run of consecutive time indices of one pedestrian starts where the pedestrian changes or time jumps
+    new_run = np.ones(n, bool)
+    if n > 1:
+        new_run[1:] = (ped_s[1:] != ped_s[:-1]) | (np.diff(fi_s) != 1)
+    run_end = np.r_[np.nonzero(new_run)[0][1:], n][np.cumsum(new_run) - 1]
+    # row s starts a window when its run holds seq_len rows from s on and its time index is on the skip grid
+    ok = (run_end - np.arange(n) >= seq_len) & (fi_s % skip == 0)
+    first = np.nonzero(ok)[0]
+    if len(first):
+        t0 = fi_s[first]
+        counts = np.bincount(t0, minlength=len(frames))
+        keep_t0 = np.nonzero(counts > min_ped)[0]
+        first = first[np.isin(t0, keep_t0)]
     obs, pred, pids, starts, wframes = [], [], [], [0], []
-    for t0 in sorted(by_start):
-        members = sorted(by_start[t0], key=lambda m: m[0])
-        if len(members) <= min_ped:
-            continue
-        seq = np.stack([m[1] for m in members])
-        obs.append(seq[:, :obs_len])
-        pred.append(seq[:, obs_len:])
-        pids.append([m[0] for m in members])
-        starts.append(starts[-1] + len(members))
-        wframes.append(frames[t0 : t0 + seq_len])
+    if len(first):
+        t0 = fi_s[first]
+        by = np.lexsort((ped_s[first], t0))  # windows in time order, members by pedestrian id
+        first, t0 = first[by], t0[by]
+        seq = xy_s[first[:, None] + np.arange(seq_len)]  # (N, seq_len, 2)
+        bounds = np.r_[0, np.nonzero(np.diff(t0))[0] + 1, len(t0)]
+        obs, pred, pids = [seq[:, :obs_len]], [seq[:, obs_len:]], [ped_s[first]]
+        starts = bounds.tolist()
+        wframes = [frames[t : t + seq_len] for t in t0[bounds[:-1]]]
     if not obs:
         return Windows(
             np.zeros((0, obs_len, 2), np.float32),

@@ -29,6 +29,7 @@ Our own implementation of the method as described in the paper and in the author
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ import torch
 from torch import nn
 
 from backends.common import Progress, UserError
+from backends.safeio import check_writable, load_weights, write_bytes
 from backends.trajectory.data import Windows
 
 
@@ -379,21 +381,22 @@ class ETModel:
             "state": self.net.state_dict(),
             "history": hist,
         }
-        torch.save(blob, p)
-        return p
+        buf = io.BytesIO()
+        torch.save(blob, buf)
+        return write_bytes(check_writable(p, suffixes=(".pt",), what="model"), buf.getvalue())
 
     @staticmethod
     def load(path: str | Path) -> ETModel:
         p = Path(path)
         if not p.is_file():
             raise UserError(f"no model file {p}")
-        try:
-            blob = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
-            raise UserError(f"{p}: not a saved EigenTrajectory model ({type(exc).__name__})") from None
+        blob = load_weights(p, "EigenTrajectory model")
         if not isinstance(blob, dict) or blob.get("format") != "visual-lab-eigentrajectory-1":
             raise UserError(f"{p}: not a saved EigenTrajectory model")
-        conf = dict(blob["config"])
+        try:
+            conf = dict(blob["config"])
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{p}: not a saved EigenTrajectory model (no config)") from None
         conf.setdefault("backbone", "transformer")  # files written before the option existed
         conf.setdefault("augment", False)
         try:
@@ -401,10 +404,19 @@ class ETModel:
             cfg.validate()
             net = EigenTrajectoryNet(cfg)
             net.load_state_dict(blob["state"])
-        except (TypeError, RuntimeError, KeyError) as exc:  # unknown options, other layer shapes
+        except (
+            TypeError,
+            RuntimeError,
+            KeyError,
+            ValueError,
+            AttributeError,
+        ) as exc:  # options, layer shapes
             raise UserError(f"{p}: saved model does not match this version ({type(exc).__name__})") from None
         h = blob.get("history")
-        hist = TrainSnapshot(**h) if isinstance(h, dict) else None
+        try:
+            hist = TrainSnapshot(**h) if isinstance(h, dict) else None
+        except TypeError:
+            raise UserError(f"{p}: saved training history does not match this version") from None
         return ETModel(cfg, net, hist)
 
 

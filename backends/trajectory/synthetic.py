@@ -151,11 +151,10 @@ def simulate_crowd(cfg: CrowdConfig = CrowdConfig(), name: str = "synthetic") ->
 
 
 def write_ethucy(tracks: Tracks, path: Path) -> Path:
+    from backends.safeio import write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        for f, p, x, y in tracks.rows:
-            fh.write(f"{f:.1f}\t{p:.1f}\t{x:.4f}\t{y:.4f}\n")
-    return path
+    return write_text(path, "".join(f"{f:.1f}\t{p:.1f}\t{x:.4f}\t{y:.4f}\n" for f, p, x, y in tracks.rows))
 
 
 ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "trajectory" / "synthetic"

@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (
 from app.export import export_plot, save_png
 from backends.common import UserError
 from backends.nbody.ensemble import escape_map
-from backends.nbody.io import write_npz_atomic
 from backends.nbody.live import SyncRun
 from backends.nbody.run import simulate
+from backends.safeio import write_npz
 from panels.base import ExportAction, Panel, VideoSpec
 from panels.threebody.model import ENS_ARRAYS, IC_COLUMNS, ThreeBodyModel, ThreeBodyParams
 from panels.threebody.plots import EnergyPlots, EnsembleMap, RewardPlot
@@ -374,7 +374,7 @@ class ThreeBodyPanel(Panel):
 
     def _write_ens_npz(self, path: Path) -> None:
         r = self._ensemble()
-        write_npz_atomic(path, {**{k: getattr(r, k) for k in ENS_ARRAYS}, "t_end": np.float64(r.t_end)})
+        write_npz(path, **{k: getattr(r, k) for k in ENS_ARRAYS}, t_end=np.float64(r.t_end))
 
     def _write_policy(self, path: Path) -> None:
         if self.model.policy is None:

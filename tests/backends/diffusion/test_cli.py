@@ -96,10 +96,10 @@ def test_cli_bad_input(tmp_path):
     cases = [
         (["--dataset", "csv", "--csv", str(bad_csv), "--model", "edm", "--train-steps", "5"], "non-numeric"),
         (["--dataset", "swissroll", "--model", "exact"], "Gaussian-mixture"),
-        (["--model", "pfgmpp", "--D", "-1"], "D must be > 0"),
-        (["--model", "lightsb", "--eps", "0"], "eps must be > 0"),
+        (["--model", "pfgmpp", "--D", "-1"], r"--D -1 out of range \(0, 1000000\]"),
+        (["--model", "lightsb", "--eps", "0"], r"--eps 0 out of range \(0, 100\]"),
         (["--dataset", "gmm", "--model", "exact", "--sampler", "bridge"], "does not apply"),
-        (["--dataset", "gmm", "--model", "exact", "--nfe", "0"], "NFE must be >= 1"),
+        (["--dataset", "gmm", "--model", "exact", "--nfe", "0"], r"--nfe 0 out of range \[1, 10000\]"),
         (
             ["--dataset", "gmm", "--model", "exact", "--out", str(tmp_path / "nope" / "x.npz")],
             "does not exist",

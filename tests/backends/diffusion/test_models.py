@@ -161,7 +161,7 @@ def test_training_generator_cancel_resume_save_load(tmp_path):
     x = torch.randn(10, 2)
     torch.testing.assert_close(tr.net(x, 0.5), tr2.net(x, 0.5))
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(UserError, match="cannot read weights"):
+    with pytest.raises(UserError, match="cannot read diffusion weights .*junk.pt"):
         load_trained(tmp_path / "junk.pt")
     with pytest.raises(UserError, match="D must"):
         TrainConfig(family="pfgmpp", D=0.0)

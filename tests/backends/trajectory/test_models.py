@@ -138,7 +138,7 @@ def test_short_training_beats_cv20_on_synthetic_and_save_load(tmp_path):
     again = ETModel.load(p)
     np.testing.assert_allclose(again.predict(te), s, atol=1e-5)
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(UserError, match="not a saved EigenTrajectory model"):
+    with pytest.raises(UserError, match="junk.pt: not a PyTorch weights file"):
         ETModel.load(tmp_path / "junk.pt")
 
 
