@@ -318,6 +318,16 @@ class TrajectoryModel(PanelModel):
             self._predict()
         return f"training stopped after {t.history.epoch} epochs; best epoch kept"
 
+    def set_et_model(self, et) -> None:
+        """Use ``et`` for the current settings (e.g. weights loaded from a file) and forecast with it."""
+        if (et.cfg.k, et.cfg.num_samples) != (self.params.k, self.params.anchors):
+            raise UserError(
+                f"the model has k={et.cfg.k}, {et.cfg.num_samples} anchors; the panel is set to "
+                f"k={self.params.k}, {self.params.anchors} anchors"
+            )
+        self._keep(self.model_key(), et)
+        self._predict()
+
     def _keep(self, key: tuple, et) -> None:
         self.models[key] = et
         self.models.move_to_end(key)
@@ -390,8 +400,8 @@ class TrajectoryModel(PanelModel):
         et = None
         if state.get("et") is not None:
             et = model_from_state(state["et"], arrays, f"{where}.et")
-            if (et.cfg.k, et.cfg.num_samples, et.cfg.seed) != (p.k, p.anchors, p.seed):
-                raise UserError(f"{where}.et: the saved model's k/anchors/seed differ from the params")
+            if (et.cfg.k, et.cfg.num_samples) != (p.k, p.anchors):
+                raise UserError(f"{where}.et: the saved model's k/anchors differ from the params")
         staged.update(scene=scene, window=window, focus=None if focus is None else float(focus))
         staged.update(camera=camera, et=et)
         return staged
