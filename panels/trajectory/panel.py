@@ -48,7 +48,6 @@ class TrajectoryPanel(Panel):
         super().__init__(parent)
         self.model = TrajectoryModel()
         self.view = TrajectoryView(self.model)
-        self._figure: TrajectoryView | None = None  # off-screen view for exports, rebuilt per size
         self._build_ui()
         for name in ("scene", "forecast", "frame", "restored"):
             self.model.events.connect(name, self._sync_controls)
@@ -194,19 +193,10 @@ class TrajectoryPanel(Panel):
             self.model.set_window(i)
 
     # -- output -----------------------------------------------------------------------------------------
-    def figure(self, size: tuple[int, int]) -> TrajectoryView:
-        """The off-screen view that renders exports at ``size`` (fonts and widths scale with it)."""
-        size = (int(size[0]), int(size[1]))
-        if self._figure is None or self._figure.size != size:
-            if self._figure is not None:
-                self._figure.canvas.close()
-            self._figure = TrajectoryView(self.model, size, interactive=False)
-        return self._figure
-
     def render(self, size: tuple[int, int], window: int | None = None) -> np.ndarray:
-        """The scene of window ``window`` (default: the one shown) as RGBA uint8 of ``size`` = (w, h): the
-        model's camera rectangle fitted into the image, so the figure depends only on the model and size."""
-        return self.figure(size).render(window)
+        """The scene of window ``window`` (default: the one shown) as RGBA uint8 of ``size`` = (w, h), from
+        the model alone (its camera rectangle fitted into the image), whatever the widget's size."""
+        return self.view.render(size, window)
 
     def canvas(self):
         return self.view.canvas
@@ -218,10 +208,10 @@ class TrajectoryPanel(Panel):
             return None
 
         def frame(u: float, size: tuple[int, int]) -> np.ndarray:
-            win = min(int(round(float(u) * (n - 1))), n - 1)
-            return self.render(size, window=win)
+            return self.view.render(size, window=min(int(round(float(u) * (n - 1))), n - 1), hold=True)
 
-        return VideoSpec("Scene windows", min(n * STEP_SECONDS, VIDEO_MAX_SECONDS), frame)
+        duration = min(n * STEP_SECONDS, VIDEO_MAX_SECONDS)
+        return VideoSpec("Scene windows", duration, frame, end=self.view.release)
 
     def exports(self) -> list[ExportAction]:
         return [

@@ -38,66 +38,73 @@ def _rgba(rgb, alpha) -> np.ndarray:
 
 
 class TrajectoryView:
-    """A vispy canvas drawing the model. ``interactive``: listen to the model and take mouse input."""
+    """The vispy canvas drawing the model; listens to the model and writes clicks and pan/zoom back."""
 
-    def __init__(self, model: TrajectoryModel, size=BASE_SIZE, interactive: bool = True) -> None:
+    def __init__(self, model: TrajectoryModel) -> None:
         from vispy import scene
 
         self.model = model
-        self.size = (int(size[0]), int(size[1]))
-        s = self.scale = max(0.5, min(self.size[0] / BASE_SIZE[0], self.size[1] / BASE_SIZE[1]))
-        self.canvas = make_canvas(bgcolor="#ffffff", size=self.size)
-        grid = self.canvas.central_widget.add_grid(margin=6 * s)
-        self.title = scene.Label("", color="black", font_size=9 * s)
-        self.title.height_max = 24 * s
-        grid.add_widget(self.title, row=0, col=0, col_span=2)
-        self.legend = scene.Label(LEGEND, color=(0.25, 0.25, 0.25, 1), font_size=8 * s)
-        self.legend.height_max = 22 * s
-        grid.add_widget(self.legend, row=1, col=0, col_span=2)
-        self.view = grid.add_view(row=2, col=1, border_color=(0, 0, 0, 0.4))
+        self.scale = 1.0  # fonts, margins, widths and marker sizes relative to BASE_SIZE
+        self.canvas = make_canvas(bgcolor="#ffffff", size=BASE_SIZE)
+        self.layout = self.canvas.central_widget.add_grid(margin=6)
+        self.title = scene.Label("", color="black")
+        self.layout.add_widget(self.title, row=0, col=0, col_span=2)
+        self.legend = scene.Label(LEGEND, color=(0.25, 0.25, 0.25, 1))
+        self.layout.add_widget(self.legend, row=1, col=0, col_span=2)
+        self.view = self.layout.add_view(row=2, col=1, border_color=(0, 0, 0, 0.4))
         self.view.camera = scene.PanZoomCamera(aspect=1.0)
-        axis = dict(axis_font_size=9 * s, text_color="black", axis_color="black", tick_color="black")
-        axis.update(tick_font_size=8 * s)
-        self.yaxis = scene.AxisWidget(
-            orientation="left", axis_label="y (m)", axis_label_margin=40 * s, tick_label_margin=5 * s, **axis
-        )
-        self.yaxis.width_max = 60 * s
-        grid.add_widget(self.yaxis, row=2, col=0)
-        self.xaxis = scene.AxisWidget(
-            orientation="bottom",
-            axis_label="x (m)",
-            axis_label_margin=30 * s,
-            tick_label_margin=14 * s,
-            **axis,
-        )
-        self.xaxis.height_min = self.xaxis.height_max = 56 * s
-        grid.add_widget(self.xaxis, row=3, col=1)
+        axis = dict(text_color="black", axis_color="black", tick_color="black")
+        self.yaxis = scene.AxisWidget(orientation="left", axis_label="y (m)", **axis)
+        self.layout.add_widget(self.yaxis, row=2, col=0)
+        self.xaxis = scene.AxisWidget(orientation="bottom", axis_label="x (m)", **axis)
+        self.layout.add_widget(self.xaxis, row=3, col=1)
         self.xaxis.link_view(self.view)
         self.yaxis.link_view(self.view)
         parent = self.view.scene
         self.grid = scene.visuals.Line(connect="segments", color=(0, 0, 0, 0.10), method="gl", parent=parent)
         self.bystanders = scene.visuals.Markers(parent=parent)
-        self.pred = scene.visuals.Line(connect="segments", parent=parent, width=1.5 * s)
-        self.past = scene.visuals.Line(connect="segments", parent=parent, width=3 * s)
-        self.truth = scene.visuals.Line(connect="segments", parent=parent, width=3 * s)
-        self.best = scene.visuals.Line(connect="segments", parent=parent, width=2.5 * s)
+        self.pred = scene.visuals.Line(connect="segments", parent=parent)
+        self.past = scene.visuals.Line(connect="segments", parent=parent)
+        self.truth = scene.visuals.Line(connect="segments", parent=parent)
+        self.best = scene.visuals.Line(connect="segments", parent=parent)
         self.agents = scene.visuals.Markers(parent=parent)
-        self.focus_pred = scene.visuals.Line(connect="segments", parent=parent, width=2.5 * s)
-        self.focus_lines = scene.visuals.Line(connect="segments", parent=parent, width=5 * s)
+        self.focus_pred = scene.visuals.Line(connect="segments", parent=parent)
+        self.focus_lines = scene.visuals.Line(connect="segments", parent=parent)
         self.focus_marker = scene.visuals.Markers(parent=parent)
         layers = (self.grid, self.bystanders, self.pred, self.past, self.truth, self.best, self.agents)
         for order, v in enumerate(layers + (self.focus_pred, self.focus_lines, self.focus_marker)):
             v.order = order
             v.set_gl_state("translucent", depth_test=False)
         self._grid_for = None
-        self._laid_out = False
-        self._share_fonts()
         self._applying_camera = False
-        if interactive:
-            self.canvas.events.mouse_release.connect(self._on_release)
-            self.view.scene.events.transform_change.connect(self._on_camera_moved)
-            for name in ("scene", "forecast", "frame", "camera", "params", "restored"):
-                model.events.connect(name, self.draw)
+        self._held: tuple[int, int] | None = None  # size a video keeps the canvas at between frames
+        self._restore_to: tuple[int, int] | None = None
+        self._share_fonts()
+        self.set_scale(1.0)
+        self.canvas.events.mouse_release.connect(self._on_release)
+        self.view.scene.events.transform_change.connect(self._on_camera_moved)
+        for name in ("scene", "forecast", "frame", "camera", "params", "restored"):
+            model.events.connect(name, self.draw)
+
+    def set_scale(self, s: float) -> None:
+        """Fonts, margins and line widths for an image ``s`` times the base size (exports scale with size)."""
+        self.scale = s
+        self.layout.margin = 6 * s
+        # vispy's grid solves its layout incrementally from the previous solution: an under-constrained
+        # layout would then depend on the sizes rendered before. A fresh solver makes it a function of size.
+        self.layout._need_solver_recreate = True
+        self.title._text_visual.font_size, self.title.height_max = 9 * s, 24 * s
+        self.legend._text_visual.font_size, self.legend.height_max = 8 * s, 22 * s
+        for ax, label_margin, tick_margin in ((self.yaxis, 40, 5), (self.xaxis, 30, 14)):
+            ax.axis.axis_font_size, ax.axis.tick_font_size = 9 * s, 8 * s
+            ax.axis.axis_label_margin, ax.axis.tick_label_margin = label_margin * s, tick_margin * s
+            ax.axis.major_tick_length, ax.axis.minor_tick_length = 10 * s, 5 * s
+        self.yaxis.width_max = 72 * s
+        self.xaxis.height_min = self.xaxis.height_max = 56 * s
+        for line, width in ((self.pred, 1.5), (self.past, 3), (self.truth, 3), (self.best, 2.5)):
+            line.set_data(width=width * s)
+        self.focus_pred.set_data(width=2.5 * s)
+        self.focus_lines.set_data(width=5 * s)
 
     def _share_fonts(self) -> None:
         """One glyph atlas for every text of this canvas: each vispy text visual otherwise rasterises its own
@@ -260,11 +267,38 @@ class TrajectoryView:
         self.model.pick(self.canvas_to_view(event.pos))
 
     # -- output --------------------------------------------------------------------------------------------
-    def render(self, window: int | None = None) -> np.ndarray:
-        """RGBA uint8 of this view's size showing window ``window`` (default: the model's)."""
-        self.draw(window)
-        if not self._laid_out:  # the first draw lays out the grid; the axes then follow the view's box
-            render_canvas(self.canvas, self.size)
-            self._laid_out = True
+    def render(self, size: tuple[int, int], window: int | None = None, hold: bool = False) -> np.ndarray:
+        """RGBA uint8 of ``size`` = (w, h) showing window ``window`` (default: the model's) with the model's
+        camera, laid out for that size (fonts and widths scaled); then the on-screen layout is put back, or,
+        with ``hold``, kept for the next frame of the same size until :meth:`release` (videos)."""
+        c = self.canvas
+        target = (int(size[0]), int(size[1]))
+        if self._held == target:
+            self.draw(window)
+            return render_canvas(c, target)
+        self.release()
+        old = tuple(c.size)
+        try:
+            c.size = target
+            c.central_widget.size = target
+            self.set_scale(max(0.25, min(target[0] / BASE_SIZE[0], target[1] / BASE_SIZE[1])))
+            self.draw(window)
+            render_canvas(c, target)  # the first pass lays the grid out for this size; the axes follow it
             self._sync_axes()
-        return render_canvas(self.canvas, self.size)
+            return render_canvas(c, target)
+        finally:
+            self._restore_to = old
+            if hold:
+                self._held = target
+            else:
+                self.release()
+
+    def release(self) -> None:
+        """Put the on-screen layout back after renders at another size."""
+        if self._restore_to is None:
+            return
+        old, self._restore_to, self._held = self._restore_to, None, None
+        self.canvas.size = old
+        self.canvas.central_widget.size = old
+        self.set_scale(1.0)
+        self.draw()
