@@ -8,7 +8,7 @@ SYS_PKGS := xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcb-
   libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 \
   libdbus-1-3 libfontconfig1
 
-.PHONY: run test setup system lint format bench screenshots clean
+.PHONY: run test setup system lint format bench screenshots gallery clean
 
 run: setup
 	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -57,6 +57,9 @@ bench: setup
 
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/screenshots.py
+
+gallery: setup
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/gallery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -82,10 +82,3 @@ def resolve() -> tuple[str, str]:
     if _choice == "mps" and not has_mps:
         return "cpu", "MPS is not available on this machine; using the CPU"
     return _choice, ""
-
-
-def current_device():
-    """The torch.device panels should pass to backends."""
-    import torch
-
-    return torch.device(resolve()[0])

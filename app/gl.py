@@ -57,7 +57,3 @@ def gl_info() -> dict[str, str]:
         return info
     except Exception as exc:  # noqa: BLE001 - any failure means "no usable GL"
         return {"error": f"{type(exc).__name__}: {exc}"}
-
-
-def gl_available() -> bool:
-    return "error" not in gl_info()

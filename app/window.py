@@ -7,6 +7,7 @@ event-loop turn, so the window appears fast and stays responsive while they load
 
 from __future__ import annotations
 
+import os
 import platform
 import traceback
 from pathlib import Path
@@ -26,10 +27,10 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from app import __version__, device, export, registry, session, settings
+from app import __version__, device, export, registry, session, settings, video
 from app.gl import use_vispy
 from app.worker import manager
-from backends.common import UserError
+from backends.common import UserError, set_memory_budget
 
 LAYOUT_VERSION = 1
 
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
         self._active: str | None = keys[0] if keys else None
         self._dialogs: list[QMessageBox] = []
         self.last_error: str | None = None  # for tests and the CLI
+        self.video_job = None  # the running video export, if any (one at a time)
         self.panel_messages: dict[str, str] = {}  # the last message of each panel; the active one is shown
 
         self._build_log_dock()
@@ -105,8 +107,19 @@ class MainWindow(QMainWindow):
         self.cancel_button.setToolTip("Cancel the running computations")
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel_tasks)
+        self.memory_label = QLabel()
+        self.memory_label.setToolTip(
+            "Memory of this process / the budget for recordings (Compute > Memory budget)"
+        )
+        bar.addPermanentWidget(self.memory_label)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
+        self._apply_memory_budget(self.memory_budget_mib())
+        self._memory_timer = QTimer(self)
+        self._memory_timer.setInterval(2000)
+        self._memory_timer.timeout.connect(self._update_memory_label)
+        self._memory_timer.start()
+        self._update_memory_label()
         m = manager()
         self._connections = [
             (m.started, self._update_task_widgets),
@@ -159,7 +172,19 @@ class MainWindow(QMainWindow):
             tgroup.addAction(act)
             thr_menu.addAction(act)
 
+        compute.addSeparator()
+        self._add(compute, "&Memory budget…", self.memory_budget_dialog)
+
         help_menu = mb.addMenu("&Help")
+        self._add(
+            help_menu,
+            "&Quick start (this panel)",
+            self.show_quick_start,
+            QKeySequence.StandardKey.HelpContents,
+        )
+        self._add(help_menu, "&Keyboard and mouse", self.show_controls)
+        self._add(help_menu, "&User guide", self.open_guide)
+        help_menu.addSeparator()
         self._add(help_menu, "&About Visual Lab", self.show_about)
 
     def _add(self, menu, text, slot, shortcut=None) -> QAction:
@@ -258,12 +283,14 @@ class MainWindow(QMainWindow):
         if not task.stale:
             self.show_error(f"{task.label}: {message}", trace)
 
-    def _update_task_widgets(self, _task=None) -> None:
-        busy = bool(manager().running())
+    def _update_task_widgets(self, *_args) -> None:
+        busy = bool(manager().running()) or (self.video_job is not None and self.video_job.running)
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
 
     def cancel_tasks(self) -> None:
+        if self.video_job is not None:
+            self.video_job.cancel()
         manager().cancel_all()
         for panel in self.panels.values():
             panel.stop()
@@ -371,22 +398,87 @@ class MainWindow(QMainWindow):
             self.export_menu.addAction("(no active panel)").setEnabled(False)
             return
         self._add(self.export_menu, "Render view as PNG…", self.render_png_dialog)
+        spec = panel.video()
+        if spec is not None:
+            self._add(self.export_menu, f"Video: {spec.label} (MP4/GIF)…", self.video_dialog)
         self.export_menu.addSeparator()
         for action in panel.exports():
             self._add(self.export_menu, f"{action.label}…", lambda a=action: self.export_dialog(a))
 
+    def ask_save_path(self, title: str, default: str, suffixes: tuple[str, ...]) -> Path | None:
+        """A save dialog whose overwrite prompt sees the final name: the suffix of the chosen filter is added
+        by the dialog itself (before it asks), never afterwards."""
+        dlg = QFileDialog(self, title, default, ";;".join(f"{s.upper()} (*.{s})" for s in suffixes))
+        dlg.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dlg.setDefaultSuffix(suffixes[0])
+        dlg.filterSelected.connect(lambda f: dlg.setDefaultSuffix(f.split("*.")[-1].rstrip(")")))
+        if dlg.exec() != QFileDialog.DialogCode.Accepted or not dlg.selectedFiles():
+            return None
+        return Path(dlg.selectedFiles()[0])
+
     def export_dialog(self, action) -> None:
-        filt = ";;".join(f"{s.upper()} (*.{s})" for s in action.suffixes)
         default = f"{self._active}_{action.label.split()[0].lower()}.{action.suffixes[0]}"
-        path, chosen = QFileDialog.getSaveFileName(self, action.label, default, filt)
-        if not path:
+        path = self.ask_save_path(action.label, default, action.suffixes)
+        if path is not None:
+            self.run_export(action, path)
+
+    def export_size(self) -> tuple[int, int]:
+        """The size of the last render/video export (1280x720 at first): the default of the next one."""
+        try:
+            return export.parse_size(str(settings.settings().value("export_size", "1280x720")))
+        except UserError:
+            return 1280, 720
+
+    def video_dialog(self) -> None:
+        panel = self.active_panel()
+        spec = panel.video() if panel is not None else None
+        if spec is None:
             return
-        p = Path(path)
-        if p.suffix.lstrip(".").lower() not in action.suffixes:
-            p = p.with_name(
-                p.name + "." + chosen.split("*.")[-1].rstrip(")") if chosen else action.suffixes[0]
+        try:
+            options = video.ask_options(self, spec, self.export_size())
+        except UserError as exc:
+            self.show_error(str(exc))
+            return
+        if options is None:
+            return
+        path = self.ask_save_path(f"Video: {spec.label}", f"{self._active}_video.mp4", ("mp4", "gif"))
+        if path is not None:
+            self.export_video(spec, path, options)
+
+    def export_video(self, spec, path: Path, options) -> bool:
+        """Start a video export (frames on the GUI thread between events, encoding in a thread); progress and
+        Cancel in the status bar; the sidecar is written when the file is complete."""
+        if self.video_job is not None and self.video_job.running:
+            self.show_error("a video export is already running: cancel it or wait")
+            return False
+        key = self._active
+        try:
+            job = video.VideoJob(spec, path, options, self)
+        except Exception as exc:  # noqa: BLE001
+            self.show_error(f"export failed: {exc}", _trace_unless_user(exc))
+            return False
+        settings.settings().setValue("export_size", f"{options.size[0]}x{options.size[1]}")
+
+        def done(p: Path) -> None:
+            try:
+                export.write_sidecar(p, self.session_data(only=[key] if key else None))
+            except Exception as exc:  # noqa: BLE001
+                self.show_error(f"sidecar not written: {exc}", _trace_unless_user(exc))
+            self.log(
+                f"exported {p} ({options.size[0]}x{options.size[1]}, {options.frames} frames)", status=True
             )
-        self.run_export(action, p)
+
+        job.progressed.connect(lambda f, m: self._on_progress(job, f, m))
+        job.finished.connect(done)
+        job.failed.connect(lambda m: self.show_error(m))
+        job.cancelled.connect(lambda: self.log(f"video export to {path} cancelled", status=True))
+        for sig in (job.finished, job.failed, job.cancelled):
+            sig.connect(self._update_task_widgets)
+        job.label = f"Video {path.name}"
+        self.video_job = job
+        job.start()
+        self._update_task_widgets()
+        return True
 
     def run_export(self, action, path: Path) -> bool:
         """Write one export and its sidecar session file; errors become a dialog."""
@@ -407,8 +499,7 @@ class MainWindow(QMainWindow):
         panel = self.active_panel()
         if panel is None:
             return
-        canvas = panel.canvas()
-        default = f"{canvas.size[0]}x{canvas.size[1]}" if canvas is not None else "1920x1080"
+        default = "{}x{}".format(*self.export_size())
         text, ok = QInputDialog.getText(self, "Render view as PNG", "Size (WIDTHxHEIGHT):", text=default)
         if not ok:
             return
@@ -417,11 +508,10 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self.show_error(str(exc))
             return
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Render view as PNG", f"{self._active}.png", "PNG (*.png)"
-        )
-        if path:
-            self.render_png(Path(path), size)
+        settings.settings().setValue("export_size", f"{size[0]}x{size[1]}")
+        path = self.ask_save_path("Render view as PNG", f"{self._active}.png", ("png",))
+        if path is not None:
+            self.render_png(path, size)
 
     def render_png(self, path: Path, size: tuple[int, int]) -> bool:
         panel = self.active_panel()
@@ -434,11 +524,91 @@ class MainWindow(QMainWindow):
         settings.settings().setValue("device", name)
         self.log(device.describe(), status=True)
 
+    def memory_budget_mib(self) -> int:
+        try:
+            value = int(settings.settings().value("memory_budget_mib", DEFAULT_BUDGET_MIB))
+        except (TypeError, ValueError):
+            value = DEFAULT_BUDGET_MIB
+        return min(max(value, BUDGET_RANGE_MIB[0]), BUDGET_RANGE_MIB[1])
+
+    def _apply_memory_budget(self, mib: int) -> None:
+        set_memory_budget(mib * 2**20)
+
+    def set_memory_budget(self, mib: int) -> None:
+        if not BUDGET_RANGE_MIB[0] <= mib <= BUDGET_RANGE_MIB[1]:
+            self.show_error(
+                f"memory budget {mib} MiB out of range {BUDGET_RANGE_MIB[0]}..{BUDGET_RANGE_MIB[1]}"
+            )
+            return
+        settings.settings().setValue("memory_budget_mib", mib)
+        self._apply_memory_budget(mib)
+        self._update_memory_label()
+        self.log(f"memory budget for recordings and histories: {mib} MiB", status=True)
+
+    def memory_budget_dialog(self) -> None:
+        mib, ok = QInputDialog.getInt(
+            self,
+            "Memory budget",
+            "Recordings and histories of all panels together (MiB):",
+            self.memory_budget_mib(),
+            *BUDGET_RANGE_MIB,
+        )
+        if ok:
+            self.set_memory_budget(mib)
+
+    def _update_memory_label(self) -> None:
+        rss = process_memory()
+        used = f"{rss / 2**20:,.0f} MiB" if rss is not None else "?"
+        self.memory_label.setText(f"Memory {used} · budget {self.memory_budget_mib():,} MiB")
+
     def set_threads(self, n: int) -> None:
         device.set_threads(n or None)
         self.log(f"torch threads: {n or 'default'}", status=True)
 
     # -- help ---------------------------------------------------------------------------------------------
+    def show_quick_start(self) -> None:
+        panel = self.active_panel()
+        if panel is None:
+            return
+        text = panel.quick_start or f"<p>{panel.title}: no quick start written yet.</p>"
+        self._info(f"Quick start: {panel.title}", text)
+
+    def controls_text(self) -> str:
+        """Every menu shortcut, then the active panel's mouse and keyboard controls, as an HTML table."""
+        rows = []
+        for menu_action in self.menuBar().actions():
+            for act in menu_action.menu().actions() if menu_action.menu() else []:
+                if not act.shortcut().isEmpty():
+                    rows.append((act.shortcut().toString(), act.text().replace("&", "")))
+        panel = self.active_panel()
+        if panel is not None:
+            rows += [(keys, f"{panel.title}: {what}") for keys, what in panel.controls]
+        cells = "".join(f"<tr><td><b>{k}</b></td><td>{w}</td></tr>" for k, w in rows)
+        return f"<table cellspacing='6'>{cells}</table>"
+
+    def show_controls(self) -> None:
+        self._info("Keyboard and mouse", self.controls_text())
+
+    def open_guide(self) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        guide = Path(__file__).resolve().parents[1] / "docs" / "guide" / f"{self._active or 'index'}.md"
+        if not guide.is_file():
+            guide = guide.with_name("index.md")
+        if guide.is_file():
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(guide)))
+            self.log(f"user guide: {guide}", status=True)
+        else:
+            self.show_error("the user guide (docs/guide/) is not installed with this copy of Visual Lab")
+
+    def _info(self, title: str, html: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, title, html, QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.finished.connect(lambda _=0, b=box: self._dialogs.remove(b) if b in self._dialogs else None)
+        self._dialogs.append(box)
+        box.open()
+
     def about_text(self) -> str:
         import numpy
         import PySide6
@@ -506,6 +676,24 @@ class MainWindow(QMainWindow):
             except Exception:  # noqa: BLE001
                 self.log(traceback.format_exc())
         manager().stop_all()
+
+
+DEFAULT_BUDGET_MIB = 2048
+BUDGET_RANGE_MIB = (128, 262_144)
+
+
+def process_memory() -> int | None:
+    """Resident memory of this process in bytes (Linux /proc; elsewhere the peak from resource)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        try:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        except (ImportError, OSError):
+            return None
 
 
 def _filter_accepts(filt: str, path: Path) -> bool:

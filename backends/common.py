@@ -67,3 +67,15 @@ def drain(gen, on_yield=None):
             return stop.value
         if on_yield is not None:
             on_yield(item)
+
+
+#: bytes that all panels' recordings and histories may hold together (Compute > Memory budget in the GUI)
+_MEMORY_BUDGET = {"bytes": 2048 * 2**20}
+
+
+def set_memory_budget(nbytes: int) -> None:
+    _MEMORY_BUDGET["bytes"] = max(16 * 2**20, int(nbytes))
+
+
+def memory_budget() -> int:
+    return _MEMORY_BUDGET["bytes"]

@@ -29,6 +29,11 @@ class Panel(QWidget):
     #: file dialog filter for File > Open, e.g. "Gaussian splats (*.ply *.splat *.spz)"; '' = opens nothing
     open_filter: ClassVar[str] = ""
 
+    #: Help > Quick start: what to press first, in a few lines of HTML
+    quick_start: ClassVar[str] = ""
+    #: Help > Keyboard and mouse: (keys or gesture, what it does) for this panel's views
+    controls: ClassVar[tuple[tuple[str, str], ...]] = ()
+
     status = Signal(str)  # a short message for the status bar and the log dock
     #: the Qt-free source of truth (set by subclasses in ``__init__`` before building widgets)
     model: PanelModel

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.common import UserError
+from backends.common import UserError, memory_budget
 
 
 # -- events -----------------------------------------------------------------------------------------------
@@ -293,3 +293,46 @@ def require_array(
     if finite and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise UserError(f"{where}: array {name!r} contains NaN or infinity")
     return arr
+
+
+# -- recordings within the memory budget (set by the shell: Compute > Memory budget) ---------------------
+class Recording:
+    """Frames recorded over time within a share of the memory budget.
+
+    When full, every other frame is dropped and only every ``stride``-th new frame is kept: the recording
+    always spans the whole run (for replay and video) at a resolution that fits, instead of forgetting its
+    beginning. ``share`` is this recording's fraction of :func:`memory_budget`.
+    """
+
+    def __init__(self, share: float = 0.25, minimum: int = 8) -> None:
+        self.share, self.minimum = share, minimum
+        self.times: list[float] = []
+        self.frames: list[np.ndarray] = []
+        self.stride = 1
+        self._skipped = 0
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(f.nbytes for f in self.frames)
+
+    def capacity(self, frame_nbytes: int) -> int:
+        return max(self.minimum, int(self.share * memory_budget()) // max(1, frame_nbytes))
+
+    def append(self, t: float, frame: np.ndarray) -> bool:
+        """Keep ``frame`` (a copy is the caller's job) if the stride allows; True when it was kept."""
+        self._skipped += 1
+        if self._skipped < self.stride:
+            return False
+        self._skipped = 0
+        self.times.append(float(t))
+        self.frames.append(frame)
+        if len(self.frames) > self.capacity(frame.nbytes):
+            self.times, self.frames = self.times[::2], self.frames[::2]
+            self.stride *= 2
+        return True
+
+    def clear(self) -> None:
+        self.times, self.frames, self.stride, self._skipped = [], [], 1, 0

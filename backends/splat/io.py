@@ -22,6 +22,7 @@ import numpy as np
 
 from backends.common import Progress, UserError
 from backends.splat.gaussians import SH_C0, Gaussians, normalize_quats
+from backends.splat.memory import _check_memory, memory_estimate  # noqa: F401 - memory_estimate: API
 from backends.splat.sh import SH_FLIP_YZ
 
 PLY_TYPES = {
@@ -42,7 +43,7 @@ PLY_TYPES = {
     "double": "f8",
     "float64": "f8",
 }
-SUFFIXES = (".ply", ".splat", ".spz")
+SUFFIXES = (".ply", ".splat", ".spz", ".sog")
 _CHUNKS = 16  # progress granularity for large reads
 
 
@@ -54,38 +55,6 @@ def _sigmoid(x):
 def _logit(p):
     p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
     return np.log(p / (1 - p))
-
-
-# -- memory estimate ------------------------------------------------------------------------------------
-def bytes_per_gaussian(sh_degree: int = 3, is_4d: bool = False) -> int:
-    """In-memory float32 footprint of one Gaussian (means, scales, quats, opacity, SH, 4D fields)."""
-    return 4 * (3 + 3 + 4 + 1 + 3 * (sh_degree + 1) ** 2 + (6 if is_4d else 0))
-
-
-def available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def memory_estimate(count: int, sh_degree: int = 3, is_4d: bool = False) -> int:
-    """Bytes needed to load ``count`` Gaussians (x2 for the raw file buffer and decoding temporaries)."""
-    return 2 * count * bytes_per_gaussian(sh_degree, is_4d)
-
-
-def _check_memory(count: int, sh_degree: int, path: Path, is_4d: bool = False) -> None:
-    need = memory_estimate(count, sh_degree, is_4d)
-    avail = available_memory()
-    if avail is not None and need > avail:
-        raise UserError(
-            f"{path.name}: {count:,} Gaussians need about {need / 2**30:.1f} GiB but only "
-            f"{avail / 2**30:.1f} GiB of memory is free; use a subsampled file"
-        )
 
 
 # -- PLY header ------------------------------------------------------------------------------------------
@@ -604,17 +573,28 @@ def read_spz_gen(path: Path) -> Iterator:
 def load_gen(path: str | os.PathLike, validate: bool = True) -> Iterator:
     """Read any supported file, yielding Progress; returns validated :class:`Gaussians`."""
     p = Path(path).expanduser()
+    from backends.splat import sog
+
+    if p.is_dir() and sog.is_sog(p):  # a SOG folder (meta.json) or a streamed scene (lod-meta.json)
+        p = p / ("lod-meta.json" if (p / "lod-meta.json").is_file() else "meta.json")
     if not p.is_file():
         raise UserError(f"cannot open {p}: no such file")
     suffix = p.suffix.lower()
-    if suffix == ".ply":
+    if p.name == "lod-meta.json":
+        g = yield from sog.load_streamed_gen(p)
+    elif suffix == ".sog" or p.name == "meta.json":
+        g = yield from sog.read_sog_gen(p)
+    elif suffix == ".ply":
         g = yield from read_ply_gen(p)
     elif suffix == ".splat":
         g = yield from read_splat_gen(p)
     elif suffix == ".spz":
         g = yield from read_spz_gen(p)
     else:
-        raise UserError(f"cannot read {p.name}: unknown splat format {suffix!r} (use .ply, .splat or .spz)")
+        raise UserError(
+            f"cannot read {p.name}: unknown splat format {suffix!r} (use .ply, .splat, .spz, .sog, a SOG "
+            "meta.json or lod-meta.json)"
+        )
     if validate:
         g.validate(p.name)
     yield Progress(

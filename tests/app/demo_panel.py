@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QVBoxLayout
 
 from app import export
 from backends.common import Progress, UserError
-from panels.base import ExportAction, Panel
+from panels.base import ExportAction, Panel, VideoSpec
 from panels.model import PanelModel, param, require_array
 from panels.widgets import ParamForm, bind_form, make_canvas, make_plot, param_fields, render_canvas
 
@@ -115,6 +115,16 @@ class DemoPanel(Panel):
             ExportAction("Field NPZ", ("npz",), lambda p: export.save_npz(p, u=self.model.field)),
             ExportAction("Mean plot", ("svg", "png", "csv"), lambda p: export.export_plot(self.plot, p)),
         ]
+
+    def video(self):
+        """The field fading out and back: a frame is the line drawn at amplitude cos(2 pi u)."""
+
+        def frame(u, size):
+            u_field = self.model.field * (0.5 + 0.5 * np.cos(2 * np.pi * u))
+            self.line.set_data(np.c_[np.arange(len(u_field)), u_field].astype(np.float32))
+            return render_canvas(self._canvas, size)
+
+        return VideoSpec("Fade", 2.0, frame, end=self._draw)
 
     def open_path(self, path):
         self.opened = path

@@ -170,3 +170,15 @@ def test_session_of_another_panel_changes_nothing(window, tmp_path):
     )
     assert not window.load_session(path)
     assert "holds no open panel" in window.last_error
+
+
+def test_help_and_memory_budget(window):
+    text = window.controls_text()
+    assert "Ctrl+S" in text and "Save session" in text
+    assert "Memory" in window.memory_label.text() and "budget 2,048 MiB" in window.memory_label.text()
+    window.set_memory_budget(512)
+    from backends.common import memory_budget
+
+    assert memory_budget() == 512 * 2**20 and "budget 512 MiB" in window.memory_label.text()
+    window.set_memory_budget(5)  # out of range: a dialog, nothing changes
+    assert "out of range" in window.last_error and memory_budget() == 512 * 2**20

@@ -66,3 +66,22 @@ def test_require_array_checks_shape_and_values():
         require_array(arrays, "g", where="m")
     with pytest.raises(UserError, match="has no 'h'"):
         require_array(arrays, "h", where="m")
+
+
+def test_recording_stays_within_its_budget_and_spans_the_whole_run():
+    from backends.common import memory_budget, set_memory_budget
+    from panels.model import Recording
+
+    old = memory_budget()
+    set_memory_budget(16 * 2**20)
+    try:
+        rec = Recording(share=0.5)  # 8 MiB: 128 frames of 64 KiB
+        frame = np.zeros(8192)  # 64 KiB
+        for i in range(10_000):
+            rec.append(i * 0.1, frame)
+        assert rec.nbytes <= 8 * 2**20
+        assert len(rec) >= 64  # never below half the capacity
+        assert rec.times[0] == 0.0 and rec.times[-1] > 0.9 * 999.9  # the start is kept, the end is recent
+        assert np.all(np.diff(rec.times) > 0)
+    finally:
+        set_memory_budget(old)
