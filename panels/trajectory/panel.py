@@ -43,6 +43,22 @@ class TrajectoryPanel(Panel):
     key = "trajectory"
     title = "Trajectory forecaster"
     open_filter = "Pedestrian tracks (*.txt *.csv)"
+    quick_start = (
+        "<p>The scene shows one 20-step window (8 observed, 12 forecast steps of 0.4 s) of the held-out test "
+        "split: pasts in blue, true futures in green, the model's samples in orange, the best sample in red."
+        "</p><ol><li>Press <b>Run</b> (under the scene) to play the windows, or drag the slider.</li>"
+        "<li><b>Click an agent</b> to focus it: its past, samples and truth are drawn on top and its "
+        "minADE/minFDE appear in the title and under the buttons.</li>"
+        "<li>Choose <b>Model</b> cv, cv20 or eigentrajectory; with settings that have no trained model, "
+        "press <b>Train EigenTrajectory</b> (Stop keeps the best epoch).</li>"
+        "<li>File &gt; Open shows your own tracks (ETH/UCY text or CSV frame, ped, x, y at 2.5 fps).</li></ol>"
+    )
+    controls = (
+        ("Click an agent", "focus it (click empty space to clear)"),
+        ("Drag", "pan the scene"),
+        ("Wheel", "zoom the scene"),
+        ("Run / Step / slider", "play, step or scrub the windows"),
+    )
 
     def __init__(self, parent=None):
         super().__init__(parent)
