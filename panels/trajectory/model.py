@@ -397,9 +397,12 @@ class TrajectoryModel(PanelModel):
                     f"{where}.camera must be [x, y, width, height] (finite, sizes > 0), got {camera!r:.80}"
                 )
             camera = tuple(float(v) for v in camera)
-        et = None
-        if state.get("et") is not None:
-            et = model_from_state(state["et"], arrays, f"{where}.et")
+        et, info = None, state.get("et")
+        if info is not None and not isinstance(info, dict):
+            raise UserError(f"{where}.et must be an object or null, got {info!r:.60}")
+        if info is not None and arrays:  # as every model: a state without its arrays file (e.g.
+            # ``restore(state())`` in code) keeps the weights the app has for these settings
+            et = model_from_state(info, arrays, f"{where}.et")
             if (et.cfg.k, et.cfg.num_samples) != (p.k, p.anchors):
                 raise UserError(f"{where}.et: the saved model's k/anchors differ from the params")
         staged.update(scene=scene, window=window, focus=None if focus is None else float(focus))
