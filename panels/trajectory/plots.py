@@ -37,6 +37,7 @@ class TrajectoryPlots(QTabWidget):
             model.events.connect(name, self.update_model_plots)
         model.events.connect("training", self.update_loss)
         self.update_model_plots()
+        self.update_loss()
 
     def _shown_model(self):
         m = self.model
@@ -69,9 +70,8 @@ class TrajectoryPlots(QTabWidget):
             dashed = pg.mkPen(colors[j], width=1, style=Qt.PenStyle.DashLine)
             self.basis_plot.plot(t, U[:, 1, j], pen=dashed, name=f"u{j + 1} y")
         w = self.model.windows
-        self.coef_plot.getPlotItem().setTitle(
-            f"Agents and anchors in ET space ({self.model.scene.label})", color="k"
-        )
+        where = self.model.scene.label if self.model.scene is not None else "no data"
+        self.coef_plot.getPlotItem().setTitle(f"Agents and anchors in ET space ({where})", color="k")
         if w is None or not w.num_agents:
             return
         co = et.coefficients(w)

@@ -21,6 +21,9 @@ def test_first_hour(qtbot, tmp_path):
     panel = win.panels["trajectory"]
     m = panel.model
     assert m.stale == "" and m.forecast.model == "eigentrajectory"  # defaults show the bundled model
+    # the plots describe that model at launch: its basis and its training curve
+    assert "k = 6" in panel.plots.basis_plot.getPlotItem().titleLabel.text
+    assert "15/15 epochs" in panel.plots.loss_plot.getPlotItem().titleLabel.text
     # play a few windows, then pause: the slider follows what is drawn
     panel.playbar.run_button.click()
     qtbot.waitUntil(lambda: m.window >= 2, timeout=20_000)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,6 +204,19 @@ def test_invalid_session_changes_nothing_and_the_form_follows_a_valid_one(panel)
     values = panel.form.values()
     assert {k: values[k] for k in ("k", "epochs", "model")} == {"k": 4, "epochs": 33, "model": "cv"}
     assert m.et_config().k == 4 and m.et_config().epochs == 33  # what the next run uses
+
+
+def test_missing_folder_says_so_and_draws_no_data(panel):
+    m = panel.model
+    m.set_params(data="/nonexistent/folder")
+    assert m.scene is None and "does not exist" in panel.info.text()
+    assert panel.view.title.text.startswith("no data: dataset folder /nonexistent/folder does not exist")
+    assert panel.playbar.slider.maximum() == 0 and panel.video() is None
+    panel.advance(1)
+    img = panel.render((320, 240))
+    assert _colour_counts(img)["orange"] == 0 and _colour_counts(img)["blue"] == 0  # nothing stale drawn
+    with pytest.raises(UserError, match="no predictions to export"):
+        panel.exports()[1].write(Path("/tmp/never.csv"))
 
 
 def test_homography_overlay(panel):
