@@ -12,6 +12,7 @@ Events: ``params``, ``restored``, ``stale`` (base), ``scene`` (new data or a loa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -289,7 +290,7 @@ class TrajectoryModel(PanelModel):
     def training_progress(self, snap) -> None:
         """An epoch finished: keep its history and the best weights so far (copies the worker never writes)."""
         if self.training is not None:
-            self.training.history = snap
+            self.training.history = dataclasses.replace(snap, model=None)  # never the live network
             if snap.best_state is not None:
                 self.training.best_state = snap.best_state
             self.events.emit("training")

@@ -187,6 +187,10 @@ def test_train_in_worker_and_stop_returns_at_once(panel, qtbot, tmp_path):
     assert time.perf_counter() - t < 2.0 and not panel.tasks.busy()
     assert m.model_key() in m.models and m.training is None and m.forecast.model == "eigentrajectory"
     m.kmeans_init = 10
+    from app.worker import manager
+
+    # the cancelled thread ends on its own at its next yield (no test after this one waits for it)
+    qtbot.waitUntil(lambda: not manager().running(), timeout=60_000)
 
 
 def test_invalid_session_changes_nothing_and_the_form_follows_a_valid_one(panel):
