@@ -34,7 +34,7 @@ def test_first_hour(qtbot, tmp_path):
     panel.form.widget("anchors").setValue(12)
     panel.form.widget("seed").setValue(4)
     assert (m.params.model, m.params.anchors, m.params.seed) == ("cv20", 12, 4)
-    assert m.forecast.samples.shape[0] == 12 and m.stale == "" and not panel.stale_label.isVisibleTo(panel)
+    assert m.forecast.samples.shape[0] == 12 and m.stale == "" and panel.stale_label.text() == ""
     m.focus_agent(m.windows.window(m.window).start)
     # exports: the view as PNG, a video of the windows, the data
     png = tmp_path / "scene.png"
