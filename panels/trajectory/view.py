@@ -79,12 +79,17 @@ class TrajectoryView:
         self._applying_camera = False
         self._held: tuple[int, int] | None = None  # size a video keeps the canvas at between frames
         self._restore_to: tuple[int, int] | None = None
+        self._frame_cache: tuple[int | None, np.ndarray] | None = None  # (window, image) while held
         self._share_fonts()
         self.set_scale(1.0)
         self.canvas.events.mouse_release.connect(self._on_release)
         self.view.scene.events.transform_change.connect(self._on_camera_moved)
         for name in ("scene", "forecast", "frame", "camera", "params", "restored"):
-            model.events.connect(name, self.draw)
+            model.events.connect(name, self._model_changed)
+
+    def _model_changed(self, **_info) -> None:
+        self._frame_cache = None
+        self.draw()
 
     def set_scale(self, s: float) -> None:
         """Fonts, margins and line widths for an image ``s`` times the base size (exports scale with size)."""
@@ -273,9 +278,11 @@ class TrajectoryView:
         with ``hold``, kept for the next frame of the same size until :meth:`release` (videos)."""
         c = self.canvas
         target = (int(size[0]), int(size[1]))
-        if self._held == target:
-            self.draw(window)
-            return render_canvas(c, target)
+        if self._held == target:  # a video: a window lasts many frames; the model is unchanged between them
+            if self._frame_cache is None or self._frame_cache[0] != window:
+                self.draw(window)
+                self._frame_cache = (window, render_canvas(c, target))
+            return self._frame_cache[1].copy()
         self.release()
         old = tuple(c.size)
         try:
@@ -297,7 +304,7 @@ class TrajectoryView:
         """Put the on-screen layout back after renders at another size."""
         if self._restore_to is None:
             return
-        old, self._restore_to, self._held = self._restore_to, None, None
+        old, self._restore_to, self._held, self._frame_cache = self._restore_to, None, None, None
         self.canvas.size = old
         self.canvas.central_widget.size = old
         self.set_scale(1.0)

@@ -153,7 +153,13 @@ def test_video_plays_every_window_and_leaves_the_model_alone(panel):
     spec = panel.video()
     assert spec.label == "Scene windows" and spec.duration == pytest.approx(min(231 * 0.4, 60.0))
     first, last = spec.frame(0.0, (640, 360)), spec.frame(1.0, (640, 360))
+    again = spec.frame(1.0 - 1e-4, (640, 360))  # the same window: the cached frame
+    m.focus_agent(m.windows.window(230).start)  # a change during the export is drawn
+    focused = spec.frame(1.0, (640, 360))
     spec.end()
+    m.set_focus(None)
+    np.testing.assert_array_equal(again, last)
+    assert psnr(focused, last) < 40
     assert first.shape == (360, 640, 4) and not_blank(first) and psnr(first, last) < 30
     np.testing.assert_array_equal(last, panel.render((640, 360), window=230))
     assert m.window == 5 and panel.playbar.slider.value() == 5
