@@ -177,6 +177,16 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 # -- trained weights in a session (arrays, never pickle) ------------------------------------------------------
 WEIGHT_PREFIX = "et."
+#: sizes of a network a session may describe (the bundled model: hidden 64, 4 heads, 2 layers, k 6, 20 samples)
+NET_SIZE_LIMITS = {
+    "hidden": 4096,
+    "heads": 64,
+    "layers": 16,
+    "k": 48,
+    "num_samples": 100,
+    "obs_len": 64,
+    "pred_len": 64,
+}
 
 
 def history_dict(h) -> dict | None:
@@ -213,12 +223,15 @@ def model_from_state(info, arrays: dict[str, np.ndarray], where: str):
 
     if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
         raise UserError(f"{where} must be an object with a 'config' object")
+    conf = info["config"]
+    for name, top in NET_SIZE_LIMITS.items():  # before building anything: a session must not allocate wildly
+        v = conf.get(name, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top:
+            raise UserError(f"{where}.config.{name} must be a whole number in 1..{top}, got {v!r:.40}")
     try:
-        cfg = ETConfig(**info["config"])
+        cfg = ETConfig(**conf)
         cfg.validate()
-    except TypeError as exc:
-        raise UserError(f"{where}.config: {exc}") from None
-    except UserError as exc:
+    except (TypeError, ValueError, ArithmeticError) as exc:  # UserError is a ValueError
         raise UserError(f"{where}.config: {exc}") from None
     net = EigenTrajectoryNet(cfg)
     names = set(net.state_dict())

@@ -61,6 +61,14 @@ def test_weights_round_trip_through_arrays(scene):
     bad["et.head.2.bias"] = np.full_like(arrays["et.head.2.bias"], np.nan)
     with pytest.raises(UserError, match="x.et: weight 'head.2.bias' is not a finite float array"):
         model_from_state(info, bad, "x.et")
+    for change, words in (
+        ({"heads": 0}, "heads must be a whole number in 1..64"),
+        ({"hidden": 10**9}, "hidden"),
+    ):
+        with pytest.raises(UserError, match=words):
+            model_from_state({**info, "config": {**info["config"], **change}}, arrays, "x.et")
+    with pytest.raises(UserError, match="x.et.config: .*backbone"):
+        model_from_state({**info, "config": {**info["config"], "backbone": "rnn"}}, arrays, "x.et")
     assert bundled_model(5, 20) is None
 
 
