@@ -88,10 +88,9 @@ class TrajectoryPanel(Panel):
         self.info.setWordWrap(True)
         self.info.setToolTip("click an agent in the scene to focus it; drag to pan, wheel to zoom")
         self.stale_label = QLabel("")
-        self.stale_label.setWordWrap(True)
         self.stale_label.setStyleSheet("color: #b00020; font-weight: bold;")
         # fixed heights: the canvas and the plots never jump when these texts change length
-        self.stale_label.setFixedHeight(2 * self.stale_label.fontMetrics().lineSpacing() + 4)
+        self.stale_label.setFixedHeight(self.stale_label.fontMetrics().lineSpacing() + 4)
         self.info.setFixedHeight(3 * self.info.fontMetrics().lineSpacing() + 4)
         self.playbar = PlayBar(with_step=True)
         self.playbar.run_toggled.connect(self._on_play)
@@ -121,6 +120,7 @@ class TrajectoryPanel(Panel):
 
     def _show_stale(self, why: str = "", **_info) -> None:
         self.stale_label.setText(f"Stale: {why}" if why else "")
+        self.stale_label.setToolTip(why)
 
     def _sync_controls(self, **_info) -> None:
         """Slider range and position, and the info line, from the model (the slider shows the window drawn)."""

@@ -10,6 +10,7 @@ exports and video frames from the same model, with fonts and line widths scaled 
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import QTimer
 
 from panels.trajectory.model import TrajectoryModel
 from panels.widgets import grid_segments, make_canvas, render_canvas
@@ -83,6 +84,9 @@ class TrajectoryView:
         self._share_fonts()
         self.set_scale(1.0)
         self.canvas.events.mouse_release.connect(self._on_release)
+        # the grid lays itself out while drawing: when that changed the view's box, the axes follow
+        self._axes_box: tuple[float, float] | None = None
+        self.canvas.events.draw.connect(self._after_draw, position="last")
         self.view.scene.events.transform_change.connect(self._on_camera_moved)
         for name in ("scene", "forecast", "frame", "camera", "params", "restored"):
             model.events.connect(name, self._model_changed)
@@ -242,6 +246,12 @@ class TrajectoryView:
     def _camera_rect(self) -> tuple[float, float, float, float]:
         r = self.view.camera.rect
         return (float(r.left), float(r.bottom), float(r.width), float(r.height))
+
+    def _after_draw(self, _event=None) -> None:
+        box = tuple(float(v) for v in self.view.size)
+        if box != self._axes_box:
+            self._axes_box = box
+            QTimer.singleShot(0, self._sync_axes)
 
     def _sync_axes(self) -> None:
         for ax in (self.xaxis, self.yaxis):

@@ -87,6 +87,19 @@ def test_renders_any_size_and_the_slider_shows_the_window_drawn(panel):
     assert "minADE/minFDE" in panel.info.text()
 
 
+def test_axes_follow_the_view_after_the_widget_is_resized(panel, qtbot):
+    """Tick labels describe what is drawn: after a resize the axes' domain is the view's visible range."""
+    panel.resize(1000, 700)
+    panel.render((320, 240))  # an export in between must not leave its layout behind
+    qtbot.wait(300)
+    view = panel.view.view
+    tr = view.scene.transform
+    x0, x1 = tr.imap([0, 0])[0], tr.imap([view.size[0], 0])[0]
+    lo, hi = panel.view.xaxis.axis.domain
+    assert lo == pytest.approx(x0, abs=0.01 * (x1 - x0)) and hi == pytest.approx(x1, abs=0.01 * (x1 - x0))
+    panel.resize(1200, 800)
+
+
 def test_clicking_an_agent_highlights_it_and_shows_its_metrics(panel, qtbot):
     m = panel.model
     m.set_params(model="cv20")
