@@ -297,8 +297,16 @@ class MainWindow(QMainWindow):
         self.log("cancelled running computations", status=True)
 
     # -- files and sessions -------------------------------------------------------------------------------
-    def open_file_dialog(self) -> None:
+    def open_filters(self) -> list[str]:
+        """File > Open's filters: the active panel's first (the dialog starts with it), then the others."""
+        active = self.active_panel()
         filters = [p.open_filter for p in self.panels.values() if p.open_filter]
+        if active is not None and active.open_filter:
+            filters = [active.open_filter] + [f for f in filters if f != active.open_filter]
+        return filters
+
+    def open_file_dialog(self) -> None:
+        filters = self.open_filters()
         if not filters:
             self.show_error("no open panel reads files")
             return

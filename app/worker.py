@@ -9,6 +9,7 @@ results are dropped. The shell listens to :data:`manager` for the status bar, th
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import traceback
@@ -198,6 +199,20 @@ class TaskManager(QObject):
 
 
 _manager: TaskManager | None = None
+EXIT_WAIT_MS = 60_000
+
+
+def _join_at_exit() -> None:
+    """At interpreter exit, wait (bounded) for threads still finishing a cancelled step (a compile, a solve
+    that cannot be interrupted): Qt aborts the process if a running QThread object is destroyed."""
+    if _manager is None:
+        return
+    for task in list(_manager._tasks):
+        task.cancel()
+        task.wait(EXIT_WAIT_MS)
+
+
+atexit.register(_join_at_exit)
 
 
 def manager() -> TaskManager:

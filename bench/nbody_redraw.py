@@ -26,21 +26,20 @@ def main() -> None:
     for _ in range(10):
         app.processEvents()
     p.advance(120)  # > 2,000 samples of the figure eight
-    assert len(p.h_t) > 2000, len(p.h_t)
+    rec = p.model.rec
+    assert len(rec) > 2000, len(rec)
     n = 120
     # 1) what the live view does per frame: new frame -> set_data of markers + 6,000-vertex trail -> draw
     c = p.canvas()
     t0 = time.perf_counter()
     for i in range(n):
-        p.frame = len(p.h_t) - 1 - (i % 50)
-        p._update_view()
+        p.orbit.draw_frame(len(rec) - 1 - (i % 50))
         c.render(alpha=True)  # synchronous draw of the on-screen-sized scene
     live = n / (time.perf_counter() - t0)
 
     # 1b) the on-screen path: update visuals, then run the event loop until the canvas has drawn
     def step(i: int) -> None:
-        p.frame = len(p.h_t) - 1 - (i % 50)
-        p._update_view()
+        p.orbit.draw_frame(len(rec) - 1 - (i % 50))
 
     screen = displayed_fps(app, c, step, n)
     # 2) the panel's render((640, 480)) used by exports

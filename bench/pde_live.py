@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import replace
 
 from app.gl import gl_info, setup_qt_for_vispy
 
@@ -28,9 +27,8 @@ def main() -> None:
     from panels.pde.panel import PDEPanel
 
     p = PDEPanel()
-    if args.model != "navier-stokes":
-        p._on_param("model", args.model)
-    p.set_params(replace(p.params(), n=args.n, quiver=args.quiver))
+    p.model.set_params(model=args.model)
+    p.model.set_params(n=args.n, quiver=args.quiver)
     ww, wh = (int(v) for v in args.window.split("x"))
     p.resize(ww, wh)
     p.show()
@@ -39,15 +37,17 @@ def main() -> None:
         time.sleep(0.01)
     p.start()
     t0 = time.perf_counter()
-    d0, s0 = p._draws, p._shown
-    step0 = p._current["step"]
+    shown = []
+    p.model.events.connect("frame", lambda: shown.append(1))
+    d0 = p.field_view.draws
+    step0 = p.model.current["step"]
     while time.perf_counter() - t0 < args.seconds:
         app.processEvents()
         time.sleep(0.001)
     dt = time.perf_counter() - t0
-    draws, shown = p._draws - d0, p._shown - s0
-    steps = p._current["step"] - step0
-    cw_ch = p._canvas.size
+    draws, shown = p.field_view.draws - d0, len(shown)
+    steps = p.model.current["step"] - step0
+    cw_ch = p.field_view.canvas.size
     p.shutdown()
     info = gl_info()
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, GL {info.get('renderer', info)}")

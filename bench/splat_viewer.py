@@ -20,7 +20,6 @@ import os
 import platform
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,16 +36,15 @@ def onscreen(g, w: int, h: int, seconds: float, moving_fps: float, viewer: str, 
 
     qapp = QApplication.instance()
     p = SplatPanel()
-    cfg = replace(p.params(), moving_fps=moving_fps, viewer=viewer)
+    p.model.set_params(moving_fps=moving_fps, viewer=viewer)
     if full:
-        cfg = replace(cfg, moving_fps=1.0, moving_scale=1.0, lod_count=max(g.count, 1000))
-    p.set_params(cfg)
+        p.model.set_params(moving_fps=1.0, moving_scale=1.0, lod_count=max(g.count, 1000))
     p.canvas_obj.native.setFixedSize(w, h)
     p.show()
     for _ in range(10):
         qapp.processEvents()
         time.sleep(0.02)
-    p._apply_scene(g, reset=True)
+    p.model.set_scene(g, reset=True)
     frames = [0]
     p.canvas_obj.events.draw.connect(lambda ev: frames.__setitem__(0, frames[0] + 1), position="last")
     counts = []
@@ -63,20 +61,20 @@ def onscreen(g, w: int, h: int, seconds: float, moving_fps: float, viewer: str, 
             events()
 
     next_frame()
-    p.rotate(1.0, 0.0)  # warm-up: first moving frames size the level of detail
+    p.model.rotate(1.0, 0.0)  # warm-up: first moving frames size the level of detail
     for _ in range(5):
         next_frame()
-        p.rotate(1.0, 0.0)
+        p.model.rotate(1.0, 0.0)
     f0, t0 = frames[0], time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        p.rotate(1.0, 0.0)
+        p.model.rotate(1.0, 0.0)
         next_frame()
         counts.append(p.node.count)
     moving_s = time.perf_counter() - t0
     fps = (frames[0] - f0) / moving_s
     t_stop = time.perf_counter()
     longest[0] = 0.0
-    while p._shown_key is None or p._shown_key[1] or p.node.count != g.count:
+    while p.node.timed or p.node.count != g.count:
         events()
         if time.perf_counter() - t_stop > 300:
             break
@@ -90,7 +88,7 @@ def onscreen(g, w: int, h: int, seconds: float, moving_fps: float, viewer: str, 
         f"{tag}_canvas": list(p.canvas_obj.size),
         f"{tag}_fps_moving": fps,
         f"{tag}_moving_splats_median": int(np.median(counts)) if counts else 0,
-        f"{tag}_moving_scale": p.params().moving_scale,
+        f"{tag}_moving_scale": p.model.params.moving_scale,
         f"{tag}_still_after_s": settle,
         f"{tag}_longest_gui_block_s": longest[0],
     }

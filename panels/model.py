@@ -110,7 +110,9 @@ def check_value(name: str, spec: ParamSpec, value: Any) -> Any:
         if not math.isfinite(value):
             raise UserError(f"{name} must be a finite number, got {shown}")
     if not spec.minimum <= value <= spec.maximum:
-        raise UserError(f"{name} = {value:g} is out of range [{spec.minimum:g}, {spec.maximum:g}]")
+        fmt = "d" if spec.kind == "int" else "g"  # whole numbers in full: not "2.14748e+09"
+        lo, hi = (int(v) if fmt == "d" else v for v in (spec.minimum, spec.maximum))
+        raise UserError(f"{name} = {value:{fmt}} is out of range [{lo:{fmt}}, {hi:{fmt}}]")
     return value
 
 

@@ -232,8 +232,10 @@ class ColorBar(QWidget):
         self._lut[:, 3] = 1.0
         self._limits = (0.0, 1.0)
         self._label = ""
-        self.setMinimumHeight(56)
-        self.setMaximumHeight(56)
+        # bar + ticks + a row of tick values + the label row, from the font (a fixed 56 px clipped the label)
+        height = 4 + 14 + 7 + 2 * self.fontMetrics().height() + 6
+        self.setMinimumHeight(height)
+        self.setMaximumHeight(height)
 
     def set_colormap(self, lut: np.ndarray) -> None:
         """``lut``: (N, 4) RGBA in [0, 1], low to high."""

@@ -5,12 +5,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-
-import numpy as np
 
 from backends.common import UserError
 from backends.nbody.core import PRESETS
+from backends.nbody.io import save_result
 from backends.nbody.run import INTEGRATORS, RunConfig, run, system_for
 
 
@@ -62,26 +60,3 @@ def main(argv: list[str]) -> int:
     if res.status != "ok":
         raise UserError(res.status + (f"; history so far written to {args.out}" if args.out else ""))
     return 0
-
-
-def save_result(path: str, res) -> None:
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.parent.is_dir():
-        raise UserError(f"cannot write {p}: folder {p.parent} does not exist")
-    with open(p, "wb") as fh:
-        np.savez_compressed(
-            fh,
-            t=res.t,
-            pos=res.pos,
-            vel=res.vel,
-            mass=res.mass,
-            energy=res.energy,
-            steps=np.int64(res.steps),
-            force_evals=np.int64(res.force_evals),
-            dt=res.dt,
-            ang_mom=res.ang_mom,
-            status=np.str_(res.status),
-            events=np.str_(json.dumps([e.text for e in res.events])),
-        )

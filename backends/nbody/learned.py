@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
+import tempfile
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -248,21 +250,51 @@ class Policy:
         return int(q.argmax(1).item())
 
     def save(self, path: str | Path) -> Path:
+        """Write the weights as a plain dict of tensors and numbers (loads with ``weights_only=True``),
+        atomically: a temporary sibling, synced, then renamed over ``path``."""
         import torch
 
         p = Path(path)
         if not p.parent.is_dir():
             raise UserError(f"cannot write {p}: folder {p.parent} does not exist")
-        torch.save(
-            {
-                "state_dict": self.net.state_dict(),
-                "obs_dim": self.obs_dim,
-                "actions": ACTIONS.tolist(),
-                "meta": self.meta,
-            },
-            p,
-        )
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(
+                    {
+                        "state_dict": self.net.state_dict(),
+                        "obs_dim": self.obs_dim,
+                        "actions": ACTIONS.tolist(),
+                        "meta": self.meta,
+                    },
+                    fh,
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return p
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The network's parameters as numpy arrays (copies), e.g. for a session's array file."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.net.state_dict().items()}
+
+    @classmethod
+    def from_weights(cls, obs_dim: int, meta: dict, weights: dict[str, np.ndarray]) -> Policy:
+        """Rebuild a policy from :meth:`weights` and its ``obs_dim``/``meta``; a clear error if they do not fit."""
+        import torch
+
+        net = make_qnet(int(obs_dim) + (1 if meta.get("lam_input") else 0))
+        try:
+            net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+        except (RuntimeError, KeyError) as exc:
+            raise UserError(
+                f"the policy weights do not fit a Q-network for {obs_dim} inputs: {exc}"
+            ) from None
+        net.eval()
+        return cls(net, int(obs_dim), dict(meta))
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

@@ -127,7 +127,9 @@ class RunResult:
         return line
 
 
-def make_integrator(cfg: RunConfig, system: System) -> Integrator:
+def make_integrator(cfg: RunConfig, system: System, policy=None) -> Integrator:
+    """The integrator ``cfg`` names; ``policy`` (a :class:`backends.nbody.learned.Policy`, e.g. one trained in
+    the panel) steers ``learned`` instead of the file ``cfg.policy``."""
     m, x, v, eps = system.mass, system.pos, system.vel, system.eps
     name = cfg.integrator
     if name == "leapfrog":
@@ -145,7 +147,7 @@ def make_integrator(cfg: RunConfig, system: System) -> Integrator:
     if name == "learned":
         from backends.nbody.learned import LearnedHermite, load_policy
 
-        return LearnedHermite(m, x, v, eps, policy=load_policy(cfg.policy or None))
+        return LearnedHermite(m, x, v, eps, policy=policy or load_policy(cfg.policy or None))
     raise UserError(f"unknown integrator {name!r}")
 
 
@@ -154,14 +156,19 @@ def system_for(cfg: RunConfig) -> System:
 
 
 def simulate(
-    system: System | None, cfg: RunConfig, yield_every_s: float = 0.05, yield_every_steps: int | None = None
+    system: System | None,
+    cfg: RunConfig,
+    yield_every_s: float = 0.05,
+    yield_every_steps: int | None = None,
+    policy=None,
 ) -> Generator[Progress, None, RunResult]:
-    """Integrate ``system`` (default: the config's preset) to ``cfg.t_end``; see the module docstring."""
+    """Integrate ``system`` (default: the config's preset) to ``cfg.t_end``; see the module docstring.
+    ``policy``: an in-memory step-size policy for the ``learned`` integrator (default: ``cfg.policy``)."""
     if system is None:
         system = system_for(cfg)
     pos0, vel0 = to_com_frame(system.mass, system.pos, system.vel)
     system = system.copy_with(pos0, vel0)
-    integ = make_integrator(cfg, system)
+    integ = make_integrator(cfg, system, policy)
     m, eps2 = system.mass, system.eps**2
     e0 = energy(m, integ.x, integ.v, eps2)
     escale = abs(e0) if e0 != 0 else 1.0

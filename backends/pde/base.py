@@ -52,6 +52,8 @@ class FieldSim:
     field_names: tuple[str, ...] = ("u",)
     paint_targets: tuple[str, ...] = ()
     symmetric = False  # diverging colormap by default
+    #: attributes holding the evolving state (tensors): what :meth:`save_state`/:meth:`load_state` copy
+    state_attrs: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.t = 0.0
@@ -92,6 +94,42 @@ class FieldSim:
 
     def state_tensors(self) -> list[torch.Tensor]:
         return []
+
+    def save_state(self) -> dict[str, np.ndarray]:
+        """Copies of the evolving state (complex spectra as real (..., 2) arrays) with ``t``, ``steps`` and
+        ``dt``: enough to continue this run exactly later (sessions save it; :meth:`load_state` reads it)."""
+        out = {"t": np.float64(self.t), "steps": np.int64(self.steps), "dt": np.float64(self.dt)}
+        for name in self.state_attrs:
+            a = getattr(self, name).detach().cpu()
+            out[name] = (torch.view_as_real(a) if a.is_complex() else a).numpy().copy()
+        return out
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Continue from :meth:`save_state` output of a simulation with the same config (checked first)."""
+        new = {}
+        for name in self.state_attrs:
+            cur = getattr(self, name)
+            if name not in arrays:
+                raise UserError(f"{self.model} state: missing array {name!r}")
+            a = np.asarray(arrays[name])
+            want = tuple(torch.view_as_real(cur).shape) if cur.is_complex() else tuple(cur.shape)
+            if a.ndim != len(want) or a.shape[:1] + a.shape[2:] != want[:1] + want[2:] or a.dtype.kind != "f":
+                raise UserError(f"{self.model} state: array {name!r} has shape {a.shape}, expected {want}")
+            if not np.all(np.isfinite(a)):
+                raise UserError(f"{self.model} state: array {name!r} contains NaN or infinity")
+            real = (
+                torch.tensor(a).to(self.device, cur.real.dtype).contiguous()
+            )  # a copy: painting is in place
+            new[name] = torch.view_as_complex(real) if cur.is_complex() else real
+        for name, value in new.items():
+            setattr(self, name, value)
+        self.t, self.steps = float(arrays["t"]), int(arrays["steps"])
+        self.dt = float(arrays.get("dt", self.dt))
+        self.blown_up = None
+        self._state_loaded()
+
+    def _state_loaded(self) -> None:
+        """Hook: rebuild what depends on the state's layout (e.g. a dye channel) after :meth:`load_state`."""
 
     def check(self) -> None:
         for s in self.state_tensors():

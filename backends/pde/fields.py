@@ -126,6 +126,8 @@ def _check_common(cfg) -> None:
 
 
 class _SpectralSim(FieldSim):
+    state_attrs = ("s",)
+
     def _setup(self, cfg, channels: int):
         self.cfg = cfg
         self.dim = cfg.dim
@@ -536,6 +538,8 @@ class GrayScott(FieldSim):
         self.v = v + dt * (self.cfg.Dv * self._lap(v) + uvv - (F + k) * v)
         self.t += dt
         self.steps += 1
+
+    state_attrs = ("u", "v")
 
     def state_tensors(self):
         return [self.u, self.v]

@@ -120,6 +120,7 @@ class NavierStokes2D(FieldSim, SpectralIMEX):
     field_names = ("vorticity", "dye", "speed", "streamfunction")
     paint_targets = ("vorticity", "dye")
     symmetric = True
+    state_attrs = ("s",)
 
     def __init__(self, cfg: NSConfig, w0: torch.Tensor | np.ndarray | None = None):
         FieldSim.__init__(self)
@@ -250,6 +251,10 @@ class NavierStokes2D(FieldSim, SpectralIMEX):
 
     def state_tensors(self):
         return [self.s]
+
+    def _state_loaded(self) -> None:
+        self.last_dt = self.dt
+        self._setup_operators(with_dye=self.s.shape[1] > 1)
 
     def check(self) -> None:
         super().check()

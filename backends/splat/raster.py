@@ -170,23 +170,6 @@ def rasterize_gen(
     return img.cpu().numpy(), alpha_img.cpu().numpy()
 
 
-def rasterize(
-    means,
-    covs,
-    opacities,
-    colors,
-    cam: Camera,
-    background=(0.0, 0.0, 0.0),
-    device: str | torch.device = "cpu",
-):
-    gen = rasterize_gen(means, covs, opacities, colors, cam, background, device)
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
-
-
 def prepare(g: Gaussians, cam: Camera, time: float | None = None, sh_degree: int | None = None):
     """Means, covariances, opacities and view-dependent colours of the scene (sliced at ``time`` if 4D)."""
     from backends.splat.gauss4d import slice_at

@@ -29,6 +29,7 @@ from vispy.visuals import Visual
 from backends.splat import tile_raster
 from backends.splat.camera import Camera
 from backends.splat.gaussians import Gaussians
+from backends.splat.live import sort_back_to_front
 from backends.splat.tile_raster import scene_rows
 
 gloo.gl.use_gl("gl+")  # instancing (glDrawArraysInstanced, glVertexAttribDivisor) needs the PyOpenGL backend
@@ -123,29 +124,19 @@ void main() { v_uv = vec2(0.5 * (a_pos.x + 1.0), 0.5 * (1.0 - a_pos.y)); gl_Posi
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "software")
 
 
+def is_software_gl() -> bool:
+    """The current OpenGL context is a software rasterizer (its buffers live in host memory)."""
+    name = str(gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)).lower()
+    return any(k in name for k in SOFTWARE_GL)
+
+
 def resolve_renderer(choice: str) -> str:
     """'auto' -> 'cpu' on a software OpenGL (its per-primitive cost makes instanced quads slow) once the
     rasterizer's kernels are compiled (``tile_raster.warmup``, ~17 s the very first time), else 'gl'.
     Call with a current GL context."""
     if choice != "auto":
         return choice
-    name = str(gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)).lower()
-    return "cpu" if any(k in name for k in SOFTWARE_GL) and tile_raster.ready() else "gl"
-
-
-def sort_back_to_front(rows: np.ndarray, viewmat: np.ndarray, sh: np.ndarray | None = None) -> np.ndarray:
-    """Rows reordered by decreasing view depth (pure numpy: safe in a worker thread). With ``sh`` (aligned with
-    the rows, degree > 0) the colours are first re-evaluated for this camera position (view-dependent SH)."""
-    if sh is not None and sh.shape[1] > 1:
-        from backends.splat.sh import eval_sh_colors
-
-        campos = -np.asarray(viewmat)[:3, :3].T @ np.asarray(viewmat)[:3, 3]
-        rows = rows.copy()
-        rows[:, 9:12] = eval_sh_colors(sh, rows[:, 0:3], campos)
-    r = np.asarray(viewmat, np.float32)
-    depth = rows[:, 0:3] @ r[2, :3] + r[2, 3]
-    order = np.argsort(-depth, kind="stable")
-    return rows[order]
+    return "cpu" if is_software_gl() and tile_raster.ready() else "gl"
 
 
 class SplatVisual(Visual):
@@ -185,6 +176,7 @@ class SplatVisual(Visual):
         self._blit: gloo.Program | None = None
         self.renderer = "auto"  # auto | gl | cpu
         self.active_renderer = ""  # what 'auto' resolved to at the last draw
+        self.software_gl: bool | None = None  # the OpenGL is a software one (known after the first draw)
         self._host_rows = np.zeros((0, 13), np.float32)  # the rows as set (the CPU rasterizer reads them)
         self._host_sorted = True
         self._gl_uploaded = True
@@ -193,6 +185,11 @@ class SplatVisual(Visual):
         self.cpu_timings: dict = {}  # seconds per stage of the last CPU frame (sort_s, project_s, ...)
         self._cpu_tex: gloo.Texture2D | None = None
         self._cpu_prog: gloo.Program | None = None
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The rows as set (in the order drawn when :attr:`rows_sorted`)."""
+        return self._host_rows
 
     @property
     def rows_sorted(self) -> bool:
@@ -267,6 +264,8 @@ class SplatVisual(Visual):
         t0 = time.perf_counter()
         if not self.active_renderer or self.renderer != "auto":
             self.active_renderer = resolve_renderer(self.renderer)
+        if self.software_gl is None:
+            self.software_gl = is_software_gl()
         if not self.visible or self.camera is None or self.count == 0:
             Visual.draw(self)
         elif self.active_renderer == "cpu":

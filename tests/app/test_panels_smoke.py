@@ -9,6 +9,7 @@ import pytest
 
 from app import registry
 from app.worker import manager
+from backends.common import UserError
 from panels.base import Panel
 
 
@@ -32,7 +33,11 @@ def test_panel_smoke(qtbot, tmp_path, key):
     assert actions, "a panel must offer at least one export"
     for i, action in enumerate(actions):
         out = tmp_path / f"export{i}.{action.suffixes[0]}"
-        action.write(out)
+        try:
+            action.write(out)
+        except UserError as exc:  # something not computed by advance(): the message says what to press
+            assert "press" in str(exc).lower(), (action.label, str(exc))
+            continue
         assert out.exists() and out.stat().st_size > 0, action.label
 
     state = panel.state()

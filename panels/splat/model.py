@@ -1,0 +1,469 @@
+"""The splat viewer's Qt-free source of truth: parameters, the scene and its source, the edited scene's rows,
+the orbit camera, time, and the camera-path keyframes.
+
+Everything that determines the figure is here and in :meth:`SplatModel.state`, so an export's sidecar reproduces
+its image: the scene source (validated and loaded before anything changes), the camera (target, azimuth,
+elevation, distance), the field of view, time, renderer and level of detail. Events: ``params(changed)``,
+``scene()`` (a new scene), ``rows()`` (new instance rows: edits, colouring or time), ``camera(moving)``,
+``keyframes()``, ``stale(why)`` and ``restored()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backends.common import UserError, drain, parse_size
+from backends.splat import camera as cm
+from backends.splat import edits, gauss4d
+from backends.splat.gaussians import Gaussians
+from backends.splat.live import SCENES, SceneRows, check_scene_files, load_scene_gen, scene_rows
+from backends.splat.pointcloud import frustum_segments
+from panels.model import PanelModel, param
+
+BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "grey": (0.5, 0.5, 0.5)}
+#: parameters whose change rebuilds the edited scene (the rest only redraw)
+EDIT_FIELDS = {"min_opacity", "max_scale", "sh_degree", "subsample", "crop", "seed", "color_by"}
+MAX_KEYFRAMES = 100
+VIDEOS = ("turntable", "camera path", "4D playback")
+#: the elevation stays off the poles, where azimuth is undefined
+MAX_ELEVATION = 89.0
+
+
+@dataclass(frozen=True)
+class SplatParams:
+    scene: str = param("sample 3D", "Scene", choices=SCENES, tooltip="file: choose .ply/.splat/.spz files")
+    path: str = param(
+        "", "Scene file(s)", form=False, tooltip="several files separated by ';' load as blocks"
+    )
+    camera_mode: str = param(
+        "orbit",
+        "Camera",
+        choices=("orbit", "fly"),
+        tooltip="orbit: drag turns around the target; fly: drag looks around, WASD/QE move",
+    )
+    up_axis: str = param("-y", "Up axis", choices=tuple(sorted(cm.UP_AXES)))
+    fov: float = param(50.0, "Field of view (deg)", minimum=5, maximum=120, decimals=1, step=5)
+    background: str = param("black", "Background", choices=tuple(BACKGROUNDS))
+    # the choices depend on the scene's attributes: checked by the model, shown in a combo box by the panel
+    color_by: str = param("colour", "Colour by", form=False)
+    min_opacity: float = param(0.0, "Min opacity", minimum=0, maximum=1, decimals=3, step=0.01)
+    max_scale: float = param(0.0, "Max scale (0 = off)", minimum=0, maximum=1e6, decimals=4, step=0.01)
+    sh_degree: int = param(3, "SH degree limit", minimum=0, maximum=3)
+    subsample: float = param(1.0, "Subsample fraction", minimum=0.001, maximum=1, decimals=3, step=0.05)
+    crop: str = param("", "Crop box", tooltip="XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX in scene units; empty = off")
+    seed: int = param(0, "Subsample seed", minimum=0, maximum=2**31 - 1, form=False)
+    time: float = param(0.0, "Time", minimum=-1e6, maximum=1e6, form=False)
+    play_speed: float = param(0.25, "Play speed (time units/s)", minimum=1e-3, maximum=100, form=False)
+    lod_count: int = param(
+        300_000,
+        "Max splats while moving",
+        minimum=1000,
+        maximum=5_000_000,
+        step=50_000,
+        tooltip="while the view moves the most opaque and largest splats are drawn, as many as the target "
+        "frame rate allows, up to this count",
+    )
+    moving_fps: float = param(
+        15.0, "Target frames/s while moving", minimum=1, maximum=120, decimals=1, step=5
+    )
+    moving_scale: float = param(
+        0.5, "Resolution while moving", minimum=0.25, maximum=1, decimals=2, step=0.25
+    )
+    viewer: str = param(
+        "auto",
+        "Viewer renderer",
+        choices=("auto", "gl", "cpu"),
+        tooltip="gl: one instanced quad per splat; cpu: exact tile rasterizer on the CPU (numba) shown as one "
+        "texture; auto: cpu on a software OpenGL (llvmpipe), gl on a GPU",
+    )
+    export_renderer: str = param(
+        "gl",
+        "Export renderer",
+        choices=("gl", "reference"),
+        tooltip="gl: the viewer's renderer (GL quads or CPU tiles, see Viewer renderer); reference: the torch "
+        "reference rasterizer",
+    )
+    export_size: str = param("1280x960", "Export size", tooltip="WIDTHxHEIGHT of Render PNG")
+    video: str = param(
+        "turntable",
+        "Video",
+        choices=VIDEOS,
+        tooltip="what Export > Video shows: a turn around the target, the camera path through the keyframes "
+        "(a default sweep with fewer than two), or 4D playback over the scene's time range",
+    )
+
+    def __post_init__(self) -> None:
+        if self.scene == "file" and not self.path.strip():
+            raise UserError("scene 'file' needs a .ply/.splat/.spz file: choose one (File > Open)")
+        try:
+            parse_size(self.export_size)
+        except UserError as exc:
+            raise UserError(f"export_size {self.export_size!r}: {exc}") from None
+        self.edit_config()  # validates the crop box with the edit fields
+
+    def crop_box(self):
+        if not self.crop.strip():
+            return None, None
+        try:
+            v = [float(x) for x in self.crop.split(",")]
+        except ValueError:
+            v = []
+        if len(v) != 6 or not all(math.isfinite(x) for x in v):
+            raise UserError(f"crop box {self.crop!r}: expected XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX")
+        return tuple(v[:3]), tuple(v[3:])
+
+    def edit_config(self) -> edits.EditConfig:
+        lo, hi = self.crop_box()
+        return edits.EditConfig(
+            crop_min=lo,
+            crop_max=hi,
+            min_opacity=self.min_opacity,
+            max_scale=self.max_scale,
+            sh_degree=self.sh_degree,
+            subsample=self.subsample,
+            seed=self.seed,
+        )
+
+
+@dataclass(frozen=True)
+class Orbit:
+    """The viewer's camera: a point on a sphere around ``target`` (fly mode moves the target)."""
+
+    target: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    azimuth: float = 30.0
+    elevation: float = 20.0
+    distance: float = 5.0
+
+    def camera(self, size: tuple[int, int], fov: float, up_axis: str) -> cm.Camera:
+        w, h = int(size[0]), int(size[1])
+        return cm.orbit_camera(
+            np.asarray(self.target),
+            self.azimuth,
+            self.elevation,
+            self.distance,
+            w,
+            h,
+            fov,
+            cm.UP_AXES[up_axis],
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "target": list(self.target),
+            **{k: getattr(self, k) for k in ("azimuth", "elevation", "distance")},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> Orbit:
+        """Checked: a target of three finite numbers, finite angles, elevation within the poles, distance > 0."""
+        if not isinstance(d, dict):
+            raise UserError(f"{where} must be an object, got {d!r:.60}")
+        unknown = sorted(set(d) - {"target", "azimuth", "elevation", "distance"})
+        if unknown:
+            raise UserError(f"{where}: unknown key {unknown[0]!r}")
+
+        def number(key: str, lo: float, hi: float) -> float:
+            v = d.get(key, getattr(cls, key))
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise UserError(f"{where}.{key} must be a finite number, got {v!r:.60}")
+            if not lo <= v <= hi:
+                raise UserError(f"{where}.{key} = {v:g} is out of range [{lo:g}, {hi:g}]")
+            return float(v)
+
+        t = d.get("target", [0.0, 0.0, 0.0])
+        ok = isinstance(t, list | tuple) and len(t) == 3
+        if not ok or not all(
+            not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x) for x in t
+        ):
+            raise UserError(f"{where}.target must be three finite numbers, got {t!r:.60}")
+        return cls(
+            tuple(float(x) for x in t),
+            number("azimuth", -1e9, 1e9),
+            number("elevation", -MAX_ELEVATION, MAX_ELEVATION),
+            number("distance", 1e-3, 1e6),
+        )
+
+
+class SplatModel(PanelModel):
+    key = "splat"
+    Params = SplatParams
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scene: Gaussians | None = None  # as loaded
+        self.cameras: tuple[cm.Camera, ...] = ()  # the cameras that observed it (SfM scenes), drawn as frusta
+        self.source: tuple[str, str] = ("", "")  # (scene, path) of ``scene``
+        self.time_range = (0.0, 1.0)
+        self.radius = 1.0  # the scene's robust radius: scales fly speed and the sort threshold
+        self.edited: Gaussians | None = None  # after edits and colouring
+        self.legend: edits.Legend | None = None
+        self.rows: SceneRows | None = None
+        self.orbit = Orbit()
+        self.keyframes: list[Orbit] = []
+        self.restoring = False  # True while a session is applied (a scene then keeps the session's camera)
+
+    # -- scene ----------------------------------------------------------------------------------------
+    def load_now(self) -> None:
+        """Load the scene the parameters name, on the calling thread (the small bundled samples, the CLI)."""
+        loaded = drain(load_scene_gen(self.params.scene, self.params.path))
+        self.set_scene(loaded.gaussians, reset=True, cameras=loaded.cameras)
+
+    def needs_load(self) -> bool:
+        return (self.params.scene, self.params.path) != self.source
+
+    def set_scene(
+        self,
+        g: Gaussians,
+        reset: bool,
+        source: tuple[str, str] | None = None,
+        cameras: tuple[cm.Camera, ...] = (),
+    ) -> None:
+        """Show a loaded scene (and the cameras that observed it); ``reset`` frames the camera on it, with the
+        up axis of those cameras. Colouring by an attribute the scene lacks falls back to 'colour'; a time
+        outside a 4D scene's range moves to its start."""
+        self.scene, self.cameras = g, tuple(cameras)
+        self.source = source or (self.params.scene, self.params.path)
+        self.time_range = gauss4d.time_range(g)
+        self.radius = g.robust_center_radius()[1]
+        p = self.params
+        fix = {}
+        if p.color_by not in edits.attribute_names(g):
+            fix["color_by"] = "colour"
+        if g.is_4d and not self.time_range[0] <= p.time <= self.time_range[1]:
+            fix["time"] = self.time_range[0]
+        if reset and cameras:
+            up = -np.mean([c.R[1] for c in cameras], 0)  # camera rows: right, down, forward
+            best = max(cm.UP_AXES, key=lambda k: float(np.dot(cm.UP_AXES[k], up)))
+            if best != p.up_axis:
+                fix["up_axis"] = best
+        if fix:
+            self.params = dataclasses.replace(p, **fix)
+        if reset:
+            self.orbit = self.framing()
+        self.mark_stale("")
+        self._rebuild()
+        self.events.emit("scene")
+        if fix:
+            self.events.emit("params", changed=set(fix))
+
+    def attribute_names(self) -> list[str]:
+        return edits.attribute_names(self.scene) if self.scene is not None else ["colour"]
+
+    def _rebuild(self) -> None:
+        """Edits + colour mode -> the edited scene; then the rows at the current time."""
+        if self.scene is None:
+            return
+        e = edits.apply_edits(self.scene, self.params.edit_config())
+        self.edited, self.legend = edits.color_by(e, self.params.color_by, self._campos())
+        self._make_rows()
+
+    def _make_rows(self) -> None:
+        if self.edited is None:
+            return
+        self.rows = scene_rows(self.edited, self.params.time, self._campos())
+        self.events.emit("rows")
+
+    def _campos(self) -> np.ndarray:
+        return self.camera((64, 48)).position
+
+    # -- parameters -----------------------------------------------------------------------------------
+    def set_params(self, **changes: Any) -> set[str]:
+        if "color_by" in changes:
+            self._check_color(changes["color_by"], self.scene, "color_by")
+        return super().set_params(**changes)
+
+    @staticmethod
+    def _check_color(value: Any, scene: Gaussians | None, where: str) -> None:
+        names = edits.attribute_names(scene) if scene is not None else ["colour"]
+        if value not in names:
+            raise UserError(f"{where} must be one of {', '.join(names)} for this scene; got {value!r:.60}")
+
+    def params_changed(self, changed: set[str]) -> None:
+        if self.scene is None or self.restoring:
+            return
+        if self.needs_load():
+            self.mark_stale("loading the scene ...")
+            return
+        if "up_axis" in changed:
+            self.orbit = self.framing()
+            self.events.emit("camera", moving=False)
+        if changed & EDIT_FIELDS or "up_axis" in changed:
+            self._rebuild()
+        elif "time" in changed and self.scene.is_4d:
+            self._make_rows()
+
+    def set_time(self, t: float) -> None:
+        lo, hi = self.time_range
+        self.set_params(time=float(min(max(t, lo), hi)))
+
+    def step_time(self, dt: float) -> None:
+        """Advance 4D playback by ``dt`` seconds of wall time, wrapping at the end of the range."""
+        lo, hi = self.time_range
+        self.set_params(time=lo + (self.params.time + self.params.play_speed * dt - lo) % max(hi - lo, 1e-12))
+
+    # -- camera ---------------------------------------------------------------------------------------
+    def camera(self, size: tuple[int, int], orbit: Orbit | None = None) -> cm.Camera:
+        return (orbit or self.orbit).camera(size, self.params.fov, self.params.up_axis)
+
+    def framing(self) -> Orbit:
+        """The default view of the scene: its robust centre from 3 radii, azimuth 30, elevation 20 degrees."""
+        if self.scene is None:
+            return Orbit()
+        c, r = self.scene.robust_center_radius()
+        return Orbit(tuple(float(x) for x in c), 30.0, 20.0, 3.0 * r)
+
+    def set_orbit(self, orbit: Orbit, moving: bool = False) -> None:
+        self.orbit = orbit
+        if not moving and self.params.color_by == "depth":
+            self._rebuild()  # depth colours are distances from the camera
+        self.events.emit("camera", moving=moving)
+
+    def reset_view(self) -> None:
+        self.set_orbit(self.framing())
+
+    def rotate(self, d_az: float, d_el: float) -> None:
+        o = self.orbit
+        up = cm.UP_AXES[self.params.up_axis]
+        if self.params.camera_mode == "fly":  # look around: the eye stays, the target moves
+            eye = cm.orbit_eye(np.asarray(o.target), o.azimuth, o.elevation, o.distance, up)
+            az, el = o.azimuth + d_az, float(np.clip(o.elevation - d_el, -MAX_ELEVATION, MAX_ELEVATION))
+            target = eye - cm.orbit_eye(np.zeros(3), az, el, o.distance, up)
+            new = Orbit(tuple(float(x) for x in target), az, el, o.distance)
+        else:
+            el = float(np.clip(o.elevation + d_el, -MAX_ELEVATION, MAX_ELEVATION))
+            new = dataclasses.replace(o, azimuth=o.azimuth + d_az, elevation=el)
+        self.set_orbit(new, moving=True)
+
+    def zoom(self, factor: float) -> None:
+        if self.params.camera_mode == "fly":
+            self.move(forward=(1 - factor) * self.orbit.distance)
+        else:
+            d = float(np.clip(self.orbit.distance * factor, 1e-3, 1e6))
+            self.set_orbit(dataclasses.replace(self.orbit, distance=d), moving=True)
+
+    def move(self, forward: float = 0.0, right: float = 0.0, up: float = 0.0) -> None:
+        r = self.camera((64, 48)).R  # rows: right, down, forward
+        t = np.asarray(self.orbit.target) + forward * r[2] + right * r[0] - up * r[1]
+        self.set_orbit(dataclasses.replace(self.orbit, target=tuple(float(x) for x in t)), moving=True)
+
+    def look_through(self, i: int) -> None:
+        """Look through scene camera ``i``: its eye, view direction and field of view (the orbit camera has no
+        roll: the image is levelled to the up axis). The target is on the view axis, a scene radius ahead."""
+        cam = self.cameras[i]
+        fwd, eye = cam.R[2], cam.position
+        e1, e2, u = cm.orbit_basis(cm.UP_AXES[self.params.up_axis])
+        back = -fwd
+        el = math.degrees(math.asin(float(np.clip(back @ u, -1, 1))))
+        if abs(el) > MAX_ELEVATION:
+            raise UserError(f"camera {i + 1} looks straight along the up axis: choose another up axis")
+        az = math.degrees(math.atan2(float(back @ e2), float(back @ e1)))
+        d = self.radius
+        self.set_params(fov=float(np.clip(cam.fov_y_deg, 5, 120)))
+        self.set_orbit(Orbit(tuple(float(x) for x in eye + d * fwd), az, el, d))
+
+    def frusta(self) -> np.ndarray:
+        """Segment ends (M, 3) of the scene cameras' frusta, a tenth of the scene radius deep."""
+        if not self.cameras:
+            return np.zeros((0, 3))
+        return np.concatenate([frustum_segments(c, 0.1 * self.radius) for c in self.cameras])
+
+    # -- camera path ----------------------------------------------------------------------------------
+    def add_keyframe(self) -> None:
+        if len(self.keyframes) >= MAX_KEYFRAMES:
+            raise UserError(f"a camera path holds at most {MAX_KEYFRAMES} keyframes")
+        self.keyframes.append(self.orbit)
+        self.events.emit("keyframes")
+
+    def remove_keyframe(self, i: int) -> None:
+        del self.keyframes[i]
+        self.events.emit("keyframes")
+
+    def move_keyframe(self, i: int, j: int) -> None:
+        """Move keyframe ``i`` to position ``j`` (both clamped to the list)."""
+        j = min(max(j, 0), len(self.keyframes) - 1)
+        self.keyframes.insert(j, self.keyframes.pop(i))
+        self.events.emit("keyframes")
+
+    def clear_keyframes(self) -> None:
+        self.keyframes.clear()
+        self.events.emit("keyframes")
+
+    def path_orbits(self) -> list[Orbit]:
+        """The keyframes, or (fewer than two) a default sweep from the current view."""
+        if len(self.keyframes) >= 2:
+            return list(self.keyframes)
+        o = self.orbit
+        return [
+            dataclasses.replace(o, azimuth=o.azimuth + a, elevation=o.elevation + e, distance=o.distance * d)
+            for a, e, d in ((0, 0, 1.0), (40, 15, 0.8), (90, -5, 1.1))
+        ]
+
+    def path_camera(self, u: float, size: tuple[int, int]) -> cm.Camera:
+        """The camera-path camera at fraction ``u`` in [0, 1] (positions Catmull-Rom, rotations slerp)."""
+        return cm.CameraPath(tuple(self.camera(size, o) for o in self.path_orbits())).at(u)
+
+    def turntable_camera(self, u: float, size: tuple[int, int]) -> cm.Camera:
+        return self.camera(size, dataclasses.replace(self.orbit, azimuth=self.orbit.azimuth + 360.0 * u))
+
+    # -- sessions -------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        st = super().state()
+        st["camera"] = self.orbit.to_dict()
+        st["keyframes"] = [k.to_dict() for k in self.keyframes]
+        return st
+
+    def state_keys(self) -> set[str]:
+        return {"params", "camera", "keyframes"}
+
+    def validate_state(self, state: Any, arrays: dict[str, np.ndarray]) -> Any:
+        staged = super().validate_state(state, arrays)
+        p = staged["params"]
+        scene, source = self.scene, (p.scene, p.path)
+        if (
+            source != self.source
+        ):  # the session names another scene: load it now, so a bad file changes nothing
+            try:
+                if p.scene == "file":
+                    check_scene_files(p.path)
+                loaded = drain(load_scene_gen(p.scene, p.path))
+            except UserError as exc:
+                raise UserError(f"splat.params.path: {exc}") from None
+            except (OSError, ValueError, KeyError) as exc:
+                raise UserError(f"splat.params.path: cannot read {p.path!r}: {exc}") from None
+            scene = loaded.gaussians
+            staged["scene"] = (loaded, source)
+        self._check_color(p.color_by, scene, "splat.params.color_by")
+        if "camera" in state:
+            staged["camera"] = Orbit.from_dict(state["camera"], "splat.camera")
+        frames = state.get("keyframes", [])
+        if not isinstance(frames, list) or len(frames) > MAX_KEYFRAMES:
+            raise UserError(f"splat.keyframes must be a list of at most {MAX_KEYFRAMES} cameras")
+        staged["keyframes"] = [Orbit.from_dict(k, f"splat.keyframes[{i}]") for i, k in enumerate(frames)]
+        return staged
+
+    def apply(self, staged: Any) -> None:
+        self.restoring = True
+        try:
+            super().apply(staged)
+        finally:
+            self.restoring = False
+
+    def apply_state(self, staged: Any) -> None:
+        self.params = staged["params"]
+        if "scene" in staged:
+            loaded, source = staged["scene"]
+            self.set_scene(
+                loaded.gaussians, reset="camera" not in staged, source=source, cameras=loaded.cameras
+            )
+        if "camera" in staged:
+            self.orbit = staged["camera"]
+        self.keyframes = list(staged["keyframes"])
+        self.mark_stale("")
+        self._rebuild()
+        self.events.emit("keyframes")
+        self.events.emit("camera", moving=False)

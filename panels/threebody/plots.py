@@ -1,0 +1,169 @@
+"""pyqtgraph plots fed by the three-body model: energy error and step size (ours and REBOUND), the escape-time
+map with axes and a colour bar, and the DQN reward curve. They keep no state of their own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from backends.nbody.ensemble import CLOSE, ESCAPED, STATUS_NAMES
+from backends.nbody.live import log_escape_time
+from panels.threebody.model import ThreeBodyModel
+from panels.widgets import finite_or_nan, make_plot
+
+ENS_TITLE = "Escape time: body 2 starts at (x, y), all at rest"
+ENS_LEGEND = "grey: no escape by t_end, black: close encounter"  # the title's second line (two short lines:
+# a long title would set the plot's minimum width and push the colour bar out of the tab)
+BOUND_RGBA = (150, 150, 150, 255)
+CLOSE_RGBA = (0, 0, 0, 255)
+READOUT_LINES = 3  # the read-out wraps within this many lines: the layout never jumps with text length
+
+
+def fixed_text(text: str = "", lines: int = READOUT_LINES) -> QLabel:
+    """A wrapped label of fixed height that never widens its column (long results wrap, then clip)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    label.setFixedHeight(label.fontMetrics().lineSpacing() * lines + 6)
+    return label
+
+
+class EnergyPlots(QWidget):
+    def __init__(self, model: ThreeBodyModel, parent=None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.energy_plot = make_plot("Relative energy error", "t [N-body units]", "log10 |dE/E|")
+        self.dt_plot = make_plot("Step size", "t [N-body units]", "log10 dt")
+        self.e_curve = self.energy_plot.plot(pen="b", name="ours")
+        self.e_ref = self.energy_plot.plot(pen="r", name="REBOUND IAS15")
+        self.dt_curve = self.dt_plot.plot(pen="b", name="ours")
+        self.dt_ref = self.dt_plot.plot(pen="r", name="REBOUND IAS15")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.energy_plot)
+        lay.addWidget(self.dt_plot)
+        for name in ("reset", "history", "restored"):
+            model.events.connect(name, self.draw_run)
+        model.events.connect("reference", self.draw_reference)
+        model.events.connect("reset", self.draw_reference)
+        self.draw_run()
+
+    def draw_run(self, **_) -> None:
+        rec, name = self.model.rec, self.model.run_label or "ours"
+        for plot, curve in ((self.energy_plot, self.e_curve), (self.dt_plot, self.dt_curve)):
+            _legend_entry(plot, curve, name, len(rec) > 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.e_curve.setData(rec.t[1:], finite_or_nan(np.log10(np.abs(rec.rel_energy_error()[1:]))))
+            self.dt_curve.setData(rec.t[1:], finite_or_nan(np.log10(rec.dt[1:])))
+
+    def draw_reference(self, **_) -> None:
+        ref = self.model.ref
+        for plot, curve in ((self.energy_plot, self.e_ref), (self.dt_plot, self.dt_ref)):
+            _legend_entry(plot, curve, "REBOUND IAS15", len(ref["t"]) > 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.e_ref.setData(ref["t"][1:], finite_or_nan(np.log10(np.abs(ref["de"][1:]))))
+            self.dt_ref.setData(ref["t"][1:], finite_or_nan(np.log10(ref["dt"][1:])))
+
+
+def _legend_entry(plot, curve, name: str, shown: bool) -> None:
+    """The legend lists a curve under ``name`` only while it has data (a legend describes what is drawn)."""
+    legend = plot.getPlotItem().legend
+    label = legend.getLabel(curve)
+    if shown and label is None:
+        legend.addItem(curve, name)
+    elif shown and label.text != name:
+        label.setText(name)
+    elif not shown and label is not None:
+        legend.removeItem(curve)
+
+
+class EnsembleMap(QWidget):
+    """log10 escape time in viridis with its colour bar; bound systems grey, close encounters black."""
+
+    def __init__(self, model: ThreeBodyModel, controls: list[QWidget], parent=None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.plot = make_plot(ENS_TITLE, "x of body 2", "y of body 2", legend=False)
+        self.plot.getPlotItem().setAspectLocked(True)  # square cells: the grid is square in (x, y)
+        self.image = pg.ImageItem()
+        self.overlay = pg.ImageItem()
+        self.plot.addItem(self.image)
+        self.plot.addItem(self.overlay)
+        self.bar = pg.ColorBarItem(
+            values=(0, 1), colorMap=pg.colormap.get("viridis"), label="log10 escape time", interactive=False
+        )
+        self.bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
+        self.readout = fixed_text()
+        self.plot.scene().sigMouseMoved.connect(self._hover)
+        lay = QVBoxLayout(self)
+        for w in controls:
+            lay.addWidget(w)
+        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.readout)
+        model.events.connect("ensemble", self.draw)
+        model.events.connect("restored", self.draw)
+        self.draw()
+
+    def draw(self, **_) -> None:
+        res, m = self.model.ensemble, self.model
+        text = m.ens_message + (f" [{m.ens_stale}]" if m.ens_stale else "")
+        self.readout.setText(text)
+        self.image.setVisible(res is not None)
+        self.overlay.setVisible(res is not None)
+        if res is None:
+            self.plot.getPlotItem().setTitle(ENS_TITLE, size="9pt")
+            return
+        lg, (lo, hi) = log_escape_time(res)
+        self.image.setImage(np.nan_to_num(lg, nan=lo).T, levels=(lo, hi))
+        self.bar.setLevels((lo, hi))
+        over = np.zeros(res.status.shape + (4,), np.uint8)
+        over[res.status != ESCAPED] = BOUND_RGBA
+        over[res.status == CLOSE] = CLOSE_RGBA
+        self.overlay.setImage(np.transpose(over, (1, 0, 2)), levels=(0, 255))
+        dx = (res.x[-1] - res.x[0]) / max(len(res.x) - 1, 1) if len(res.x) > 1 else 1.0
+        dy = (res.y[-1] - res.y[0]) / max(len(res.y) - 1, 1) if len(res.y) > 1 else 1.0
+        rect = QRectF(res.x[0] - dx / 2, res.y[0] - dy / 2, dx * len(res.x), dy * len(res.y))
+        self.image.setRect(rect)
+        self.overlay.setRect(rect)
+        title = f"Escape time of {len(res.x)}x{len(res.y)} systems to t = {res.t_end:g}<br>{ENS_LEGEND}"
+        self.plot.getPlotItem().setTitle(title, size="9pt")
+
+    def _hover(self, pos) -> None:
+        res = self.model.ensemble
+        if res is None or len(res.x) < 2 or len(res.y) < 2:
+            return
+        p = self.plot.getPlotItem().vb.mapSceneToView(pos)
+        ix = int(round((p.x() - res.x[0]) / (res.x[1] - res.x[0])))
+        iy = int(round((p.y() - res.y[0]) / (res.y[1] - res.y[0])))
+        if 0 <= ix < len(res.x) and 0 <= iy < len(res.y):
+            st = STATUS_NAMES.get(int(res.status[iy, ix]), "?")
+            et = res.escape_time[iy, ix]
+            txt = f"x={res.x[ix]:.3f} y={res.y[iy]:.3f}: {st}"
+            if np.isfinite(et):
+                txt += f" at t={et:.3f} (body {int(res.escaper[iy, ix])})"
+            txt += f", |dE/E|={res.energy_error[iy, ix]:.1e}, steps={int(res.steps[iy, ix])}"
+            self.readout.setText(txt)
+
+
+class RewardPlot(QWidget):
+    def __init__(self, model: ThreeBodyModel, controls: list[QWidget], parent=None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.plot = make_plot("DQN training reward", "episode", "episode reward")
+        self.curve = self.plot.plot(pen="b", symbol="o", symbolSize=4, name="reward")
+        self.info = fixed_text()
+        lay = QVBoxLayout(self)
+        for w in controls:
+            lay.addWidget(w)
+        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.info)
+        model.events.connect("training", self.draw)
+        model.events.connect("restored", self.draw)
+        self.draw()
+
+    def draw(self, **_) -> None:
+        r = np.asarray(self.model.rewards, float)
+        self.curve.setData(np.arange(1, len(r) + 1), r)
+        self.info.setText(self.model.train_message)
