@@ -1,0 +1,132 @@
+"""The trajectory panel's plots (pyqtgraph), fed by the model: the eigen-trajectory basis, agents and anchors
+in ET-coefficient space, and the training curve of the model that belongs to the current settings.
+
+Titles always say what is drawn: a plot without a model says why it is empty.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QTabWidget
+
+from panels.trajectory.model import TrajectoryModel
+from panels.widgets import make_plot
+
+MAX_POINTS = 4000  # ET-space scatter: a fixed random subset of the test agents keeps the plot responsive
+
+
+def _second(a: np.ndarray) -> np.ndarray:
+    """The second coefficient, or zeros when k = 1 (the scatter is then a line)."""
+    return a[:, 1] if a.shape[1] > 1 else np.zeros(len(a))
+
+
+class TrajectoryPlots(QTabWidget):
+    def __init__(self, model: TrajectoryModel, parent=None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.basis_plot = make_plot("", "future step (0.4 s)", "basis value (normalised units)")
+        self.coef_plot = make_plot(
+            "", "coefficient c1 (normalised units)", "coefficient c2 (normalised units)"
+        )
+        self.loss_plot = make_plot("", "epoch", "loss / minFDE (m)")
+        self.addTab(self.basis_plot, "Basis")
+        self.addTab(self.coef_plot, "ET space")
+        self.addTab(self.loss_plot, "Training")
+        for name in ("forecast", "restored"):
+            model.events.connect(name, self.update_model_plots)
+        model.events.connect("training", self.update_loss)
+        self.update_model_plots()
+        self.update_loss()
+
+    def _shown_model(self):
+        m = self.model
+        return m.models.get(m.model_key()) if m.params.model == "eigentrajectory" else None
+
+    def update_model_plots(self, **_info) -> None:
+        import pyqtgraph as pg
+
+        et = self._shown_model()
+        self.basis_plot.clear()
+        self.coef_plot.clear()
+        if et is None:
+            why = (
+                "model is not EigenTrajectory"
+                if self.model.params.model != "eigentrajectory"
+                else "press Train"
+            )
+            self.basis_plot.getPlotItem().setTitle(f"Eigen-trajectory basis: none ({why})", color="k")
+            self.coef_plot.getPlotItem().setTitle(f"ET space: none ({why})", color="k")
+            return
+        k = et.cfg.k
+        self.basis_plot.getPlotItem().setTitle(
+            f"Eigen-trajectory basis, k = {k} (future, moving agents)", color="k"
+        )
+        colors = [pg.intColor(i, hues=max(k, 2)) for i in range(k)]
+        U = et.net.U_pred[0].numpy().reshape(et.cfg.pred_len, 2, k)
+        t = np.arange(1, et.cfg.pred_len + 1)
+        for j in range(k):
+            self.basis_plot.plot(t, U[:, 0, j], pen=pg.mkPen(colors[j], width=2), name=f"u{j + 1} x")
+            dashed = pg.mkPen(colors[j], width=1, style=Qt.PenStyle.DashLine)
+            self.basis_plot.plot(t, U[:, 1, j], pen=dashed, name=f"u{j + 1} y")
+        w = self.model.windows
+        where = self.model.scene.label if self.model.scene is not None else "no data"
+        self.coef_plot.getPlotItem().setTitle(f"Agents and anchors in ET space ({where})", color="k")
+        if w is None or not w.num_agents:
+            return
+        co = et.coefficients(w)
+        c = co["pred"][co["moving"]]
+        if len(c) > MAX_POINTS:
+            c = c[np.random.default_rng(0).choice(len(c), MAX_POINTS, replace=False)]
+        self.coef_plot.plot(
+            c[:, 0],
+            _second(c),
+            pen=None,
+            symbol="o",
+            symbolSize=3,
+            symbolBrush=(60, 90, 200, 90),
+            symbolPen=None,
+            name="test agents (future, moving)",
+        )
+        a = et.net.anchors[0].numpy()
+        self.coef_plot.plot(
+            a[:, 0],
+            _second(a),
+            pen=None,
+            symbol="x",
+            symbolSize=12,
+            symbolBrush=(220, 40, 40),
+            symbolPen=(220, 40, 40),
+            name="anchors (k-means)",
+        )
+
+    def update_loss(self, **_info) -> None:
+        import pyqtgraph as pg
+
+        m = self.model
+        h = m.shown_history()
+        self.loss_plot.clear()
+        running = m.training is not None and m.training.key == m.model_key()
+        if h is None or not h.train_loss:
+            why = "training…" if running else "no training run for these settings"
+            self.loss_plot.getPlotItem().setTitle(f"Training: {why}", color="k")
+            return
+        state = "running" if running else "finished"
+        self.loss_plot.getPlotItem().setTitle(f"Training ({state}, {h.epoch}/{h.epochs} epochs)", color="k")
+        e = np.arange(1, len(h.train_loss) + 1)
+        self.loss_plot.plot(
+            e,
+            np.asarray(h.train_loss, float),
+            pen=pg.mkPen((40, 80, 200), width=2),
+            symbol="o",
+            symbolSize=5,
+            name="train loss (coef + ADE + FDE)",
+        )
+        self.loss_plot.plot(
+            e,
+            np.asarray(h.val_minfde, float),
+            pen=pg.mkPen((200, 60, 40), width=2),
+            symbol="s",
+            symbolSize=5,
+            name="validation minFDE (m)",
+        )
