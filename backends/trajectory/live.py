@@ -8,7 +8,6 @@ arrays, so the panel model can hold them, and exports and tests can use them wit
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,21 +157,6 @@ def window_table(w: Windows, samples: np.ndarray, win: int) -> np.ndarray:
     pred_rows = np.c_[np.full(len(si), win), np.full(len(si), frame), peds[ai], si, ti + 1, samp[si, ai, ti]]
     gt_rows = np.c_[np.full(len(gi), win), np.full(len(gi), frame), peds[gi], -np.ones(len(gi)), gti + 1]
     return np.concatenate([pred_rows, np.c_[gt_rows, gt[gi, gti]]])
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` through a temporary file in the same folder (flush, fsync, rename): never half a file."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return p
 
 
 # -- trained weights in a session (arrays, never pickle) ------------------------------------------------------

@@ -17,13 +17,13 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from app.export import check_writable, export_plot, save_npz, save_png
 from backends.common import UserError
+from backends.safeio import write_text
 from backends.trajectory.data import STEP_SECONDS
 from backends.trajectory.live import (
     WINDOW_CSV_HEADER,
     history_dict,
     train_job,
     window_table,
-    write_text_atomic,
 )
 from panels.base import ExportAction, Panel, VideoSpec
 from panels.model import config_to_dict
@@ -258,7 +258,7 @@ class TrajectoryPanel(Panel):
         table = window_table(w, fc.samples, self.model.window)
         fmt = ("%d", "%g", "%g", "%d", "%d", "%.4f", "%.4f")
         lines = [WINDOW_CSV_HEADER] + [",".join(f % v for f, v in zip(fmt, row)) for row in table]
-        write_text_atomic(p, "\n".join(lines) + "\n")
+        write_text(p, "\n".join(lines) + "\n")
 
     def _write_predictions_npz(self, path: Path) -> None:
         """The whole test scene: samples (S, N, 12, 2), obs, gt, window offsets, ped ids, frames, best."""
@@ -291,7 +291,7 @@ class TrajectoryPanel(Panel):
         if h is not None:
             hist = history_dict(h)
             out["training"] = {"train_loss": hist["train_loss"], "val_minFDE": hist["val_minfde"]}
-        write_text_atomic(p, json.dumps(out, indent=2, allow_nan=False))
+        write_text(p, json.dumps(out, indent=2, allow_nan=False))
 
     def shutdown(self) -> None:
         self._timer.stop()

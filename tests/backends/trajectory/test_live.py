@@ -17,7 +17,6 @@ from backends.trajectory.live import (
     model_state,
     open_tracks,
     window_table,
-    write_text_atomic,
 )
 
 
@@ -70,11 +69,6 @@ def test_weights_round_trip_through_arrays(scene):
     with pytest.raises(UserError, match="x.et.config: .*backbone"):
         model_from_state({**info, "config": {**info["config"], "backbone": "rnn"}}, arrays, "x.et")
     assert bundled_model(5, 20) is None
-
-
-def test_atomic_write_leaves_no_temporary_file(tmp_path):
-    p = write_text_atomic(tmp_path / "a.csv", "x,y\n1,2\n")
-    assert p.read_text() == "x,y\n1,2\n" and [f.name for f in tmp_path.iterdir()] == ["a.csv"]
 
 
 def test_open_tracks_straight_walks(tmp_path):
