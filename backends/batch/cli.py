@@ -1,0 +1,202 @@
+"""`visual-lab batch ...`: run a study on Dask into a Zarr store, or show a store's status. No Qt needed.
+
+    visual-lab batch escape-map --grid 1000 --t-end 10 [--tile 50] [--scheduler S] --out map.zarr
+    visual-lab batch pde-dataset --model darcy --count 10000 --n 64 [--chunk 32] [--scheduler S] --out d.zarr
+    visual-lab batch status STORE
+
+Schedulers (--scheduler, default local): none | local[:N] | tcp://HOST:PORT | slurm:OPT=V,... | pbs:OPT=V,...
+(see backends/batch/schedulers.py and docs/batch.md). Rerunning the same command on the same --out resumes.
+Exit codes: 0 done, 1 some chunks failed (named on stderr; rerun retries them), 2 bad input, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+from backends.common import UserError
+
+USAGE = __doc__.split("\n\n")[1]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints the whole usage otherwise)
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX, got {text!r}") from None
+    return lo, hi
+
+
+def _common(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--out", required=True, help="the Zarr store (a folder); rerun on it to resume")
+    ap.add_argument(
+        "--scheduler", default="local",
+        help="none | local[:N] (default: local, N = CPU count) | tcp://HOST:PORT | slurm:... | pbs:...",
+    )  # fmt: skip
+    ap.add_argument("--seed", type=int, default=0, help="study seed, 0..2^32-1 (chunk seeds derive from it)")
+    ap.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def _escape_map_parser() -> argparse.ArgumentParser:
+    ap = _Parser(
+        prog="visual-lab batch escape-map", description="Escape-time map of a grid of 3-body systems."
+    )
+    ap.add_argument("--grid", type=int, default=100, help="systems per side, 1..20000 (default 100)")
+    ap.add_argument("--grid-y", type=int, default=0, help="systems along y, 0..20000 (0: same as --grid)")
+    ap.add_argument("--t-end", type=float, default=10.0, help="end time, (0, 10000] (default 10)")
+    ap.add_argument("--tile", type=int, default=50, help="chunk = TILE x TILE systems, 1..2000 (default 50)")
+    ap.add_argument("--x-range", type=_range, default=(0.0, 1.0), help="MIN,MAX of body 2's x (default 0,1)")
+    ap.add_argument("--y-range", type=_range, default=(0.0, 1.0), help="MIN,MAX of body 2's y (default 0,1)")
+    _common(ap)
+    return ap
+
+
+def _pde_parser() -> argparse.ArgumentParser:
+    ap = _Parser(
+        prog="visual-lab batch pde-dataset", description="Operator-learning data set (x -> y) in Zarr."
+    )
+    ap.add_argument("--model", default="darcy", choices=["darcy"], help="PDE (default darcy)")
+    ap.add_argument("--count", type=int, default=100, help="samples, 1..10^7 (default 100)")
+    ap.add_argument("--n", type=int, default=64, help="grid nodes per side, 16..1024 (default 64)")
+    ap.add_argument("--chunk", type=int, default=32, help="samples per chunk, 1..10000 (default 32)")
+    ap.add_argument("--tol", type=float, default=1e-10, help="solver relative residual, (0, 0.01]")
+    _common(ap)
+    return ap
+
+
+def build_study(command: str, argv: list[str]):
+    """Parse a study command and build its :class:`Study` and scheduler spec (all checks before any work)."""
+    from backends.batch.schedulers import parse_scheduler
+    from backends.batch.study import Study
+    from backends.batch.workloads import DarcyDataset, EscapeMap
+
+    if command == "escape-map":
+        a = _escape_map_parser().parse_args(argv)
+        workload = EscapeMap(a.grid, a.grid_y, a.t_end, a.tile, a.x_range, a.y_range)
+    elif command == "pde-dataset":
+        a = _pde_parser().parse_args(argv)
+        workload = DarcyDataset(a.count, a.n, a.chunk, a.tol)
+    else:
+        raise UserError(f"unknown batch command {command!r}; commands: escape-map, pde-dataset, status")
+    if not 0 <= a.seed < 2**32:
+        raise UserError(f"--seed must be 0..2^32-1, got {a.seed}")
+    return Study(workload, a.out, a.seed), parse_scheduler(a.scheduler), a.quiet
+
+
+class ProgressLine:
+    """`chunks 12/400 (3 resumed)  2.1 chunks/s  ETA 3m04s` on stderr, redrawn at most twice a second."""
+
+    def __init__(self, stream=sys.stderr, every_s: float = 0.5):
+        self.stream, self.every_s = stream, every_s
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.shown = ""
+        self.tty = getattr(stream, "isatty", lambda: False)()
+
+    def __call__(self, res, report, final: bool = False) -> None:
+        if res is not None and res.error is not None:
+            self._line(f"chunk {res.index} failed: {res.error}", newline=True)
+        now = time.perf_counter()
+        if not final and now - self.last < self.every_s:
+            return
+        self.last = now
+        new = len(report.computed)
+        rate = new / max(now - self.t0, 1e-9)
+        left = report.total - report.done - len(report.failed)
+        eta = _hms(left / rate) if rate > 0 else "?"
+        text = f"chunks {report.done}/{report.total}"
+        if report.skipped:
+            text += f" ({report.skipped} resumed)"
+        if report.failed:
+            text += f", {len(report.failed)} failed"
+        text += f"  {rate:.2f} chunks/s  ETA {eta}"
+        if text != self.shown or (final and self.tty):
+            self._line(text, newline=final or not self.tty)
+            self.shown = text
+
+    def _line(self, text: str, newline: bool) -> None:
+        end = "\n" if newline else ""
+        self.stream.write(("\r\033[K" if self.tty else "") + text + end)
+        self.stream.flush()
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def cmd_status(argv: list[str]) -> int:
+    from backends.batch.store import status
+
+    if len(argv) != 1 or argv[0].startswith("-"):
+        raise UserError("usage: visual-lab batch status STORE")
+    st = status(argv[0])
+    print(f"{st['store']}: {st['workload']}, chunks {st['chunks_done']}/{st['chunks_total']} done")
+    print(f"version {st['version']}, seed {st['seed']}")
+    print("parameters: " + json.dumps(st["params"]))
+    for name, a in st["arrays"].items():
+        print(f"  {name:<14} {a['dtype']:<8} {tuple(a['shape'])} dims {tuple(a['dims'])}")
+    if st["pending"]:
+        more = "" if st["chunks_total"] - st["chunks_done"] <= 20 else " ..."
+        print("pending chunks: " + " ".join(map(str, st["pending"])) + more)
+    return 0
+
+
+def run_study(command: str, argv: list[str]) -> int:
+    study, spec, quiet = build_study(command, argv)
+    study.open()  # --out checked (foreign, other study, unwritable) before a cluster starts
+    progress = None if quiet else ProgressLine()
+    try:
+        report = study.run(spec, on_result=progress)
+    except KeyboardInterrupt:
+        kept = study.n_chunks - len(study.pending())
+        print(
+            f"\ncancelled: {kept}/{study.n_chunks} chunks kept in {study.store}; "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    if progress is not None:
+        progress(None, report, final=True)
+    if report.failed:
+        print(
+            f"{len(report.failed)} chunk(s) failed (rerun the same command to retry them): "
+            + "; ".join(f"chunk {i}: {e}" for i, e in sorted(report.failed.items())[:5]),
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"{study.store}: {report.done}/{report.total} chunks ({report.skipped} resumed, "
+        f"{len(report.computed)} computed) in {report.wall_s:.1f} s"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `visual-lab batch`; raises UserError for bad input (the caller prints it, exit 2)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "status":
+        return cmd_status(rest)
+    return run_study(command, rest)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as exc:
+        print(f"visual-lab batch: error: {exc}", file=sys.stderr)
+        sys.exit(2)
