@@ -47,19 +47,20 @@ def chunk_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint32)[0])
 
 
-def run_chunk(workload: Workload, index: int, seed: int) -> tuple[dict[str, np.ndarray], float]:
-    """The task a Dask worker runs (module level, so it pickles by reference)."""
-    t0 = time.perf_counter()
+def run_chunk(workload: Workload, index: int, seed: int) -> tuple[dict[str, np.ndarray], float, float]:
+    """The task a Dask worker runs (module level, so it pickles by reference): arrays, wall and CPU seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
     arrays = workload.run_chunk(index, seed)
-    return arrays, time.perf_counter() - t0
+    return arrays, time.perf_counter() - t0, time.process_time() - c0
 
 
 @dataclass
 class ChunkResult:
     index: int
     arrays: dict[str, np.ndarray] | None  # None when the chunk failed
-    seconds: float = 0.0  # compute time on the worker
+    seconds: float = 0.0  # compute (wall) time on the worker
     error: str | None = None  # "ExcType: message" when it failed
+    cpu_seconds: float = 0.0  # CPU time of the worker process meanwhile (< seconds on a busy machine)
 
 
 @dataclass
@@ -70,7 +71,8 @@ class StudyReport:
     failed: dict[int, str] = field(default_factory=dict)
     cancelled: bool = False
     wall_s: float = 0.0
-    compute_s: float = 0.0  # sum of the chunks' compute time on the workers
+    compute_s: float = 0.0  # sum of the chunks' compute (wall) time on the workers
+    compute_cpu_s: float = 0.0  # the same in CPU time
 
     @property
     def done(self) -> int:
@@ -143,11 +145,11 @@ class Study:
                 if self._cancel.is_set():
                     return
                 try:
-                    arrays, secs = run_chunk(self.workload, i, self.seeds[i])
+                    arrays, secs, cpu = run_chunk(self.workload, i, self.seeds[i])
                 except Exception as exc:  # noqa: BLE001 - a failed chunk is reported, the study goes on
                     yield ChunkResult(i, None, 0.0, _describe(exc))
                     continue
-                yield self._store(ChunkResult(i, arrays, secs))
+                yield self._store(ChunkResult(i, arrays, secs, cpu_seconds=cpu))
             return
         yield from self._results_dask(client, todo)
 
@@ -173,13 +175,13 @@ class Study:
                 if fut.status == "cancelled":
                     continue
                 try:
-                    arrays, secs = fut.result()
+                    arrays, secs, cpu = fut.result()
                 except Exception as exc:  # noqa: BLE001 - the worker's exception, reported per chunk
                     yield ChunkResult(i, None, 0.0, _describe(exc))
                     continue
                 finally:
                     fut.release()
-                yield self._store(ChunkResult(i, arrays, secs))
+                yield self._store(ChunkResult(i, arrays, secs, cpu_seconds=cpu))
         finally:
             with self._lock:
                 pending = [f for f in self._futures if not f.done()]
@@ -206,6 +208,7 @@ class Study:
                 if res.error is None:
                     report.computed.append(res.index)
                     report.compute_s += res.seconds
+                    report.compute_cpu_s += res.cpu_seconds
                 else:
                     report.failed[res.index] = res.error
                 report.wall_s = time.perf_counter() - t0
