@@ -2,6 +2,8 @@
 
     visual-lab batch escape-map --grid 1000 --t-end 10 [--tile 50] [--scheduler S] --out map.zarr
     visual-lab batch pde-dataset --model darcy --count 10000 --n 64 [--chunk 32] [--scheduler S] --out d.zarr
+    visual-lab batch pde-dataset --model navier-stokes --nu 1e-3 --t-in 10 --t-out 40 --count 1000 --out ns.zarr
+    visual-lab batch pde-dataset --model gray-scott --preset coral --count 1000 --out gs.zarr
     visual-lab batch status STORE
 
 Schedulers (--scheduler, default local): none | local[:N] | tcp://HOST:PORT | slurm:OPT=V,... | pbs:OPT=V,...
@@ -12,6 +14,7 @@ Exit codes: 0 done, 1 some chunks failed (named on stderr; rerun retries them), 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -20,6 +23,7 @@ import time
 from backends.common import UserError
 
 USAGE = __doc__.split("\n\n")[1]
+PDE_OPTIONS = ("count", "n", "chunk", "tol", "nu", "dt", "frame_dt", "t_in", "t_out", "preset")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,14 +64,22 @@ def _escape_map_parser() -> argparse.ArgumentParser:
 
 
 def _pde_parser() -> argparse.ArgumentParser:
+    from backends.batch.workloads import PDE_MODELS
+
     ap = _Parser(
         prog="visual-lab batch pde-dataset", description="Operator-learning data set (x -> y) in Zarr."
     )
-    ap.add_argument("--model", default="darcy", choices=["darcy"], help="PDE (default darcy)")
-    ap.add_argument("--count", type=int, default=100, help="samples, 1..10^7 (default 100)")
-    ap.add_argument("--n", type=int, default=64, help="grid nodes per side, 16..1024 (default 64)")
-    ap.add_argument("--chunk", type=int, default=32, help="samples per chunk, 1..10000 (default 32)")
-    ap.add_argument("--tol", type=float, default=1e-10, help="solver relative residual, (0, 0.01]")
+    ap.add_argument("--model", default="darcy", choices=list(PDE_MODELS), help="PDE (default darcy)")
+    ap.add_argument("--count", type=int, help="samples, 1..10^7 (default 100)")
+    ap.add_argument("--n", type=int, help="grid points per side, 16..1024 (default 64)")
+    ap.add_argument("--chunk", type=int, help="samples per chunk, 1..10000 (darcy 32, others 16)")
+    ap.add_argument("--tol", type=float, help="darcy: solver relative residual, (0, 0.01] (default 1e-10)")
+    ap.add_argument("--nu", type=float, help="navier-stokes: viscosity, (0, 1] (default 1e-3)")
+    ap.add_argument("--dt", type=float, help="navier-stokes: time step, (0, frame-dt] (default 1e-3)")
+    ap.add_argument("--frame-dt", type=float, help="sequences: time between frames (ns 1, gray-scott 250)")
+    ap.add_argument("--t-in", type=int, help="sequences: input frames x, 1..1000 (ns 10, gray-scott 1)")
+    ap.add_argument("--t-out", type=int, help="sequences: output frames y, 1..1000 (ns 10, gray-scott 4)")
+    ap.add_argument("--preset", help="gray-scott: F, k preset (default coral)")
     _common(ap)
     return ap
 
@@ -76,14 +88,21 @@ def build_study(command: str, argv: list[str]):
     """Parse a study command and build its :class:`Study` and scheduler spec (all checks before any work)."""
     from backends.batch.schedulers import parse_scheduler
     from backends.batch.study import Study
-    from backends.batch.workloads import DarcyDataset, EscapeMap
+    from backends.batch.workloads import PDE_MODELS, EscapeMap
 
     if command == "escape-map":
         a = _escape_map_parser().parse_args(argv)
         workload = EscapeMap(a.grid, a.grid_y, a.t_end, a.tile, a.x_range, a.y_range)
     elif command == "pde-dataset":
         a = _pde_parser().parse_args(argv)
-        workload = DarcyDataset(a.count, a.n, a.chunk, a.tol)
+        cls = PDE_MODELS[a.model]
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = {k: v for k, v in vars(a).items() if v is not None and k in PDE_OPTIONS}
+        wrong = sorted(set(given) - names)
+        if wrong:
+            opts = ", ".join("--" + k.replace("_", "-") for k in wrong)
+            raise UserError(f"{opts}: not an option of --model {a.model}")
+        workload = cls(**given)
     else:
         raise UserError(f"unknown batch command {command!r}; commands: escape-map, pde-dataset, status")
     if not 0 <= a.seed < 2**32:

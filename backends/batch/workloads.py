@@ -6,8 +6,12 @@
 * :class:`DarcyDataset` (``pde-dataset --model darcy``): FNO-style Darcy pairs, each chunk a sequence of
   similar systems solved by recycled CG (:func:`backends.pde.darcy.generate_dataset`).
 
+* :class:`NavierStokesDataset`, :class:`GrayScottDataset` (``pde-dataset --model navier-stokes|gray-scott``):
+  batched spectral / finite-difference simulations (:mod:`backends.pde`), one batch per chunk.
+
 PDE data sets follow one layout (the operator-learning reader relies on it): ``x`` the inputs and ``y`` the
-outputs, dims ``('sample', 'y', 'x')`` (or ``('sample', 't', 'y', 'x')`` for sequences), plus extra arrays.
+outputs, dims ``('sample', 'y', 'x')``, or ``('sample', 't_in', 'y', 'x')`` / ``('sample', 't_out', 'y', 'x')``
+for sequences (time on axis 1), plus extra arrays.
 """
 
 from __future__ import annotations
@@ -185,4 +189,115 @@ class DarcyDataset:
         return {"x": out["a"], "y": out["u"], "iterations": out["iterations"].astype("int32")}
 
 
+class _SequenceDataset:
+    """Shared by the time-dependent PDE data sets: a chunk is one batched simulation of ``chunk`` samples
+    (initial conditions from the chunk seed), sampled every ``frame_dt`` from t = 0; x = the first ``t_in``
+    frames, y = the next ``t_out``: dims ('sample', 't_in', 'y', 'x') and ('sample', 't_out', 'y', 'x'), time
+    on axis 1 (the FNO convention). The two time dimensions are named apart because xarray requires one
+    length per dimension name in a data set, and t_in and t_out differ in general."""
+
+    def _check_sequence(self) -> None:
+        _check_int("--count", self.count, 1, 10_000_000)
+        _check_int("--n", self.n, 16, 1024)
+        _check_int("--chunk", self.chunk, 1, 10_000)
+        _check_int("--t-in", self.t_in, 1, 1000)
+        _check_int("--t-out", self.t_out, 1, 1000)
+        if not (math.isfinite(self.frame_dt) and 0 < self.frame_dt <= 1e4):
+            raise UserError(f"--frame-dt must be in (0, 10000], got {self.frame_dt}")
+
+    def params(self) -> dict:
+        return {"model": self.model, **dataclasses.asdict(self)}
+
+    def outputs(self) -> list[ArraySpec]:
+        c, n = min(self.chunk, self.count), self.n
+        return [
+            ArraySpec("x", ("sample", "t_in", "y", "x"), (self.count, self.t_in, n, n), (c, self.t_in, n, n),
+                      "float64", 0.0),
+            ArraySpec("y", ("sample", "t_out", "y", "x"), (self.count, self.t_out, n, n),
+                      (c, self.t_out, n, n), "float64", 0.0),
+        ]  # fmt: skip
+
+    def regions(self) -> list[dict[str, tuple[slice, ...]]]:
+        full = (slice(None),) * 3
+        return [
+            {"x": (s, *full), "y": (s, *full)}
+            for (s,) in chunk_slices((self.count,), (min(self.chunk, self.count),))
+        ]
+
+    def run_chunk(self, index: int, seed: int) -> dict[str, np.ndarray]:
+        import torch
+
+        (s, *_) = self.regions()[index]["x"]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the same arithmetic in every process, whatever its thread count
+        try:
+            sim, read = self._simulation(s.stop - s.start, seed)
+            frames = [read(sim)]
+            for k in range(1, self.t_in + self.t_out):
+                sim.advance_to(k * self.frame_dt)
+                frames.append(read(sim))
+        finally:
+            torch.set_num_threads(threads)
+        seq = np.stack(frames, axis=1)  # (samples, t, n, n)
+        return {"x": seq[:, : self.t_in], "y": seq[:, self.t_in :]}
+
+
+@dataclass(frozen=True)
+class NavierStokesDataset(_SequenceDataset):
+    """2D Navier-Stokes vorticity on the unit torus with the FNO forcing, GRF initial vorticity (FNO data)."""
+
+    count: int = 100
+    n: int = 64
+    chunk: int = 16
+    nu: float = 1e-3  # viscosity, (0, 1]
+    dt: float = 1e-3  # time step, (0, frame_dt]
+    frame_dt: float = 1.0  # time between frames (FNO: unit time)
+    t_in: int = 10
+    t_out: int = 10
+    name = "pde-dataset"
+    model = "navier-stokes"
+
+    def __post_init__(self) -> None:
+        self._check_sequence()
+        if not (math.isfinite(self.nu) and 0 < self.nu <= 1):
+            raise UserError(f"--nu must be in (0, 1], got {self.nu}")
+        if not (math.isfinite(self.dt) and 0 < self.dt <= self.frame_dt):
+            raise UserError(f"--dt must be in (0, --frame-dt = {self.frame_dt}], got {self.dt}")
+
+    def _simulation(self, batch: int, seed: int):
+        from backends.pde.ns import NavierStokes2D, NSConfig
+
+        cfg = NSConfig(n=self.n, nu=self.nu, dt=self.dt, batch=batch, seed=seed, dtype="float64", init="grf")
+        return NavierStokes2D(cfg), lambda sim: sim.vorticity().detach().cpu().numpy().copy()
+
+
+@dataclass(frozen=True)
+class GrayScottDataset(_SequenceDataset):
+    """Gray-Scott reaction-diffusion, v field, random square seeds (Pearson 1993 presets)."""
+
+    count: int = 100
+    n: int = 64
+    chunk: int = 16
+    preset: str = "coral"
+    frame_dt: float = 250.0  # time between frames (grid units, dt = 1)
+    t_in: int = 1
+    t_out: int = 4
+    name = "pde-dataset"
+    model = "gray-scott"
+
+    def __post_init__(self) -> None:
+        from backends.pde.fields import GRAY_SCOTT_PRESETS
+
+        self._check_sequence()
+        if self.preset not in GRAY_SCOTT_PRESETS:
+            raise UserError(f"--preset must be one of {', '.join(GRAY_SCOTT_PRESETS)}, got {self.preset!r}")
+
+    def _simulation(self, batch: int, seed: int):
+        from backends.pde.fields import GrayScott, GrayScottConfig
+
+        cfg = GrayScottConfig(n=self.n, preset=self.preset, batch=batch, seed=seed, dtype="float64")
+        return GrayScott(cfg), lambda sim: sim.v.detach().cpu().numpy().copy()
+
+
+PDE_MODELS = {"darcy": DarcyDataset, "navier-stokes": NavierStokesDataset, "gray-scott": GrayScottDataset}
 WORKLOADS = {"escape-map": EscapeMap, "pde-dataset": DarcyDataset}
