@@ -65,6 +65,7 @@ def run(work: EscapeMap, store: Path, scheduler: str) -> dict:
         "wall_s": round(report.wall_s, 2),
         "chunk_wall_s": round(report.compute_s, 2),
         "chunk_cpu_s": round(report.compute_cpu_s, 2),
+        "store_ms_per_chunk": round(1e3 * report.store_s / report.total, 2),
         "chunks": report.total,
     }
 

@@ -61,6 +61,7 @@ class ChunkResult:
     seconds: float = 0.0  # compute (wall) time on the worker
     error: str | None = None  # "ExcType: message" when it failed
     cpu_seconds: float = 0.0  # CPU time of the worker process meanwhile (< seconds on a busy machine)
+    store_seconds: float = 0.0  # the client's time to write it into the store
 
 
 @dataclass
@@ -73,6 +74,7 @@ class StudyReport:
     wall_s: float = 0.0
     compute_s: float = 0.0  # sum of the chunks' compute (wall) time on the workers
     compute_cpu_s: float = 0.0  # the same in CPU time
+    store_s: float = 0.0  # the client's time writing chunks
 
     @property
     def done(self) -> int:
@@ -129,9 +131,15 @@ class Study:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def region(self, index: int) -> dict[str, tuple[slice, ...]]:
+        """Where chunk ``index`` goes in each array (e.g. an escape-map tile's rows and columns)."""
+        return self._regions[index]
+
     def _store(self, res: ChunkResult) -> ChunkResult:
         if res.arrays is not None:
+            t0 = time.perf_counter()
             zstore.write_chunk(self.open(), res.index, self._regions[res.index], res.arrays)
+            res.store_seconds = time.perf_counter() - t0
         return res
 
     def results(self, client=None, chunks: list[int] | None = None) -> Iterator[ChunkResult]:
@@ -209,6 +217,7 @@ class Study:
                     report.computed.append(res.index)
                     report.compute_s += res.seconds
                     report.compute_cpu_s += res.cpu_seconds
+                    report.store_s += res.store_seconds
                 else:
                     report.failed[res.index] = res.error
                 report.wall_s = time.perf_counter() - t0
