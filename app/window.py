@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self._active: str | None = keys[0] if keys else None
         self._dialogs: list[QMessageBox] = []
         self.last_error: str | None = None  # for tests and the CLI
+        self.cluster_dialog = None  # Compute > Cluster…, built on first use (imports Dask)
 
         self._build_log_dock()
         self._build_status_bar()
@@ -157,9 +158,19 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _=False, n=n: self.set_threads(n))
             tgroup.addAction(act)
             thr_menu.addAction(act)
+        compute.addSeparator()
+        self._add(compute, "&Cluster…", self.show_cluster_dialog)
 
         help_menu = mb.addMenu("&Help")
         self._add(help_menu, "&About Visual Lab", self.show_about)
+
+    def show_cluster_dialog(self) -> None:
+        from app.cluster import ClusterDialog
+
+        if self.cluster_dialog is None:
+            self.cluster_dialog = ClusterDialog(self)
+        self.cluster_dialog.show()
+        self.cluster_dialog.raise_()
 
     def _add(self, menu, text, slot, shortcut=None) -> QAction:
         act = menu.addAction(text)

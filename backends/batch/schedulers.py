@@ -154,8 +154,10 @@ def local_cluster(workers: int, *, dashboard: bool | None = None):
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address="127.0.0.1:0" if dashboard else None,
-        worker_dashboard_address=None,
+        # the scheduler always serves HTTP (health, metrics; the dashboard when asked): on 127.0.0.1, any port
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": dashboard},
+        worker_dashboard_address="127.0.0.1:0",
         silence_logs=40,  # logging.ERROR: a study's progress line is the user's view, not worker chatter
     )
 

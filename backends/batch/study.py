@@ -10,7 +10,8 @@ writer, no locks, and workers need no shared file system. Chunks already marked 
 
 For a GUI: iterate :meth:`Study.results` in a worker thread; it yields a :class:`ChunkResult` per finished
 chunk (already stored) as futures complete; :meth:`Study.cancel` from any thread cancels the pending futures
-and ends the iteration (finished chunks stay in the store).
+and ends the iteration (finished chunks stay in the store). :meth:`Study.follow` wraps it as a long-work
+generator for ``app.worker.submit`` (cumulative results, so throttling loses none).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from backends.batch import store as zstore
 from backends.batch.schedulers import SchedulerSpec, client_for, parse_scheduler
+from backends.common import Progress
 
 
 class Workload(Protocol):
@@ -196,6 +198,28 @@ class Study:
                 self._client, self._futures, self._ac = None, [], None
             if pending:
                 client.cancel(pending)
+
+    def follow(self, client=None) -> Iterator[Progress]:
+        """:meth:`results` as a long-work generator for ``app.worker.submit``: yields ``Progress(fraction,
+        message, data)`` where ``data`` is the tuple of every :class:`ChunkResult` so far (cumulative, so a
+        throttled consumer that keeps only the latest item misses none); returns the :class:`StudyReport`."""
+        t0 = time.perf_counter()
+        todo = self.pending()
+        report = StudyReport(self.n_chunks, self.n_chunks - len(todo))
+        got: list[ChunkResult] = []
+        for res in self.results(client, todo):
+            got.append(res)
+            if res.error is None:
+                report.computed.append(res.index)
+            else:
+                report.failed[res.index] = res.error
+            report.wall_s = time.perf_counter() - t0
+            msg = f"{report.done}/{report.total} chunks" + (
+                f", {len(report.failed)} failed" if report.failed else ""
+            )
+            yield Progress(report.done / report.total, msg, tuple(got))
+        report.cancelled = self.cancelled
+        return report
 
     def run(
         self,

@@ -31,6 +31,18 @@ def assert_same_store(a: Path, b: Path) -> None:
     assert not different, f"{len(different)} files differ, e.g. {different[:3]}"
 
 
+def listening(pids) -> list[tuple[int, str, int]]:
+    """(pid, ip, port) of every TCP socket listening in these processes."""
+    import psutil
+
+    return [
+        (pid, c.laddr.ip, c.laddr.port)
+        for pid in pids
+        for c in psutil.Process(pid).net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN
+    ]
+
+
 def done_files(path: Path) -> list[str]:
     """Finished chunks (zarr writes no file for a chunk still equal to the fill value False)."""
     d = Path(path) / "done" / "c"

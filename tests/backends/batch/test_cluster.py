@@ -17,7 +17,7 @@ from backends.batch import Study
 from backends.batch.schedulers import local_cluster
 
 from . import helpers
-from .helpers import REPO, SMALL_MAP, FaultyMap, assert_same_store, done_files
+from .helpers import REPO, SMALL_MAP, FaultyMap, assert_same_store, done_files, listening
 
 cloudpickle.register_pickle_by_value(helpers)  # workers need not import the tests package
 
@@ -32,10 +32,13 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-def _all_on_loopback(client) -> None:
+def _all_on_loopback(client, pids) -> None:
+    """Scheduler and workers announce 127.0.0.1, and every socket these processes listen on is on it."""
     info = client.scheduler_info()
     assert info["address"].startswith("tcp://127.0.0.1:")
     assert info["workers"] and all(a.startswith("tcp://127.0.0.1:") for a in info["workers"])
+    socks = listening(pids)
+    assert len(socks) >= 2 * len(pids) and {ip for _, ip, _ in socks} == {"127.0.0.1"}, socks
 
 
 def test_local_cluster_cancel_then_resume_is_identical(tmp_path, reference_store):
@@ -44,7 +47,7 @@ def test_local_cluster_cancel_then_resume_is_identical(tmp_path, reference_store
 
     path = tmp_path / "l.zarr"
     with local_cluster(2) as cluster, Client(cluster) as client:
-        _all_on_loopback(client)
+        _all_on_loopback(client, [os.getpid(), *client.run(os.getpid).values()])
         study = Study(SMALL_MAP, path)
         got = []
         for res in study.results(client):
@@ -67,13 +70,15 @@ def test_local_cluster_cancel_then_resume_is_identical(tmp_path, reference_store
 
 @pytest.fixture
 def external_cluster():
-    """`dask scheduler` and two `dask worker` processes (no nanny: killing one kills that worker)."""
+    """`dask scheduler` and two `dask worker` processes (no nanny: killing one kills that worker). Their HTTP
+    servers default to every interface (":8787", ":0"): --dashboard-address keeps them on 127.0.0.1 too."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     py = [sys.executable, "-m"]
     procs = [
         subprocess.Popen(
-            py + ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            py + ["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+                  "--dashboard-address", "127.0.0.1:0"],
             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     ]  # fmt: skip
@@ -90,6 +95,8 @@ def external_cluster():
                     "1",
                     "--no-nanny",
                     "--no-dashboard",
+                    "--dashboard-address",
+                    "127.0.0.1:0",
                 ],
                 env=_env(),
                 cwd=REPO,
@@ -98,7 +105,7 @@ def external_cluster():
             )  # fmt: skip
         )
     try:
-        yield address, procs[1:]
+        yield address, procs
     finally:
         for p in procs[::-1]:
             if p.poll() is None:
@@ -116,10 +123,11 @@ def test_external_scheduler_worker_killed_mid_study_store_identical(
 ):
     from distributed import Client
 
-    address, workers = external_cluster
+    address, procs = external_cluster
+    workers = procs[1:]
     with Client(address, timeout="30s") as client:
         client.wait_for_workers(2, timeout=40)
-        _all_on_loopback(client)
+        _all_on_loopback(client, [p.pid for p in procs])
         study = Study(SMALL_MAP, tmp_path / "x.zarr")
         ran_on = set()
         got = []
