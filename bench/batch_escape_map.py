@@ -8,6 +8,9 @@ reports for each: study wall time (cluster start excluded, reported apart), the 
 * speed-up = wall(local:1) / wall(local:2)
 * overhead vs none = (wall(local:1) - wall(none)) / wall(local:1): what Dask (submit, pickling, transfer of the
   results, writes by the client) adds to one worker doing the same chunks in the client's process
+* worker idle = 1 - summed chunk wall / (workers x study wall): the share of the workers' time not spent inside
+  a chunk (scheduling, transfers, waiting for the client's writes, the last wave's imbalance); unlike the
+  ratios above it does not depend on how much CPU other processes leave us
 * CPU share = summed chunk CPU time / summed chunk wall time: below 1 when other processes compete for the cores
 
     python bench/batch_escape_map.py [--grid 200] [--tile 50] [--t-end 10] [--json out.json]
@@ -100,7 +103,9 @@ def main() -> None:
         "identical_stores": identical,
         "speedup_local2_vs_local1": round(one["wall_s"] / two["wall_s"], 3),
         "overhead_local1_vs_none": round((one["wall_s"] - none["wall_s"]) / one["wall_s"], 4),
-        "cpu_share_local2": round(two["chunk_cpu_s"] / two["chunk_wall_s"], 3),
+        "worker_idle_local1": round(1 - one["chunk_wall_s"] / one["wall_s"], 4),
+        "worker_idle_local2": round(1 - two["chunk_wall_s"] / (2 * two["wall_s"]), 4),
+        "cpu_share_none_local1_local2": [round(r["chunk_cpu_s"] / r["chunk_wall_s"], 3) for r in rows],
         "systems_per_s_local2": round(a.grid * a.grid / two["wall_s"], 1),
         "load_average_start_end": [round(load0[0], 2), round(load1[0], 2)],
         "cores": os.cpu_count(),
