@@ -4,6 +4,8 @@
     visual-lab batch pde-dataset --model darcy --count 10000 --n 64 [--chunk 32] [--scheduler S] --out d.zarr
     visual-lab batch pde-dataset --model navier-stokes --nu 1e-3 --t-in 10 --t-out 40 --count 1000 --out ns.zarr
     visual-lab batch pde-dataset --model gray-scott --preset coral --count 1000 --out gs.zarr
+    visual-lab batch nfe-sweep [--samplers euler,heun,...] [--nfe 3,5,9,17] [--seeds 4] [--count 2000] --out s.zarr
+    visual-lab batch dqn-eval [--systems 100] [--first-seed 1000000000] [--chunk 10] [--policy P] --out q.zarr
     visual-lab batch status STORE
 
 Schedulers (--scheduler, default local): none | local[:N] | tcp://HOST:PORT | slurm:OPT=V,... | pbs:OPT=V,...
@@ -84,17 +86,57 @@ def _pde_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers separated by commas, got {text!r}"
+        ) from None
+
+
+def _nfe_parser() -> argparse.ArgumentParser:
+    ap = _Parser(
+        prog="visual-lab batch nfe-sweep", description="Diffusion samplers x NFE x seeds (exact model)."
+    )
+    ap.add_argument("--samplers", default="euler,heun,ddim,dpmpp2m,em", help="comma-separated sampler names")
+    ap.add_argument("--nfe", type=_ints, default=(3, 5, 9, 17, 33, 65), help="NFE values, each 1..1000")
+    ap.add_argument(
+        "--seeds", type=int, default=4, help="repetitions per (sampler, NFE), 1..1000 (default 4)"
+    )
+    ap.add_argument("--count", type=int, default=2000, help="samples per run, 10..10^6 (default 2000)")
+    ap.add_argument("--dataset", default="gmm", help="gmm or 8gaussians (default gmm)")
+    _common(ap)
+    return ap
+
+
+def _dqn_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="visual-lab batch dqn-eval", description="Learned stepping vs every fixed eta.")
+    ap.add_argument("--systems", type=int, default=100, help="held-out systems, 1..10^6 (default 100)")
+    ap.add_argument("--first-seed", type=int, default=10**9, help="seed of the first system (default 1e9)")
+    ap.add_argument("--chunk", type=int, default=10, help="systems per chunk, 1..100000 (default 10)")
+    ap.add_argument("--policy", default="", help="policy file (default: the bundled policy)")
+    ap.add_argument("--lam", type=float, default=0.0, help="lambda of a lambda-conditioned policy, >= 0")
+    _common(ap)
+    return ap
+
+
 def build_study(command: str, argv: list[str]):
     """Parse a study command and build its :class:`Study` and scheduler spec (all checks before any work)."""
     from backends.batch.schedulers import parse_scheduler
     from backends.batch.study import Study
-    from backends.batch.workloads import PDE_MODELS, EscapeMap
+    from backends.batch.workloads import PDE_MODELS, DqnEval, EscapeMap, NfeSweep
 
+    parsers = {"escape-map": _escape_map_parser, "pde-dataset": _pde_parser, "nfe-sweep": _nfe_parser,
+               "dqn-eval": _dqn_parser}  # fmt: skip
+    if command not in parsers:
+        raise UserError(f"unknown batch command {command!r}; commands: {', '.join(parsers)}, status")
+    a = parsers[command]().parse_args(argv)
+    if not 0 <= a.seed < 2**32:
+        raise UserError(f"--seed must be 0..2^32-1, got {a.seed}")
     if command == "escape-map":
-        a = _escape_map_parser().parse_args(argv)
         workload = EscapeMap(a.grid, a.grid_y, a.t_end, a.tile, a.x_range, a.y_range)
     elif command == "pde-dataset":
-        a = _pde_parser().parse_args(argv)
         cls = PDE_MODELS[a.model]
         names = {f.name for f in dataclasses.fields(cls)}
         given = {k: v for k, v in vars(a).items() if v is not None and k in PDE_OPTIONS}
@@ -103,10 +145,11 @@ def build_study(command: str, argv: list[str]):
             opts = ", ".join("--" + k.replace("_", "-") for k in wrong)
             raise UserError(f"{opts}: not an option of --model {a.model}")
         workload = cls(**given)
+    elif command == "nfe-sweep":
+        samplers = tuple(x.strip() for x in a.samplers.split(","))
+        workload = NfeSweep(samplers, a.nfe, a.seeds, a.count, a.dataset, a.seed)
     else:
-        raise UserError(f"unknown batch command {command!r}; commands: escape-map, pde-dataset, status")
-    if not 0 <= a.seed < 2**32:
-        raise UserError(f"--seed must be 0..2^32-1, got {a.seed}")
+        workload = DqnEval(a.systems, a.first_seed, a.chunk, a.policy, a.lam)
     return Study(workload, a.out, a.seed), parse_scheduler(a.scheduler), a.quiet
 
 

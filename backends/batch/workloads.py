@@ -6,6 +6,8 @@
 * :class:`DarcyDataset` (``pde-dataset --model darcy``): FNO-style Darcy pairs, each chunk a sequence of
   similar systems solved by recycled CG (:func:`backends.pde.darcy.generate_dataset`).
 
+* :class:`NfeSweep` (``nfe-sweep``): diffusion samplers x NFE x seeds on an exact mixture model.
+* :class:`DqnEval` (``dqn-eval``): the learned step-size policy against every fixed eta on held-out systems.
 * :class:`NavierStokesDataset`, :class:`GrayScottDataset` (``pde-dataset --model navier-stokes|gray-scott``):
   batched spectral / finite-difference simulations (:mod:`backends.pde`), one batch per chunk.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -299,5 +302,172 @@ class GrayScottDataset(_SequenceDataset):
         return GrayScott(cfg), lambda sim: sim.v.detach().cpu().numpy().copy()
 
 
+@dataclass(frozen=True)
+class NfeSweep:
+    """Diffusion samplers x NFE x seeds on an exact Gaussian-mixture model (no training, so the error is the
+    sampler's own): sliced W2 to fresh ground-truth sets and its noise floor, as in
+    :func:`backends.diffusion.pipeline.nfe_curves`. One chunk per (sampler, NFE); the repetitions use seeds
+    ``seed + k``, the same for every sampler (paired comparisons)."""
+
+    samplers: tuple[str, ...] = ("euler", "heun", "ddim", "dpmpp2m", "em")
+    nfes: tuple[int, ...] = (3, 5, 9, 17, 33, 65)
+    seeds: int = 4  # repetitions, 1..1000
+    count: int = 2000  # samples per run, 10..10^6
+    dataset: str = "gmm"  # gmm | 8gaussians (known mixtures)
+    seed: int = 0
+    name = "nfe-sweep"
+
+    def __post_init__(self) -> None:
+        from backends.diffusion.pipeline import FAMILY_SAMPLERS
+
+        ok = FAMILY_SAMPLERS["exact"]
+        bad = [x for x in self.samplers if x not in ok]
+        if bad or not self.samplers or len(set(self.samplers)) != len(self.samplers):
+            raise UserError(
+                f"--samplers must be distinct names from {', '.join(ok)}, got {list(self.samplers)}"
+            )
+        if not self.nfes or any(not isinstance(k, int) or not 1 <= k <= 1000 for k in self.nfes):
+            raise UserError(f"--nfe values must be whole numbers 1..1000, got {list(self.nfes)}")
+        _check_int("--seeds", self.seeds, 1, 1000)
+        _check_int("--count", self.count, 10, 1_000_000)
+        _check_int("--seed", self.seed, 0, 2**32 - 1)
+        if self.dataset not in ("gmm", "8gaussians"):
+            raise UserError(f"--dataset must be gmm or 8gaussians (a known mixture), got {self.dataset!r}")
+
+    def params(self) -> dict:
+        p = dataclasses.asdict(self)
+        p["samplers"], p["nfes"] = list(self.samplers), list(self.nfes)
+        return p
+
+    def outputs(self) -> list[ArraySpec]:
+        shape = (len(self.samplers), len(self.nfes), self.seeds)
+        dims = ("sampler", "nfe", "rep")
+        return [
+            ArraySpec("sw", dims, shape, (1, 1, self.seeds), "float64", float("nan")),
+            ArraySpec("floor", dims, shape, (1, 1, self.seeds), "float64", float("nan")),
+            ArraySpec("nfe_used", ("sampler", "nfe"), shape[:2], (1, 1), "int32", 0),
+        ]
+
+    def regions(self) -> list[dict[str, tuple[slice, ...]]]:
+        out = []
+        for i in range(len(self.samplers)):
+            for j in range(len(self.nfes)):
+                si, sj = slice(i, i + 1), slice(j, j + 1)
+                out.append(
+                    {"sw": (si, sj, slice(None)), "floor": (si, sj, slice(None)), "nfe_used": (si, sj)}
+                )
+        return out
+
+    def run_chunk(self, index: int, seed: int) -> dict[str, np.ndarray]:
+        import torch
+
+        from backends.diffusion.data import make_dataset
+        from backends.diffusion.metrics import metric_with_floor, sliced_wasserstein
+        from backends.diffusion.pipeline import SampleConfig, exact_model, generate, truth_sampler
+
+        i, j = divmod(index, len(self.nfes))
+        data = make_dataset(self.dataset)
+        model, truth = exact_model(data), truth_sampler(data)
+        sw, floor, used = np.full(self.seeds, np.nan), np.full(self.seeds, np.nan), 0
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for k in range(self.seeds):
+                cfg = SampleConfig(
+                    sampler=self.samplers[i], nfe=self.nfes[j], count=self.count, seed=self.seed + k
+                )
+                res = generate(model, cfg)
+                used = res.nfe
+                if res.ok:
+                    sw[k], floor[k] = metric_with_floor(res.samples, truth, sliced_wasserstein, repeats=3)
+                else:
+                    sw[k] = np.inf
+        finally:
+            torch.set_num_threads(threads)
+        return {"sw": sw[None, None], "floor": floor[None, None], "nfe_used": np.array([[used]], "int32")}
+
+
+@dataclass(frozen=True)
+class DqnEval:
+    """The learned (DQN) step-size policy against every fixed eta on held-out random three-body systems
+    (:func:`backends.nbody.learned.evaluate_runs`). One chunk per ``chunk`` systems; row 0 is the policy,
+    rows 1..10 the fixed etas (``params['steppings']``)."""
+
+    systems: int = 100  # held-out systems, 1..10^6
+    first_seed: int = 10**9  # their seeds: first_seed + i (>= 1e9: never seen in training)
+    chunk: int = 10
+    policy: str = ""  # policy file ('' = the bundled policy)
+    lam: float = 0.0  # lambda for a lambda-conditioned policy (0: the one stored with it)
+    name = "dqn-eval"
+
+    def __post_init__(self) -> None:
+        _check_int("--systems", self.systems, 1, 1_000_000)
+        _check_int("--first-seed", self.first_seed, 0, 2**40)
+        _check_int("--chunk", self.chunk, 1, 100_000)
+        if not (math.isfinite(self.lam) and self.lam >= 0):
+            raise UserError(f"--lam must be >= 0, got {self.lam}")
+        if self.policy and not Path(self.policy).is_file():
+            raise UserError(f"--policy {self.policy}: no such file")
+
+    def _policy_file(self) -> Path:
+        from backends.nbody.learned import DEFAULT_POLICY
+
+        return Path(self.policy) if self.policy else DEFAULT_POLICY
+
+    def params(self) -> dict:
+        import hashlib
+
+        from backends.nbody.learned import ACTIONS
+
+        p = dataclasses.asdict(self)
+        p["policy_sha256"] = hashlib.sha256(self._policy_file().read_bytes()).hexdigest()
+        p["steppings"] = ["policy"] + [f"eta={e:.6g}" for e in ACTIONS]
+        return p
+
+    def outputs(self) -> list[ArraySpec]:
+        from backends.nbody.learned import ACTIONS
+
+        rows, c = len(ACTIONS) + 1, min(self.chunk, self.systems)
+        dims = ("stepping", "system")
+        return [
+            ArraySpec("de", dims, (rows, self.systems), (rows, c), "float64", float("nan")),
+            ArraySpec("evals", dims, (rows, self.systems), (rows, c), "int64", 0),
+            ArraySpec("blowups", ("stepping", "chunk"), (rows, len(self.regions())), (rows, 1), "int32", 0),
+        ]
+
+    def regions(self) -> list[dict[str, tuple[slice, ...]]]:
+        out = []
+        for k, (s,) in enumerate(chunk_slices((self.systems,), (min(self.chunk, self.systems),))):
+            out.append(
+                {"de": (slice(None), s), "evals": (slice(None), s), "blowups": (slice(None), slice(k, k + 1))}
+            )
+        return out
+
+    def run_chunk(self, index: int, seed: int) -> dict[str, np.ndarray]:
+        import torch
+
+        from backends.nbody.learned import ACTIONS, EnvConfig, evaluate_runs, load_policy
+
+        (_, s) = self.regions()[index]["de"]
+        seeds = range(self.first_seed + s.start, self.first_seed + s.stop)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            pol = load_policy(self._policy_file())
+            if self.lam > 0:
+                pol.lam = self.lam
+            env = EnvConfig(features=pol.features)
+            runs = [evaluate_runs(pol, seeds, env)] + [
+                evaluate_runs(None, seeds, env, fixed=k) for k in range(len(ACTIONS))
+            ]
+        finally:
+            torch.set_num_threads(threads)
+        return {
+            "de": np.stack([r["de"] for r in runs]).astype("float64"),
+            "evals": np.stack([r["evals"] for r in runs]).astype("int64"),
+            "blowups": np.array([[r["blown"]] for r in runs], "int32"),
+        }
+
+
 PDE_MODELS = {"darcy": DarcyDataset, "navier-stokes": NavierStokesDataset, "gray-scott": GrayScottDataset}
-WORKLOADS = {"escape-map": EscapeMap, "pde-dataset": DarcyDataset}
+WORKLOADS = {"escape-map": EscapeMap, "pde-dataset": DarcyDataset, "nfe-sweep": NfeSweep, "dqn-eval": DqnEval}

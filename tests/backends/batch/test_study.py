@@ -202,3 +202,34 @@ def test_sequence_datasets_layout_and_initial_conditions(tmp_path):
     np.testing.assert_array_equal(g["x"].values[:, 0], v0)
     v = g["y"].values
     assert v.min() >= 0 and v.max() <= 1 and not np.array_equal(v[:, 0], v[:, 1])
+
+
+def test_nfe_sweep_converges_to_the_noise_floor(tmp_path):
+    """Exact mixture model: the sampler is the only error, so SW2 falls with NFE toward the noise floor."""
+    from backends.batch.workloads import NfeSweep
+
+    work = NfeSweep(samplers=("euler", "heun"), nfes=(3, 33), seeds=2, count=1000)
+    report = Study(work, tmp_path / "s.zarr").run("none")
+    assert report.done == 4 and not report.failed
+    ds = xr.open_zarr(tmp_path / "s.zarr")
+    assert ds["sw"].dims == ("sampler", "nfe", "rep") and ds["sw"].shape == (2, 2, 2)
+    sw, floor = ds["sw"].values, ds["floor"].values
+    assert np.all(sw[:, 1] < sw[:, 0])  # more steps, smaller error, for each sampler and seed
+    assert np.all(sw[1, 1] < 1.5 * floor[1, 1])  # Heun at NFE 33 is at the floor (~1.35x at 63 in bench)
+    assert ds["nfe_used"].values.tolist() == [[3, 33], [3, 33]]
+    assert not np.array_equal(sw[0, 0, 0], sw[0, 0, 1])  # the repetitions draw different noise
+
+
+def test_dqn_eval_fixed_eta_error_scales_as_eta_squared(tmp_path):
+    """Held-out system 1e9: with Aarseth's dt ~ sqrt(eta), 4th-order Hermite's error goes as eta^2."""
+    from backends.batch.workloads import DqnEval
+
+    Study(DqnEval(systems=1, chunk=1), tmp_path / "q.zarr").run("none")
+    ds = xr.open_zarr(tmp_path / "q.zarr")
+    assert ds.attrs["steppings"][0] == "policy" and len(ds.attrs["steppings"]) == 11
+    de, evals = ds["de"].values[:, 0], ds["evals"].values[:, 0]
+    fixed = np.log10(de[1:])
+    assert np.all(np.diff(fixed) > 0) and np.all(np.diff(evals[1:]) < 0)  # eta 1e-4 .. 1e-1
+    slope = np.polyfit(np.log10(np.logspace(-4, -1, 10)), fixed, 1)[0]
+    assert 1.7 < slope < 2.6, slope
+    assert evals[1:].min() < evals[0] < evals[1:].max() and np.isfinite(de[0])
