@@ -6,6 +6,7 @@
     visual-lab batch pde-dataset --model gray-scott --preset coral --count 1000 --out gs.zarr
     visual-lab batch nfe-sweep [--samplers euler,heun,...] [--nfe 3,5,9,17] [--seeds 4] [--count 2000] --out s.zarr
     visual-lab batch dqn-eval [--systems 100] [--first-seed 1000000000] [--chunk 10] [--policy P] --out q.zarr
+    visual-lab batch trajectory-sweep [--data ../shared/data/ethucy] [--scenes eth,hotel] [--seeds 3] --out t.zarr
     visual-lab batch status STORE
 
 Schedulers (--scheduler, default local): none | local[:N] | tcp://HOST:PORT | slurm:OPT=V,... | pbs:OPT=V,...
@@ -121,14 +122,27 @@ def _dqn_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _traj_parser() -> argparse.ArgumentParser:
+    ap = _Parser(
+        prog="visual-lab batch trajectory-sweep", description="A trajectory model over scenes x seeds."
+    )
+    ap.add_argument("--data", default="", help="ETH/UCY-layout folder (default: the bundled synthetic scene)")
+    ap.add_argument("--scenes", default="", help="comma-separated scenes (default: all found in --data)")
+    ap.add_argument("--seeds", type=int, default=3, help="training seeds per scene, 1..100 (default 3)")
+    ap.add_argument("--model", default="eigentrajectory", help="eigentrajectory | cv | cv20")
+    ap.add_argument("--epochs", type=int, default=40, help="EigenTrajectory epochs, 1..1000 (default 40)")
+    _common(ap)
+    return ap
+
+
 def build_study(command: str, argv: list[str]):
     """Parse a study command and build its :class:`Study` and scheduler spec (all checks before any work)."""
     from backends.batch.schedulers import parse_scheduler
     from backends.batch.study import Study
-    from backends.batch.workloads import PDE_MODELS, DqnEval, EscapeMap, NfeSweep
+    from backends.batch.workloads import PDE_MODELS, DqnEval, EscapeMap, NfeSweep, TrajectorySweep
 
     parsers = {"escape-map": _escape_map_parser, "pde-dataset": _pde_parser, "nfe-sweep": _nfe_parser,
-               "dqn-eval": _dqn_parser}  # fmt: skip
+               "dqn-eval": _dqn_parser, "trajectory-sweep": _traj_parser}  # fmt: skip
     if command not in parsers:
         raise UserError(f"unknown batch command {command!r}; commands: {', '.join(parsers)}, status")
     a = parsers[command]().parse_args(argv)
@@ -148,8 +162,11 @@ def build_study(command: str, argv: list[str]):
     elif command == "nfe-sweep":
         samplers = tuple(x.strip() for x in a.samplers.split(","))
         workload = NfeSweep(samplers, a.nfe, a.seeds, a.count, a.dataset, a.seed)
-    else:
+    elif command == "dqn-eval":
         workload = DqnEval(a.systems, a.first_seed, a.chunk, a.policy, a.lam)
+    else:
+        scenes = tuple(x.strip() for x in a.scenes.split(",") if x.strip())
+        workload = TrajectorySweep(a.data, scenes, a.seeds, a.model, a.epochs, a.seed)
     return Study(workload, a.out, a.seed), parse_scheduler(a.scheduler), a.quiet
 
 

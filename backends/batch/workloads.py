@@ -7,6 +7,7 @@
   similar systems solved by recycled CG (:func:`backends.pde.darcy.generate_dataset`).
 
 * :class:`NfeSweep` (``nfe-sweep``): diffusion samplers x NFE x seeds on an exact mixture model.
+* :class:`TrajectorySweep` (``trajectory-sweep``): EigenTrajectory (or a baseline) over scenes x seeds.
 * :class:`DqnEval` (``dqn-eval``): the learned step-size policy against every fixed eta on held-out systems.
 * :class:`NavierStokesDataset`, :class:`GrayScottDataset` (``pde-dataset --model navier-stokes|gray-scott``):
   batched spectral / finite-difference simulations (:mod:`backends.pde`), one batch per chunk.
@@ -469,5 +470,90 @@ class DqnEval:
         }
 
 
+@dataclass(frozen=True)
+class TrajectorySweep:
+    """A trajectory model trained (EigenTrajectory) or applied (constant-velocity baselines) on scenes x seeds:
+    one chunk per (scene, seed), each :func:`backends.trajectory.cli.evaluate_scene` on the scene's test split.
+    Seed k of the sweep is training seed ``seed + k``."""
+
+    data: str = ""  # ETH/UCY-layout folder ('' = the bundled synthetic scene)
+    scenes: tuple[str, ...] = ()  # () = every scene found in data
+    seeds: int = 3  # 1..100
+    model: str = "eigentrajectory"  # eigentrajectory | cv | cv20
+    epochs: int = 40  # 1..1000
+    seed: int = 0
+    name = "trajectory-sweep"
+
+    def __post_init__(self) -> None:
+        from backends.trajectory.cli import MODELS
+        from backends.trajectory.data import available_scenes
+
+        if self.model not in MODELS:
+            raise UserError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        _check_int("--seeds", self.seeds, 1, 100)
+        _check_int("--epochs", self.epochs, 1, 1000)
+        _check_int("--seed", self.seed, 0, 2**32 - 1)
+        root = self.root()
+        if not root.is_dir():
+            raise UserError(f"--data {root}: no such folder")
+        found = available_scenes(root)
+        missing = [x for x in self.scenes if x not in found]
+        if missing or not (self.scenes or found):
+            raise UserError(
+                f"--scenes {','.join(missing) or '(all)'}: not in {root} (found: {', '.join(found)})"
+            )
+
+    def root(self) -> Path:
+        from backends.trajectory.cli import DEFAULT_DATA
+
+        return Path(self.data).expanduser() if self.data else DEFAULT_DATA
+
+    def scene_list(self) -> tuple[str, ...]:
+        from backends.trajectory.data import available_scenes
+
+        return self.scenes or tuple(available_scenes(self.root()))
+
+    def params(self) -> dict:
+        p = dataclasses.asdict(self)
+        p["scenes"] = list(self.scene_list())
+        p["data"] = str(self.root())
+        return p
+
+    def outputs(self) -> list[ArraySpec]:
+        shape = (len(self.scene_list()), self.seeds)
+        return [
+            ArraySpec(m, ("scene", "seed"), shape, (1, 1), "float64", float("nan"))
+            for m in ("minADE", "minFDE", "ADE", "FDE")
+        ]
+
+    def regions(self) -> list[dict[str, tuple[slice, ...]]]:
+        return [
+            {m: (slice(i, i + 1), slice(k, k + 1)) for m in ("minADE", "minFDE", "ADE", "FDE")}
+            for i in range(len(self.scene_list()))
+            for k in range(self.seeds)
+        ]
+
+    def run_chunk(self, index: int, seed: int) -> dict[str, np.ndarray]:
+        import torch
+
+        from backends.trajectory.cli import evaluate_scene
+
+        i, k = divmod(index, self.seeds)
+        threads = torch.get_num_threads()
+        try:
+            res = evaluate_scene(
+                self.root(),
+                self.scene_list()[i],
+                self.model,
+                epochs=self.epochs,
+                seed=self.seed + k,
+                log=lambda m: None,
+            )
+        finally:
+            torch.set_num_threads(threads)
+        return {m: np.array([[res[m]]], "float64") for m in ("minADE", "minFDE", "ADE", "FDE")}
+
+
 PDE_MODELS = {"darcy": DarcyDataset, "navier-stokes": NavierStokesDataset, "gray-scott": GrayScottDataset}
-WORKLOADS = {"escape-map": EscapeMap, "pde-dataset": DarcyDataset, "nfe-sweep": NfeSweep, "dqn-eval": DqnEval}
+WORKLOADS = {"escape-map": EscapeMap, "pde-dataset": DarcyDataset, "nfe-sweep": NfeSweep, "dqn-eval": DqnEval,
+             "trajectory-sweep": TrajectorySweep}  # fmt: skip
