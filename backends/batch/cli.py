@@ -8,6 +8,7 @@
     visual-lab batch dqn-eval [--systems 100] [--first-seed 1000000000] [--chunk 10] [--policy P] --out q.zarr
     visual-lab batch trajectory-sweep [--data ../shared/data/ethucy] [--scenes eth,hotel] [--seeds 3] --out t.zarr
     visual-lab batch status STORE
+    visual-lab batch resume STORE [--scheduler S]      finish a study without repeating its parameters
 
 Schedulers (--scheduler, default local): none | local[:N] | tcp://HOST:PORT | slurm:OPT=V,... | pbs:OPT=V,...
 (see backends/batch/schedulers.py and docs/batch.md). Rerunning the same command on the same --out resumes.
@@ -231,8 +232,24 @@ def cmd_status(argv: list[str]) -> int:
     return 0
 
 
+def build_resume(argv: list[str]):
+    """`batch resume STORE [--scheduler S] [--quiet]`: the study recorded in STORE, nothing to repeat."""
+    from backends.batch.schedulers import parse_scheduler
+    from backends.batch.store import read_meta
+    from backends.batch.study import Study
+    from backends.batch.workloads import workload_from_meta
+
+    ap = _Parser(prog="visual-lab batch resume", description="Finish the study recorded in STORE.")
+    ap.add_argument("store")
+    ap.add_argument("--scheduler", default="local", help="as for the study commands (default local)")
+    ap.add_argument("--quiet", action="store_true", help="no progress line")
+    a = ap.parse_args(argv)
+    meta = read_meta(a.store)
+    return Study(workload_from_meta(meta), a.store, meta["seed"]), parse_scheduler(a.scheduler), a.quiet
+
+
 def run_study(command: str, argv: list[str]) -> int:
-    study, spec, quiet = build_study(command, argv)
+    study, spec, quiet = build_resume(argv) if command == "resume" else build_study(command, argv)
     study.open()  # --out checked (foreign, other study, unwritable) before a cluster starts
     progress = None if quiet else ProgressLine()
     try:

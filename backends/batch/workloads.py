@@ -557,3 +557,15 @@ class TrajectorySweep:
 PDE_MODELS = {"darcy": DarcyDataset, "navier-stokes": NavierStokesDataset, "gray-scott": GrayScottDataset}
 WORKLOADS = {"escape-map": EscapeMap, "pde-dataset": DarcyDataset, "nfe-sweep": NfeSweep, "dqn-eval": DqnEval,
              "trajectory-sweep": TrajectorySweep}  # fmt: skip
+
+
+def workload_from_meta(meta: dict):
+    """Rebuild the workload a store was made with (``read_meta(path)``): to resume it, or open it in a panel.
+    Derived parameters (an escape map's ensemble settings, a policy's hash) are recomputed, and the rebuilt
+    workload must describe the same study (``open_store`` compares them)."""
+    name, params = meta.get("workload"), dict(meta.get("params") or {})
+    cls = PDE_MODELS.get(params.get("model")) if name == "pde-dataset" else WORKLOADS.get(name)
+    if cls is None:
+        raise UserError(f"unknown workload {name!r} (model {params.get('model')!r}) in the store")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items() if k in fields})

@@ -9,8 +9,9 @@ import pytest
 import xarray as xr
 
 from app.__main__ import main as app_main
-from backends.batch import DarcyDataset, Study, chunk_seed, parse_scheduler
+from backends.batch import DarcyDataset, Study, chunk_seed, parse_scheduler, read_meta
 from backends.batch.schedulers import job_script
+from backends.batch.workloads import workload_from_meta
 from backends.common import UserError, drain
 
 from .helpers import SMALL_MAP, FaultyMap, assert_same_store, done_files, store_files
@@ -54,6 +55,7 @@ def test_darcy_dataset_layout_and_physics(tmp_path):
 
     work = DarcyDataset(count=5, n=16, chunk=2)
     Study(work, tmp_path / "d.zarr", seed=7).run("none")
+    assert workload_from_meta(read_meta(tmp_path / "d.zarr")) == work
     ds = xr.open_zarr(tmp_path / "d.zarr")
     assert ds["x"].dims == ("sample", "y", "x") and ds["y"].dims == ("sample", "y", "x")
     assert ds["x"].shape == (5, 16, 16) and ds["x"].encoding["chunks"] == (2, 16, 16)
@@ -69,14 +71,15 @@ def test_darcy_dataset_layout_and_physics(tmp_path):
     assert ds["iterations"].values.min() > 0
 
 
-def test_resume_skips_finished_chunks(tmp_path, reference_store):
+def test_resume_skips_finished_chunks(tmp_path, reference_store, capsys):
     path = tmp_path / "r.zarr"
     first = Study(SMALL_MAP, path)
     done = list(first.results(None, chunks=[0, 3, 9]))
     assert [r.index for r in done] == [0, 3, 9]
     before = {k: (path / k).stat().st_mtime_ns for k in store_files(path) if k.startswith("status/")}
-    report = Study(SMALL_MAP, path).run("none")
-    assert report.skipped == 3 and sorted(report.computed) == [i for i in range(16) if i not in (0, 3, 9)]
+    assert workload_from_meta(read_meta(path)) == SMALL_MAP  # the store alone says what to resume
+    assert app_main(["batch", "resume", str(path), "--scheduler", "none", "--quiet"]) == 0
+    assert f"{path}: 16/16 chunks (3 resumed, 13 computed)" in capsys.readouterr().out
     after = {k: (path / k).stat().st_mtime_ns for k in before}
     assert before == after  # the finished chunks' files were not written again
     assert_same_store(path, reference_store)
@@ -185,6 +188,7 @@ def test_sequence_datasets_layout_and_initial_conditions(tmp_path):
 
     ns = NavierStokesDataset(count=3, n=32, chunk=2, dt=0.01, frame_dt=0.2, t_in=2, t_out=3)
     Study(ns, tmp_path / "ns.zarr").run("none")
+    assert workload_from_meta(read_meta(tmp_path / "ns.zarr")) == ns
     ds = xr.open_zarr(tmp_path / "ns.zarr")
     assert ds["x"].dims == ("sample", "t_in", "y", "x") and ds["y"].dims == ("sample", "t_out", "y", "x")
     assert ds["x"].shape == (3, 2, 32, 32) and ds["y"].shape == (3, 3, 32, 32)
@@ -211,6 +215,7 @@ def test_nfe_sweep_converges_to_the_noise_floor(tmp_path):
     work = NfeSweep(samplers=("euler", "heun"), nfes=(3, 33), seeds=2, count=1000)
     report = Study(work, tmp_path / "s.zarr").run("none")
     assert report.done == 4 and not report.failed
+    assert workload_from_meta(read_meta(tmp_path / "s.zarr")) == work
     ds = xr.open_zarr(tmp_path / "s.zarr")
     assert ds["sw"].dims == ("sampler", "nfe", "rep") and ds["sw"].shape == (2, 2, 2)
     sw, floor = ds["sw"].values, ds["floor"].values
