@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -149,17 +151,32 @@ def local_cluster(workers: int, *, dashboard: bool | None = None):
     from distributed import LocalCluster
 
     dashboard = _has_bokeh() if dashboard is None else dashboard
-    return LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        # the scheduler always serves HTTP (health, metrics; the dashboard when asked): on 127.0.0.1, any port
-        dashboard_address="127.0.0.1:0",
-        scheduler_kwargs={"dashboard": dashboard},
-        worker_dashboard_address="127.0.0.1:0",
-        silence_logs=40,  # logging.ERROR: a study's progress line is the user's view, not worker chatter
-    )
+    with _workers_ignore_ctrl_c():
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            # the scheduler always serves HTTP (health, metrics; the dashboard when asked): on 127.0.0.1, any port
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": dashboard},
+            worker_dashboard_address="127.0.0.1:0",
+            silence_logs=40,  # logging.ERROR: a study's progress line is the user's view, not worker chatter
+        )
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Ctrl-C in a terminal reaches the whole process group: worker processes started meanwhile inherit an
+    ignored SIGINT (so they do not print tracebacks); the client cancels and closes them itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 @contextlib.contextmanager
