@@ -200,7 +200,7 @@ class ClusterDialog(QDialog):
         self.stop_button.setEnabled(True)
         try:
             d = describe(client)
-        except Exception as exc:  # noqa: BLE001 - a cluster that went away is shown, never raised
+        except Exception as exc:  # a cluster that went away is shown, never raised
             self._on_error(f"cluster unreachable: {exc}")
             return
         dash = (

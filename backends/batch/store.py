@@ -70,7 +70,7 @@ def read_meta(path: str | Path) -> dict:
         raise UserError(f"{p}: not a batch store (no zarr.json)")
     try:
         g = zarr.open_group(str(p), mode="r")
-    except Exception as exc:  # noqa: BLE001 - any unreadable metadata is the same user problem
+    except Exception as exc:  # any unreadable metadata is the same user problem
         raise UserError(f"{p}: not a readable Zarr group ({exc})") from None
     meta = g.attrs.asdict().get(ATTR)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

@@ -120,7 +120,8 @@ class Study:
         return [int(i) for i in np.flatnonzero(~zstore.done_mask(self.open()))]
 
     def cancel(self) -> None:
-        """Stop: pending futures are cancelled, the iteration ends; finished chunks stay stored."""
+        """Stop: pending futures are cancelled, the iteration ends; finished chunks stay stored. A cancelled
+        Study stays cancelled (a Cancel that races a start is never lost): resume with a new Study."""
         self._cancel.set()
         with self._lock:
             client, futures, ac = self._client, list(self._futures), self._ac
@@ -156,7 +157,7 @@ class Study:
                     return
                 try:
                     arrays, secs, cpu = run_chunk(self.workload, i, self.seeds[i])
-                except Exception as exc:  # noqa: BLE001 - a failed chunk is reported, the study goes on
+                except Exception as exc:  # a failed chunk is reported, the study goes on
                     yield ChunkResult(i, None, 0.0, _describe(exc))
                     continue
                 yield self._store(ChunkResult(i, arrays, secs, cpu_seconds=cpu))
@@ -186,7 +187,7 @@ class Study:
                     continue
                 try:
                     arrays, secs, cpu = fut.result()
-                except Exception as exc:  # noqa: BLE001 - the worker's exception, reported per chunk
+                except Exception as exc:  # the worker's exception, reported per chunk
                     yield ChunkResult(i, None, 0.0, _describe(exc))
                     continue
                 finally:
