@@ -121,25 +121,25 @@ def external_cluster():
 def test_external_scheduler_worker_killed_mid_study_store_identical(
     external_cluster, tmp_path, reference_store
 ):
+    """--scheduler tcp://...: the study's own client; a worker killed (SIGKILL) after 2 of 16 chunks."""
     from distributed import Client
 
     address, procs = external_cluster
     workers = procs[1:]
-    with Client(address, timeout="30s") as client:
-        client.wait_for_workers(2, timeout=40)
-        _all_on_loopback(client, [p.pid for p in procs])
-        study = Study(SMALL_MAP, tmp_path / "x.zarr")
-        ran_on = set()
-        got = []
-        for res in study.results(client):
+    with Client(address, timeout="30s") as watcher:
+        watcher.wait_for_workers(2, timeout=40)
+        _all_on_loopback(watcher, [p.pid for p in procs])
+
+        def kill_one(res, report):
             assert res.error is None, res.error
-            got.append(res.index)
-            if len(got) == 2:
-                ran_on = set(client.scheduler_info()["workers"])
+            if len(report.computed) == 2:
                 workers[0].send_signal(signal.SIGKILL)  # mid-study: 14 chunks still to go
                 workers[0].wait(10)
-        assert sorted(got) == list(range(16))
-        assert len(ran_on) == 2 and len(client.scheduler_info()["workers"]) == 1  # one worker really died
+
+        report = Study(SMALL_MAP, tmp_path / "x.zarr").run(address, on_result=kill_one)
+        assert sorted(report.computed) == list(range(16)) and not report.failed
+        assert workers[0].returncode == -signal.SIGKILL
+        assert len(watcher.scheduler_info()["workers"]) == 1  # the other worker finished the study
     assert_same_store(tmp_path / "x.zarr", reference_store)
 
 
