@@ -6,6 +6,7 @@
     visual-lab run PANEL ...                 run a backend headless (no Qt, no vispy needed)
     visual-lab render PANEL ...              headless render of a panel's scene (where the panel offers one)
     visual-lab snapshot PANEL --out FILE.png [--size WxH] [--steps N] [--session FILE]
+    visual-lab batch escape-map|pde-dataset|status ...   studies on Dask into Zarr stores (no Qt needed)
 
 User errors print one line and exit with code 2; ``--debug`` shows the full traceback.
 """
@@ -154,12 +155,19 @@ def cmd_snapshot(argv: list[str]) -> int:
     return 0
 
 
+def cmd_batch(argv: list[str]) -> int:
+    from backends.batch.cli import main as batch_main
+
+    return batch_main(argv)
+
+
 COMMANDS = {
     "gui": cmd_gui,
     "panels": cmd_panels,
     "run": cmd_run,
     "snapshot": cmd_snapshot,
     "render": lambda argv: cmd_run(argv, render=True),
+    "batch": cmd_batch,
 }
 
 

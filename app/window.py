@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None  # for tests and the CLI
         self.video_job = None  # the running video export, if any (one at a time)
         self.panel_messages: dict[str, str] = {}  # the last message of each panel; the active one is shown
+        self.cluster_dialog = None  # Compute > Cluster…, built on first use (imports Dask)
 
         self._build_log_dock()
         self._build_status_bar()
@@ -171,6 +172,8 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _=False, n=n: self.set_threads(n))
             tgroup.addAction(act)
             thr_menu.addAction(act)
+        compute.addSeparator()
+        self._add(compute, "&Cluster…", self.show_cluster_dialog)
 
         compute.addSeparator()
         self._add(compute, "&Memory budget…", self.memory_budget_dialog)
@@ -186,6 +189,14 @@ class MainWindow(QMainWindow):
         self._add(help_menu, "&User guide", self.open_guide)
         help_menu.addSeparator()
         self._add(help_menu, "&About Visual Lab", self.show_about)
+
+    def show_cluster_dialog(self) -> None:
+        from app.cluster import ClusterDialog
+
+        if self.cluster_dialog is None:
+            self.cluster_dialog = ClusterDialog(self)
+        self.cluster_dialog.show()
+        self.cluster_dialog.raise_()
 
     def _add(self, menu, text, slot, shortcut=None) -> QAction:
         act = menu.addAction(text)

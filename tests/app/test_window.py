@@ -29,6 +29,8 @@ def test_docks_and_menus(window):
     assert not dock.features() & dock.DockWidgetFeature.DockWidgetFloatable
     titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
     assert titles == ["File", "Export", "View", "Compute", "Help"]
+    compute = window.menuBar().actions()[3].menu()
+    assert "Cluster…" in [a.text().replace("&", "") for a in compute.actions()]
     window._fill_export_menu()
     labels = [a.text() for a in window.export_menu.actions() if a.text()]
     assert labels[0].startswith("Render view as PNG") and "Field NPZ…" in labels
