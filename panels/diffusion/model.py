@@ -352,6 +352,11 @@ class DiffusionModel(PanelModel):
         staged["weights"] = self._validate_weights(state.get("weights"), arrays)
         staged["result"] = self._validate_result(state.get("result"), arrays)
         staged["inverse"] = self._validate_inverse(state.get("inverse"), arrays)
+        w = staged["weights"]
+        if w is not None and w.family != staged["params"].model:
+            raise UserError(
+                f"{where}: weights of a {w.family!r} model, but params.model is {staged['params'].model!r}"
+            )
         staged["curves"] = _validate_curves(state.get("curves", {"about": "", "points": []}), where)
         return staged
 

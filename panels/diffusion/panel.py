@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWi
 
 from app.export import ExportAction, VideoSpec, check_writable, export_plot, save_csv, save_npz, save_png
 from backends.common import UserError, drain
+from backends.diffusion.data import make_dataset
 from backends.diffusion.live import (
     curves_job,
     generative,
@@ -82,9 +83,12 @@ class DiffusionPanel(Panel):
         fill_with_splitter(self, [scroll, center, self.plots], [0, 3, 2])
         m.events.connect("resample", lambda **_: self.sample())
         m.events.connect("params", self._on_params)
+        self._on_params(set())
 
     def _on_params(self, changed: set[str]) -> None:
-        if "dataset" in changed and self.model.params.dataset == "points":
+        drawing = self.model.params.dataset == "points"
+        self.clear_button.setEnabled(drawing)
+        if "dataset" in changed and drawing:
             self._say("dataset 'points': Shift + drag on the view to draw points, then Train")
 
     def _say(self, msg: str) -> None:
@@ -92,8 +96,9 @@ class DiffusionPanel(Panel):
         self.status.emit(msg)
 
     def open_path(self, path: Path) -> None:
+        n = len(make_dataset("csv", csv_path=path).points)  # a bad file changes nothing
         self.model.set_params(dataset="csv", csv_path=str(path))
-        self._say(f"loaded {len(self.model.dataset().points)} points from {Path(path).name}")
+        self._say(f"loaded {n} points from {Path(path).name}")
 
     # -- computation --------------------------------------------------------------------------------------
     def start(self) -> None:

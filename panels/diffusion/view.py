@@ -162,7 +162,7 @@ class FlowView(QWidget):
             )
         res = m.result
         if res is None or (res.samples.shape[1] > 2) != is_img:
-            self.particles.set_data(np.zeros((0, 2), np.float32))
+            self.particles.set_data(np.zeros((0, 2), np.float32), color=np.zeros((0, 4), np.float32))
             self._shown_mask = None
             self.lines.visible = False
             self.image.visible = False
