@@ -6,8 +6,9 @@ history, the sampled trajectory and the frame shown, the camera, the NFE sweep a
 Views and plots listen to the events below and never keep their own copy.
 
 Events (besides ``params``, ``stale`` and ``restored``): ``dataset`` (the target samples changed), ``weights``,
-``losses``, ``result`` (a new trajectory), ``frame``, ``curves``, and ``resample`` (a parameter changed that a
-cheap new sample shows at once: the panel samples in a task).
+``losses``, ``result`` (a new trajectory), ``frame``, ``curves``, ``model_reset`` (the model or its data changed:
+training and sweeps of the old one are void) and ``resample`` (a parameter changed that a cheap new sample shows
+at once: the panel samples in a task).
 """
 
 from __future__ import annotations
@@ -274,6 +275,7 @@ class DiffusionModel(PanelModel):
         self.events.emit("dataset")
 
     def _forget_model(self, why: str) -> None:
+        self.events.emit("model_reset")  # jobs still training or sweeping the old model must stop
         self.set_weights(None)
         self.set_losses(np.zeros(0))
         self.set_curves([])

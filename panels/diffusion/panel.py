@@ -82,6 +82,7 @@ class DiffusionPanel(Panel):
         self.plots = DiffusionPlots(m)
         fill_with_splitter(self, [scroll, center, self.plots], [0, 3, 2])
         m.events.connect("resample", lambda **_: self.sample())
+        m.events.connect("model_reset", self._on_model_reset)
         m.events.connect("params", self._on_params)
         self._on_params(set())
 
@@ -90,6 +91,12 @@ class DiffusionPanel(Panel):
         self.clear_button.setEnabled(drawing)
         if "dataset" in changed and drawing:
             self._say("dataset 'points': Shift + drag on the view to draw points, then Train")
+
+    def _on_model_reset(self) -> None:
+        if self.tasks.busy("train") or self.tasks.busy("sweep"):
+            self.tasks.cancel("train")
+            self.tasks.cancel("sweep")
+            self._say("training stopped: the model or its data changed")
 
     def _say(self, msg: str) -> None:
         self.info.setText(msg)

@@ -16,6 +16,7 @@ from backends.diffusion.data import make_dataset
 from backends.diffusion.live import generative, train_job
 from backends.diffusion.models import TrainConfig
 from backends.diffusion.pipeline import CurvePoint, SampleConfig, generate
+from backends.diffusion.samplers import SampleResult
 from panels.diffusion.model import DiffusionModel, DiffusionParams
 from panels.model import param_specs
 
@@ -165,3 +166,18 @@ def test_drawn_points_invalidate_a_model_trained_on_them():
     assert m.weights is None and len(m.dataset().points) == 15
     with pytest.raises(UserError, match="finite"):
         m.add_points(np.array([[np.nan, 0.0]]))
+
+
+def test_long_flows_keep_every_kth_state_and_the_last(monkeypatch):
+    import panels.diffusion.model as dm
+
+    monkeypatch.setattr(dm, "MAX_TRAJ_VALUES", 10 * 50 * 2)
+    m = DiffusionModel()
+    m.set_params(dataset="gmm", model="exact")
+    traj = np.random.default_rng(0).standard_normal((31, 50, 2))
+    m.show_result(SampleResult(traj[-1], traj, 30, np.zeros(50, bool)), "euler")
+    assert m.result.trajectory.shape == (9, 50, 2)  # states 0, 4, ..., 28 and 30
+    np.testing.assert_array_equal(m.evals, [0, 4, 8, 12, 16, 20, 24, 28, 30])
+    np.testing.assert_allclose(m.result.trajectory[-1], traj[30].astype(np.float32))
+    m.set_frame(7.5)
+    assert m.frame_label() == "Euler | eval 29.0/30 | NFE 30"

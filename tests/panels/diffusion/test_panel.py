@@ -138,6 +138,17 @@ def test_stop_is_instant_and_keeps_a_copy_of_the_weights(panel, qtbot):
     assert panel.model.result is not None and panel.model.result.samples.shape == (300, 2)
 
 
+def test_changing_the_data_stops_training_the_old_model(panel, qtbot):
+    panel.model.set_params(dataset="moons", model="edm", train_steps=100000)
+    panel.start()
+    qtbot.waitUntil(lambda: panel.model.weights is not None, timeout=30000)
+    panel.model.set_params(dataset="rings")
+    assert not panel.tasks.busy("train") and panel.model.weights is None
+    qtbot.wait(300)  # nothing the cancelled job still hands over lands on the new dataset
+    assert panel.model.weights is None and len(panel.model.losses) == 0
+    assert "training stopped" in panel.info.text()
+
+
 @pytest.mark.gl
 def test_digits_inverse_problem_view(panel, qtbot):
     from backends.diffusion.live import DIGITS_ASSET
@@ -282,3 +293,60 @@ def test_sidecar_reproduces_the_figure(qtbot, tmp_path):
     cli = snapshot_from_session("diffusion", sidecar, tmp_path / "cli.png")
     assert cli.returncode == 0, cli.stderr
     assert psnr(first, iio.imread(tmp_path / "cli.png")) >= 40
+
+
+@pytest.mark.gl
+def test_first_hour(qtbot, tmp_path):
+    """What a new user does: pick data that needs no training, Sample, change three things (each shows at once),
+    export PNG, data and a video, and reload the sidecar."""
+    from PySide6.QtCore import Qt
+
+    from app.export import write_video
+    from tests.reproduce import not_blank, open_window, psnr
+
+    win = open_window(qtbot, "diffusion")
+    panel = win.panels["diffusion"]
+    form = panel.form
+    form.widget("dataset").setCurrentText("8gaussians")
+    form.widget("model").setCurrentText("exact")
+    form.widget("count").setValue(800)
+    qtbot.mouseClick(panel.transport.sample_button, Qt.MouseButton.LeftButton)
+    _wait_idle(qtbot, panel)
+    assert panel.model.result is not None and panel.model.result.nfe == 35
+    form.widget("nfe").setValue(12)
+    form.widget("sampler").setCurrentText("euler")
+    form.widget("lines").setChecked(True)
+    _wait_idle(qtbot, panel)
+    m = panel.model
+    assert m.params.nfe == 12 and m.params.sampler == "euler" and m.params.lines
+    assert m.result.nfe == 12 and m.sampler_shown == "euler" and m.stale == ""
+    assert not panel.flow.marker.isVisible() and panel.flow.frame_info.text().startswith("Euler")
+    assert "[diffusion]" not in win.statusBar().currentMessage()  # its own message, not another panel's
+    png = tmp_path / "scatter.png"
+    assert win.run_export(_export(panel, "Sample scatter PNG"), png), win.last_error
+    first = iio.imread(png)
+    assert not_blank(first)
+    assert win.run_export(_export(panel, "Samples NPZ/CSV"), tmp_path / "samples.csv")
+    assert (tmp_path / "samples.csv").read_text().splitlines()[0] == "x0,x1"
+    spec = panel.video()
+    size, fps, seconds = (
+        (480, 272),
+        30,
+        0.2,
+    )  # small and short: the shell's default 1280x720 costs ~0.5 s a frame here
+    count = round(fps * seconds)
+    spec.begin()
+    frames = (spec.frame(i / (count - 1), size) for i in range(count))
+    video = iio.imread(write_video(tmp_path / "flow.mp4", frames, fps=fps), index=None)
+    assert video.shape[:3] == (count, 272, 480)
+    assert psnr(video[0], video[-1]) < 30  # the flow moves
+    win.close()
+    fresh = open_window(qtbot, "diffusion")
+    assert fresh.load_session(png.with_name(png.name + ".session.json")), fresh.last_error
+    again = fresh.panels["diffusion"]
+    assert again.form.values()["nfe"] == again.model.params.nfe == 12  # widgets, model and next run agree
+    assert psnr(first, again.render(EXPORT_SIZE)) >= 40
+    fresh.close()
+
+
+EXPORT_SIZE = (1200, 1200)
