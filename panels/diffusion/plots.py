@@ -24,6 +24,8 @@ SAMPLER_COLORS = {
     "sde": "#8c564b",
     "bridge": "#e377c2",
 }
+EMPTY_NFE_RANGE = (math.log10(2), math.log10(100))  # log10 of the NFE axis before a sweep
+EMPTY_SW_RANGE = (-2.0, 0.5)  # log10 of sliced W2 before a sweep
 MIN_TICK_GAP_PX = 28  # log-axis labels closer than this would overlap ("3 5 9" at small widths)
 
 
@@ -130,6 +132,11 @@ class DiffusionPlots(QSplitter):
         if floors:
             self._floor.setValue(math.log10(float(np.mean(floors))))
         self._floor.setVisible(bool(floors))
+        vb = self.nfe_plot.getPlotItem().getViewBox()
+        if m.curves:
+            vb.enableAutoRange()
+        else:  # an empty sweep shows the NFE range it will cover, not pyqtgraph's 1..10 default
+            vb.setRange(xRange=EMPTY_NFE_RANGE, yRange=EMPTY_SW_RANGE, padding=0)
         about = f": {m.curves_about}" if m.curves else " (press NFE sweep)"
         self.nfe_plot.getPlotItem().setTitle(f"Sample quality vs NFE{about}", color="k")
 

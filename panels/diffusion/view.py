@@ -12,7 +12,7 @@ import math
 import time
 
 import numpy as np
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 from vispy import scene
 from vispy.color import Color
 
@@ -99,6 +99,9 @@ class FlowView(QWidget):
         self.marker.setObjectName("diffusion_stale")
         self.marker.setStyleSheet(STALE_STYLE)
         self.marker.setVisible(False)
+        for label in (self.frame_info, self.marker):  # long text wraps or is cut, never widens the view
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)

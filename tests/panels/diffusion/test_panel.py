@@ -350,3 +350,19 @@ def test_first_hour(qtbot, tmp_path):
 
 
 EXPORT_SIZE = (1200, 1200)
+
+
+def test_long_messages_do_not_resize_the_view(panel, qtbot):
+    panel.resize(1400, 800)
+    panel.show()
+    qtbot.waitExposed(panel)
+    traj = np.random.default_rng(1).standard_normal((3, 50, 2))
+    panel._on_sampled(SampleResult(traj[-1], traj, 2, np.zeros(50, bool)), "euler")
+    qtbot.wait(20)
+    width = panel.flow.canvas.native.width()
+    panel.model.mark_stale("the sampler does not apply to this model, " * 40)
+    panel._say("a very long status line " * 80)
+    qtbot.wait(50)
+    assert panel.flow.marker.isVisible() and panel.flow.canvas.native.width() == width
+    panel.model.mark_stale("")
+    assert not panel.flow.marker.isVisible()
