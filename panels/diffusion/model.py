@@ -14,7 +14,7 @@ at once: the panel samples in a task).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -344,13 +344,16 @@ class DiffusionModel(PanelModel):
         if not isinstance(stale, str):
             raise UserError(f"{where}.stale must be text, got {stale!r:.60}")
         staged["stale"] = stale
-        if not arrays:  # a session written without arrays: parameters (and view) only
+        if not arrays:  # parameters and view only (no array file): applied as if typed into the form
             return staged
-        pts = require_array(arrays, "points", where=where, ndim=2)
+        pts = require_array(arrays, "points", where=where, ndim=2) if "points" in arrays else np.zeros((0, 2))
         if pts.shape[1] != 2 and len(pts):
             raise UserError(f"{where}: array 'points' must have 2 columns, has {pts.shape[1]}")
         staged["points"] = pts.astype(np.float32).reshape(-1, 2)
-        staged["losses"] = require_array(arrays, "losses", where=where, ndim=1, finite=False).astype(float)
+        losses = (
+            require_array(arrays, "losses", where=where, ndim=1, finite=False) if "losses" in arrays else []
+        )
+        staged["losses"] = np.asarray(losses, float)
         staged["weights"] = self._validate_weights(state.get("weights"), arrays)
         staged["result"] = self._validate_result(state.get("result"), arrays)
         staged["inverse"] = self._validate_inverse(state.get("inverse"), arrays)
@@ -429,20 +432,26 @@ class DiffusionModel(PanelModel):
         return InverseResult(meta["kind"], *cols, *rm)
 
     def apply_state(self, staged: dict) -> None:
-        self.params = staged["params"]  # restored as saved: nothing is invalidated by the load itself
         self.camera = staged["camera"]
+        if "points" not in staged:  # parameters only: what they invalidate goes, as after a form edit
+            old, self.params = self.params, staged["params"]
+            self.params_changed(
+                {f.name for f in fields(old) if getattr(old, f.name) != getattr(self.params, f.name)}
+            )
+            self.set_frame(staged["frame"])
+            return
+        self.params = staged["params"]  # restored as saved: nothing is invalidated by the load itself
+        self.points = staged["points"]
         self._forget_data()
-        if "points" in staged:
-            self.points = staged["points"]
-            self.set_weights(staged["weights"])
-            self.set_losses(staged["losses"], staged["loss_start"])
-            self.curves_about, self.curves = staged["curves"]
-            self.events.emit("curves")
-            self.result, self.inverse = None, staged["inverse"]
-            if staged["result"] is not None:
-                res, evals, sampler = staged["result"]
-                self.result, self.evals, self.sampler_shown = res, evals, sampler
-            self.events.emit("result")
+        self.set_weights(staged["weights"])
+        self.set_losses(staged["losses"], staged["loss_start"])
+        self.curves_about, self.curves = staged["curves"]
+        self.events.emit("curves")
+        self.result, self.inverse = None, staged["inverse"]
+        if staged["result"] is not None:
+            res, evals, sampler = staged["result"]
+            self.result, self.evals, self.sampler_shown = res, evals, sampler
+        self.events.emit("result")
         self.frame = float(min(staged["frame"], self.last_frame))
         self.stale = staged["stale"]
         self.events.emit("stale", why=self.stale)

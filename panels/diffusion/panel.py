@@ -189,7 +189,7 @@ class DiffusionPanel(Panel):
         n = max(1, ADVANCE_STEPS * steps)
         if p.model == "lightsb":
             self._on_trained(drain(lightsb_job(ds, m.lightsb_config(n))), then_sample=False)
-        elif p.model != "exact" and not (p.dataset == "digits" and m.load_bundled() and steps == 0):
+        elif p.model != "exact" and not (steps == 0 and m.can_sample()):  # 0 steps: sample what is at hand
             start = m.weights if m.weights is not None and m.weights.family == p.model else None
             self._on_trained(drain(train_job(ds, m.train_config(), n, start)), then_sample=False)
         gen = model_for(m.weights, ds, p.model, m.interpolant())

@@ -181,3 +181,21 @@ def test_long_flows_keep_every_kth_state_and_the_last(monkeypatch):
     np.testing.assert_allclose(m.result.trajectory[-1], traj[30].astype(np.float32))
     m.set_frame(7.5)
     assert m.frame_label() == "Euler | eval 29.0/30 | NFE 30"
+
+
+def test_a_parameters_only_session_leaves_no_model_of_other_parameters():
+    m = DiffusionModel()
+    m.set_params(dataset="moons", model="edm", count=100, nfe=5)
+    w = drain(train_job(m.dataset(), TINY, 5))
+    m.set_weights(w)
+    m.show_result(generate(generative(w), m.sample_config(), return_trajectory=True), "heun")
+    full = m.state()
+    with pytest.raises(UserError, match="has no 'traj'"):  # the state names a flow, the arrays are missing
+        DiffusionModel().restore({**full, "weights": None}, {"points": m.points, "losses": m.losses})
+    with pytest.raises(UserError, match="weights of a 'edm' model, but params.model is 'exact'"):
+        DiffusionModel().restore({**full, "params": {"model": "exact"}}, m.arrays())
+    seen = []
+    m.events.connect("resample", lambda: seen.append(1))
+    m.restore({"params": {"dataset": "gmm", "model": "exact"}})  # as if typed: the old model goes
+    assert m.params.model == "exact" and m.weights is None and len(m.losses) == 0
+    assert m.stale == "sampling..." and seen == [1]  # the exact model is sampled at once
