@@ -29,7 +29,7 @@ from backends.diffusion.pipeline import LABELS, generate
 from panels.base import Panel
 from panels.widgets import ParamForm, bind_form, fill_with_splitter, param_fields
 
-from .model import DiffusionModel, DiffusionParams
+from .model import SWEEP_KEYS, DiffusionModel, DiffusionParams
 from .plots import DiffusionPlots
 from .transport import Transport
 from .view import FlowView, particle_colors
@@ -87,6 +87,8 @@ class DiffusionPanel(Panel):
         self._on_params(set())
 
     def _on_params(self, changed: set[str]) -> None:
+        if changed & SWEEP_KEYS:  # a sweep still running measures the old settings
+            self.tasks.cancel("sweep")
         drawing = self.model.params.dataset == "points"
         self.clear_button.setEnabled(drawing)
         if "dataset" in changed and drawing:

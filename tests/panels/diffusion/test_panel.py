@@ -366,3 +366,15 @@ def test_long_messages_do_not_resize_the_view(panel, qtbot):
     assert panel.flow.marker.isVisible() and panel.flow.canvas.native.width() == width
     panel.model.mark_stale("")
     assert not panel.flow.marker.isVisible()
+
+
+def test_a_running_sweep_stops_when_its_settings_change(panel, qtbot):
+    m = panel.model
+    m.set_params(dataset="gmm", model="exact")
+    panel.compare()
+    qtbot.waitUntil(lambda: len(m.curves) >= 1, timeout=30000)
+    assert m.curves_about == "exact on gmm"
+    m.set_params(churn=2.0)
+    assert not panel.tasks.busy("sweep") and m.curves == []
+    qtbot.wait(300)
+    assert m.curves == [] and panel.plots.curve_samplers() == []
