@@ -31,8 +31,9 @@ from panels.model import PanelModel, param, require_array
 MAX_LOSSES = 200_000  # loss history kept (the newest steps)
 MAX_TRAJ_VALUES = 20_000_000  # floats of trajectory kept (80 MB); longer flows keep every k-th state
 TARGET_SEED_OFFSET = 7  # the target samples drawn under the particles use seed + 7 (not the sampling noise)
-MODEL_KEYS = frozenset({"dataset", "csv_path", "model", "D", "path", "gamma", "seed"})
-RESAMPLE_KEYS = frozenset({"sampler", "nfe", "count", "churn", "eps", "inverse"})
+# a trained model no longer applies when these change; a new seed only draws new noise (and resumes training)
+MODEL_KEYS = frozenset({"dataset", "csv_path", "model", "D", "path", "gamma"})
+RESAMPLE_KEYS = frozenset({"sampler", "nfe", "count", "churn", "eps", "inverse", "seed"})
 SWEEP_KEYS = frozenset({"churn", "eps"})  # the sweep was run with these: changing them makes it stale
 
 
@@ -59,9 +60,13 @@ class DiffusionParams:
         tooltip="D -> inf is EDM; small D = heavy tails",
     )
     eps: float = param(
-        0.5, "epsilon", minimum=1e-4, maximum=100.0, log=True,
+        0.5,
+        "epsilon",
+        minimum=1e-4,
+        maximum=100.0,
+        log=True,
         tooltip="interpolant SDE eps(t) = eps (1-t); LightSB entropic eps",
-    )  # fmt: skip
+    )
     path: str = param("linear", "Interpolant path", choices=PATHS)
     gamma: float = param(0.0, "Interpolant gamma a", minimum=0.0, maximum=10.0, step=0.1)
     churn: float = param(0.0, "Heun churn", minimum=0.0, maximum=100.0, step=1.0)

@@ -143,6 +143,8 @@ def test_model_or_data_change_drops_weights_sweep_and_marks_the_flow_stale():
     m.events.connect("resample", lambda: seen.append("resample"))
     m.set_params(nfe=7)  # a cheap change with a model at hand: the panel resamples at once
     assert seen == ["resample"] and m.stale == "sampling..." and m.curves
+    m.set_params(seed=4)  # new noise for the same model: it stays, and the panel resamples
+    assert m.weights is w and seen == ["resample"] * 2
     m.set_params(churn=1.0)  # the sweep was made with churn 0
     assert not m.curves
     m.set_curves([CurvePoint("heun", 5, 0.2, 0.01)])
