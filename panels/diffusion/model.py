@@ -34,6 +34,8 @@ TARGET_SEED_OFFSET = 7  # the target samples drawn under the particles use seed 
 # a trained model no longer applies when these change; a new seed only draws new noise (and resumes training)
 MODEL_KEYS = frozenset({"dataset", "csv_path", "model", "D", "path", "gamma"})
 RESAMPLE_KEYS = frozenset({"sampler", "nfe", "count", "churn", "eps", "inverse", "seed"})
+SAMPLING = "sampling..."  # the stale marker while a resample runs (cleared by its result)
+NOT_RESAMPLED = "the parameters changed after this sample: press Sample"
 SWEEP_KEYS = frozenset({"churn", "eps"})  # the sweep was run with these: changing them makes it stale
 
 
@@ -271,7 +273,7 @@ class DiffusionModel(PanelModel):
         shown = self.result is not None or self.weights is not None
         if changed & (MODEL_KEYS | RESAMPLE_KEYS) and shown and self.can_sample():
             if self.result is not None:
-                self.mark_stale("sampling...")
+                self.mark_stale(SAMPLING)
             self.events.emit("resample")  # cheap with a model at hand: the panel samples at once
 
     def _forget_data(self) -> None:
@@ -458,7 +460,7 @@ class DiffusionModel(PanelModel):
             self.result, self.evals, self.sampler_shown = res, evals, sampler
         self.events.emit("result")
         self.frame = float(min(staged["frame"], self.last_frame))
-        self.stale = staged["stale"]
+        self.stale = NOT_RESAMPLED if staged["stale"] == SAMPLING else staged["stale"]  # no resample runs now
         self.events.emit("stale", why=self.stale)
         self.events.emit("frame")
 

@@ -29,7 +29,7 @@ from backends.diffusion.pipeline import LABELS, generate
 from panels.base import Panel
 from panels.widgets import ParamForm, bind_form, fill_with_splitter, param_fields
 
-from .model import SWEEP_KEYS, DiffusionModel, DiffusionParams
+from .model import NOT_RESAMPLED, SAMPLING, SWEEP_KEYS, DiffusionModel, DiffusionParams
 from .plots import DiffusionPlots
 from .transport import Transport
 from .view import FlowView, particle_colors
@@ -143,8 +143,8 @@ class DiffusionPanel(Panel):
         """Cancel every task at once (never waits); the weights handed over so far stay, so Sample works."""
         self.tasks.cancel()
         self.transport.play(False)
-        if self.model.stale == "sampling...":
-            self.model.mark_stale("sampling stopped: press Sample")
+        if self.model.stale == SAMPLING:
+            self.model.mark_stale(NOT_RESAMPLED)
 
     def sample(self) -> None:
         m = self.model

@@ -17,7 +17,7 @@ from backends.diffusion.live import generative, train_job
 from backends.diffusion.models import TrainConfig
 from backends.diffusion.pipeline import CurvePoint, SampleConfig, generate
 from backends.diffusion.samplers import SampleResult
-from panels.diffusion.model import DiffusionModel, DiffusionParams
+from panels.diffusion.model import NOT_RESAMPLED, DiffusionModel, DiffusionParams
 from panels.model import param_specs
 
 TINY = TrainConfig(family="edm", steps=10, batch=64, hidden=16, depth=2, report_every=5)
@@ -143,6 +143,9 @@ def test_model_or_data_change_drops_weights_sweep_and_marks_the_flow_stale():
     m.events.connect("resample", lambda: seen.append("resample"))
     m.set_params(nfe=7)  # a cheap change with a model at hand: the panel resamples at once
     assert seen == ["resample"] and m.stale == "sampling..." and m.curves
+    assert (
+        _roundtrip(m).stale == NOT_RESAMPLED
+    )  # a session saved mid-resample: nothing resamples after loading
     m.set_params(seed=4)  # new noise for the same model: it stays, and the panel resamples
     assert m.weights is w and seen == ["resample"] * 2
     m.set_params(churn=1.0)  # the sweep was made with churn 0
