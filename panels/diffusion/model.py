@@ -34,6 +34,7 @@ TARGET_SEED_OFFSET = 7  # the target samples drawn under the particles use seed 
 # a trained model no longer applies when these change; a new seed only draws new noise (and resumes training)
 MODEL_KEYS = frozenset({"dataset", "csv_path", "model", "D", "path", "gamma"})
 RESAMPLE_KEYS = frozenset({"sampler", "nfe", "count", "churn", "eps", "inverse", "seed"})
+NET_LIMITS = {"hidden": 4096, "depth": 64, "components": 4096}  # sizes a session's weights may declare
 SAMPLING = "sampling..."  # the stale marker while a resample runs (cleared by its result)
 NOT_RESAMPLED = "the parameters changed after this sample: press Sample"
 SWEEP_KEYS = frozenset({"churn", "eps"})  # the sweep was run with these: changing them makes it stale
@@ -389,6 +390,9 @@ class DiffusionModel(PanelModel):
         sigma = _number(meta["sigma_data"], f"{where}.sigma_data", 1e-6, 1e6)
         if not isinstance(meta["config"], dict) or not isinstance(meta["dataset"], str):
             raise UserError(f"{where}: config must be an object and dataset a name")
+        for k, hi in NET_LIMITS.items():  # a network is built from the config before the arrays are checked
+            if k in meta["config"]:
+                _number(meta["config"][k], f"{where}.config.{k}", 1, hi)
         state = {n: require_array(arrays, f"weights.{n}", where=where) for n in meta["names"]}
         w = Weights(meta["family"], dim, dict(meta["config"]), sigma, meta["dataset"], state)
         try:

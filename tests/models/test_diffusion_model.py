@@ -114,6 +114,14 @@ def test_broken_weight_arrays_change_nothing():
     with pytest.raises(UserError, match="do not fit"):
         fresh.restore(state, bad)
     assert fresh.weights is None and fresh.params == DiffusionParams()
+    huge = {
+        **state,
+        "weights": {**state["weights"], "config": {**state["weights"]["config"], "hidden": 10**9}},
+    }
+    with pytest.raises(
+        UserError, match=r"diffusion.weights.config.hidden must be a finite number in \[1, 4096\]"
+    ):
+        fresh.restore(huge, arrays)  # refused before a network of that size is built
     del bad[f"weights.{name}"]
     with pytest.raises(UserError, match=f"has no 'weights.{name}'"):
         fresh.restore(state, bad)
