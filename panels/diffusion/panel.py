@@ -196,7 +196,7 @@ class DiffusionPanel(Panel):
             self._on_trained(drain(train_job(ds, m.train_config(), n, start)), then_sample=False)
         gen = model_for(m.weights, ds, p.model, m.interpolant())
         cfg = m.sample_config(min(p.count, ADVANCE_COUNT))
-        m.show_result(generate(gen, cfg, return_trajectory=True), cfg.sampler)
+        self._on_sampled(generate(gen, cfg, return_trajectory=True), cfg.sampler)
 
     # -- worker callbacks (GUI thread; every argument is a copy the worker no longer touches) --------------
     def _on_train_update(self, upd) -> None:
@@ -211,7 +211,9 @@ class DiffusionPanel(Panel):
         m = self.model
         m.set_weights(weights)
         m.set_losses(weights.losses)
-        self._say(f"trained {weights.family} ({len(weights.losses)} steps): sampling")
+        self._say(
+            f"trained {weights.family} ({len(weights.losses)} steps)" + (": sampling" if then_sample else "")
+        )
         if then_sample:
             self.sample()
             if weights.dim <= 2:
