@@ -378,3 +378,22 @@ def test_a_running_sweep_stops_when_its_settings_change(panel, qtbot):
     assert not panel.tasks.busy("sweep") and m.curves == []
     qtbot.wait(300)
     assert m.curves == [] and panel.plots.curve_samplers() == []
+
+
+def test_shift_click_draws_points_where_the_camera_looks(panel, qtbot):
+    from vispy.util import keys
+
+    panel.resize(1200, 800)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.wait(100)  # the canvas takes its final size
+    panel.model.set_params(dataset="points", autozoom=False)
+    panel.view.camera.rect = (1.0, 2.0, 4.0, 4.0)  # centre (3, 4)
+    canvas = panel.canvas()
+    centre = (canvas.size[0] / 2, canvas.size[1] / 2)
+    canvas.events.mouse_press(pos=centre, button=1, modifiers=())
+    assert len(panel.model.points) == 0  # without Shift the mouse pans and zooms
+    canvas.events.mouse_press(pos=centre, button=1, modifiers=(keys.SHIFT,))
+    assert len(panel.model.points) == 5  # the point and four jittered copies
+    np.testing.assert_allclose(panel.model.points[0], [3.0, 4.0], atol=0.1)
+    assert panel.model.dataset().points.shape == (5, 2)
