@@ -24,6 +24,7 @@ from .model import DiffusionModel
 
 BACKGROUND = "#0e1116"
 STALE_STYLE = "background: #7a4a00; color: white; padding: 3px 8px;"
+DIGIT_DIM = 64  # 8x8 digits are drawn as an image grid; other data as points (their first two columns)
 LABEL_HZ = 10.0  # the Qt read-out is re-laid out at most this often while playing (text layout is slow)
 
 
@@ -164,7 +165,11 @@ class FlowView(QWidget):
                 None if target is None else target[:, :2], color=(0.55, 0.6, 0.7, 0.35)
             )
         res = m.result
-        if res is None or (res.samples.shape[1] > 2) != is_img:
+        dim = 0 if res is None else res.samples.shape[1]
+        drawable = (
+            dim == DIGIT_DIM if is_img else 2 <= dim != DIGIT_DIM
+        )  # not: digits on a 2-D view, 1-D data
+        if res is None or not drawable:
             self.particles.set_data(np.zeros((0, 2), np.float32), color=np.zeros((0, 4), np.float32))
             self._shown_mask = None
             self.lines.visible = False

@@ -397,3 +397,24 @@ def test_shift_click_draws_points_where_the_camera_looks(panel, qtbot):
     assert len(panel.model.points) == 5  # the point and four jittered copies
     np.testing.assert_allclose(panel.model.points[0], [3.0, 4.0], atol=0.1)
     assert panel.model.dataset().points.shape == (5, 2)
+
+
+@pytest.mark.gl
+def test_a_three_column_csv_is_drawn_by_its_first_two(panel, tmp_path):
+    from tests.reproduce import not_blank
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(300, 3)) * [1.0, 0.5, 2.0]
+    path = tmp_path / "p.csv"
+    path.write_text("x,y,z\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in pts))
+    panel.open_path(path)
+    assert "loaded 300 points" in panel.info.text()
+    panel.model.set_params(nfe=5, count=200)
+    panel.advance(1)
+    assert panel.model.result.samples.shape == (200, 3)
+    assert panel.flow.particles.count == 200 and not_blank(panel.render((200, 160)))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,nan\n2,3\n")
+    with pytest.raises(UserError, match="NaN"):
+        panel.open_path(bad)
+    assert panel.model.params.csv_path == str(path)  # a bad file changes nothing
