@@ -212,3 +212,23 @@ def test_a_parameters_only_session_leaves_no_model_of_other_parameters():
     m.restore({"params": {"dataset": "gmm", "model": "exact"}})  # as if typed: the old model goes
     assert m.params.model == "exact" and m.weights is None and len(m.losses) == 0
     assert m.stale == "sampling..." and seen == [1]  # the exact model is sampled at once
+
+
+def test_inverse_problem_columns_survive_a_session():
+    from backends.diffusion.live import InverseResult
+
+    rng = np.random.default_rng(2)
+    m = DiffusionModel()
+    m.set_params(dataset="digits", inverse="inpaint box")
+    traj = rng.uniform(-1, 1, (6, 16, 64))
+    cols = [rng.uniform(-1, 1, (16, 64)) for _ in range(3)]
+    m.show_result(
+        SampleResult(traj[-1], traj, 5, np.zeros(16, bool)),
+        "heun",
+        InverseResult("inpaint box", *cols, 0.1, 0.2),
+    )
+    r = _roundtrip(m)
+    assert r.inverse.kind == "inpaint box" and (r.inverse.rmse_dds, r.inverse.rmse_dps) == (0.1, 0.2)
+    for a, b in zip((r.inverse.truth, r.inverse.measured, r.inverse.dps), cols):
+        np.testing.assert_array_equal(a, b)
+    assert r.frame_label() == m.frame_label() and r.frame_label().startswith("input | DDS")
