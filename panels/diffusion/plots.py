@@ -29,9 +29,9 @@ EMPTY_SW_RANGE = (-2.0, 0.5)  # log10 of sliced W2 before a sweep
 MIN_TICK_GAP_PX = 28  # log-axis labels closer than this would overlap ("3 5 9" at small widths)
 
 
-class NFEAxis(pg.AxisItem):
-    """A log NFE axis labelled at whole NFEs (1-2-5 per decade, thinned to fit), never at every minor tick:
-    pyqtgraph's default log ticks label 2..9 of each decade and the labels run into each other."""
+class LogAxis(pg.AxisItem):
+    """A log axis labelled at 1-2-5 per decade (thinned to fit) in plain numbers: pyqtgraph's default log
+    ticks label 2..9 of every decade, and those labels run into each other ("2345")."""
 
     def tickValues(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph override
         if not self.logMode:
@@ -44,12 +44,14 @@ class NFEAxis(pg.AxisItem):
             gaps = np.diff(vals) * size / span if len(vals) > 1 else [size]
             if min(gaps) >= MIN_TICK_GAP_PX:
                 break
+        if len(vals) < 2:  # a range inside one decade: pyqtgraph's ticks are far enough apart there
+            return super().tickValues(minVal, maxVal, size)
         return [(1.0, vals)]
 
     def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph override
         if not self.logMode:
             return super().tickStrings(values, scale, spacing)
-        return [f"{10.0**v:.0f}" if 10.0**v >= 1 else f"{10.0**v:g}" for v in values]
+        return [f"{10.0**v:.3g}" for v in values]
 
 
 class DiffusionPlots(QSplitter):
@@ -59,16 +61,22 @@ class DiffusionPlots(QSplitter):
         super().__init__(Qt.Orientation.Vertical, parent)
         self.model = model
         self.loss_plot = make_plot("Training loss", "training step", "loss (EDM-weighted MSE)", logy=True)
+        loss_axis = LogAxis("left")
+        self.loss_plot.getPlotItem().setAxisItems({"left": loss_axis})
+        loss_axis.setLogMode(True)  # the plot item is in log mode already: only the new axis needs telling
+        self.loss_plot.getPlotItem().showGrid(x=True, y=True, alpha=0.25)
         self._loss = self.loss_plot.plot([], [], pen="#1f77b4", name="loss")
         self._loss_avg = self.loss_plot.plot(
             [], [], pen={"color": "#d62728", "width": 2}, name="running mean"
         )
         self.nfe_plot = make_plot("Sample quality vs NFE", "NFE (model evaluations)", "sliced W2 to data")
         item = self.nfe_plot.getPlotItem()
-        self.nfe_axis = NFEAxis("bottom")
-        item.setAxisItems({"bottom": self.nfe_axis})
+        self.nfe_axis, self.sw_axis = LogAxis("bottom"), LogAxis("left")
+        item.setAxisItems({"bottom": self.nfe_axis, "left": self.sw_axis})
         item.setLabel("bottom", "NFE (model evaluations)")
+        item.setLabel("left", "sliced W2 to data")
         item.setLogMode(x=True, y=True)
+        item.showGrid(x=True, y=True, alpha=0.25)
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._floor = pg.InfiniteLine(
             angle=0,

@@ -214,15 +214,31 @@ def test_one_set_of_transport_buttons(panel):
 def test_nfe_axis_labels_do_not_overlap(panel):
     from panels.diffusion.plots import MIN_TICK_GAP_PX
 
-    axis = panel.plots.nfe_axis
-    lo, hi = math.log10(3), math.log10(65)
-    for width in (120, 300, 900):
-        ((_, vals),) = axis.tickValues(lo, hi, width)
-        labels = axis.tickStrings(vals, 1, 1)
-        assert len(vals) >= 1 and len(set(labels)) == len(labels)
-        assert all(s.isdigit() for s in labels), labels
-        if len(vals) > 1:
-            assert np.diff(vals).min() * width / (hi - lo) >= MIN_TICK_GAP_PX
+    for axis, lo, hi, plain in [
+        (panel.plots.nfe_axis, math.log10(3), math.log10(65), {"5", "10", "20", "50"}),
+        (panel.plots.sw_axis, math.log10(0.03), math.log10(40), {"0.1", "1", "10"}),
+    ]:
+        for size in (150, 300, 900):
+            ((_, vals),) = axis.tickValues(lo, hi, size)
+            labels = axis.tickStrings(vals, 1, 1)
+            assert len(vals) >= 2 and len(set(labels)) == len(labels)
+            assert np.diff(vals).min() * size / (hi - lo) >= MIN_TICK_GAP_PX, (size, labels)
+            assert set(labels) <= {
+                "0.05",
+                "0.1",
+                "0.2",
+                "0.3",
+                "0.5",
+                "1",
+                "2",
+                "3",
+                "5",
+                "10",
+                "20",
+                "30",
+                "50",
+            }
+        assert plain <= set(labels)  # at 900 px: plain numbers at 1-2-5
 
 
 def test_sweep_of_another_model_leaves_the_plot(panel):
