@@ -117,16 +117,6 @@ def w2_exact(x, y, max_points: int = 2000) -> float:
     return float(math.sqrt(c[r, col].mean()))
 
 
-def noise_floor(
-    metric: Callable[[np.ndarray, np.ndarray], float],
-    sample: Callable[[int, int], np.ndarray],
-    n: int,
-    seeds: tuple[int, int] = (1001, 2002),
-) -> float:
-    """The metric between two independent ground-truth sets of size n: what a perfect sampler would score."""
-    return float(metric(sample(n, seeds[0]), sample(n, seeds[1])))
-
-
 def metric_with_floor(
     samples: np.ndarray,
     truth: Callable[[int, int], np.ndarray],
