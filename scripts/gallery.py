@@ -101,6 +101,75 @@ def parameter_tables() -> str:
     return "\n".join(out)
 
 
+CLI_EXAMPLES = {
+    "threebody": [
+        "visual-lab run threebody --preset figure8 --integrator hermite --eta 0.01 --t-end 100 --out run.npz",
+        "visual-lab batch escape-map --grid 200 --t-end 10 --scheduler local:2 --out map.zarr",
+    ],
+    "pde": [
+        "visual-lab run pde --model navier-stokes --init taylor-green --n 128 --nu 1e-3 --t-end 1 --out ns.npz",
+        "visual-lab run pde --model darcy --count 200 --n 64 --out darcy.npz",
+        "visual-lab batch pde-dataset --model darcy --count 1000 --n 64 --out darcy.zarr",
+    ],
+    "diffusion": [
+        "visual-lab run diffusion --dataset swissroll --model edm --train-steps 3000 --sampler heun --nfe 35 "
+        "--count 5000 --out samples.npz",
+        "visual-lab batch nfe-sweep --out sweep.zarr",
+    ],
+    "trajectory": [
+        "visual-lab run trajectory --data ../shared/data/ethucy --scene all --model cv --out metrics.json",
+        "visual-lab batch trajectory-sweep --out sweep.zarr",
+    ],
+    "splat": [
+        "visual-lab render splat scene.ply --orbit 30,15,3 --renderer cpu --size 1280x720 --out view.png",
+        "visual-lab run splat convert scene.sog scene.ply",
+    ],
+}
+FIGURE_OF = {key: name for name, argv, _ in FIGURES for key in [argv[1]] if argv[0] == "snapshot"}
+FIGURE_OF["splat"] = "splat_guitar.png"
+
+
+def _markdown(html: str) -> str:
+    """The small HTML of a panel's quick start as Markdown (bold, italics, lists, paragraphs)."""
+    import re
+
+    text = html.replace("<b>", "**").replace("</b>", "**").replace("<i>", "*").replace("</i>", "*")
+    text = text.replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&")
+    text = re.sub(r"<li>", "\n1. ", text)
+    text = re.sub(r"</p>\s*", "\n\n", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def panel_pages() -> None:
+    """docs/guide/<panel>.md from each panel's own Help texts (one source for the app and the guide)."""
+    from app import registry
+
+    for spec in registry.panels().values():
+        cls = registry.panel_class(spec.key)
+        lines = [f"# {spec.title}", ""]
+        fig = FIGURE_OF.get(spec.key)
+        if fig and (IMG / fig).exists():
+            argv = next(a for name, a, _ in FIGURES if name == fig)
+            lines += [f"![{spec.title}](img/{fig})", "", f"`visual-lab {' '.join(argv)} --out {fig}`", ""]
+        lines += ["## Quick start", "", _markdown(cls.quick_start) or "(see the panel)", ""]
+        if cls.controls:
+            lines += ["## Mouse and keyboard", "", "| control | what it does |", "|---|---|"]
+            lines += [f"| {k} | {w} |" for k, w in cls.controls] + [""]
+        lines += [
+            "## Exports and sessions",
+            "",
+            "Export > Render view as PNG (any size), Export > Video (MP4/GIF: size, rate, duration), and the "
+            "panel's plots and data. Each export writes a sidecar session that reproduces it "
+            f"(`visual-lab snapshot {spec.key} --session FILE.session.json --out again.png`).",
+            "",
+        ]
+        if spec.key in CLI_EXAMPLES:
+            lines += ["## Command line", "", "```bash", *CLI_EXAMPLES[spec.key], "```", ""]
+        lines += [f"Parameters and their ranges: [parameters.md](parameters.md#{spec.key}).", ""]
+        (ROOT / "docs" / "guide" / f"{spec.key}.md").write_text("\n".join(lines))
+
+
 def main() -> int:
     IMG.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -118,7 +187,12 @@ def main() -> int:
             extra.unlink()
         for extra in IMG.glob(name + ".session*"):
             extra.unlink()
+    sys.path.insert(0, str(ROOT))
+    from app.gl import setup_qt_for_vispy
+
+    setup_qt_for_vispy()
     (ROOT / "docs" / "guide" / "parameters.md").write_text(parameter_tables() + "\n")
+    panel_pages()
     return 1 if failed else 0
 
 

@@ -43,6 +43,22 @@ class DiffusionPanel(Panel):
     key = "diffusion"
     title = "Diffusion sampler"
     open_filter = "Point sets (*.csv)"
+    quick_start = (
+        "<p>Pick a <b>Dataset</b> (2D toys, Gaussian mixtures, digits, or <i>points</i> you draw) and a "
+        "<b>Model</b> (<i>exact</i> needs no training; EDM, PFGM++, stochastic interpolants and LightSB "
+        "train live). Press <b>Train</b>, then <b>Sample</b>: particles flow from noise to data; "
+        "<b>Play</b>/<b>Step</b>/the slider move along the flow.</p>"
+        "<p>Change the <b>Sampler</b> or <b>NFE</b> with a trained model and the flow is resampled at once, "
+        "particle by particle from the same noise. The NFE sweep tab compares samplers by sliced Wasserstein "
+        "distance against the number of network evaluations. An orange bar means the view is out of date and "
+        "says what to press.</p>"
+    )
+    controls = (
+        ("Left-drag", "pan the particle view"),
+        ("Wheel", "zoom"),
+        ("Shift+drag", "draw points (dataset 'points')"),
+        ("Play / Step / slider", "move along the sampling flow"),
+    )
 
     def __init__(self, parent=None):
         super().__init__(parent)
