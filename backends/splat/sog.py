@@ -407,30 +407,48 @@ class StreamedSog:
     def loaded(self, file_index: int) -> bool:
         return file_index in self._chunks
 
-    def load_chunk(self, file_index: int) -> Gaussians:
-        """Decode chunk ``file_index`` (cached); safe to call from a worker thread."""
-        if file_index not in self._chunks:
-            name = self.filenames[file_index]
-            target = (self.path.parent / name).resolve()
-            if self.path.parent.resolve() not in target.parents:
-                raise UserError(f"{self.path.name}: chunk path {name!r} leaves the scene folder")
-            from backends.common import drain
+    def read_chunk(self, file_index: int) -> Gaussians:
+        """Decode chunk ``file_index`` without touching the cache: reads only the path and file names, so a
+        worker thread may call it while the GUI thread uses the cache (and then :meth:`insert_chunk`)."""
+        if not 0 <= file_index < len(self.filenames):
+            raise UserError(f"{self.path.name}: no chunk {file_index} (the scene has {len(self.filenames)})")
+        name = self.filenames[file_index]
+        target = (self.path.parent / name).resolve()
+        if self.path.parent.resolve() not in target.parents:
+            raise UserError(f"{self.path.name}: chunk path {name!r} leaves the scene folder")
+        from backends.common import drain
 
-            self._chunks[file_index] = drain(read_sog_gen(target))
+        return drain(read_sog_gen(target))
+
+    def insert_chunk(self, file_index: int, g: Gaussians) -> None:
+        """Add a decoded chunk to the cache (the thread that owns the cache calls this)."""
+        self._chunks[file_index] = g
+
+    def load_chunk(self, file_index: int) -> Gaussians:
+        """Decode chunk ``file_index`` into the cache (once); on one thread: reading and inserting."""
+        if file_index not in self._chunks:
+            self.insert_chunk(file_index, self.read_chunk(file_index))
         return self._chunks[file_index]
+
+    def shown_levels(self, selection: dict[int, int]) -> dict[int, int]:
+        """Leaf -> the level :meth:`assemble` shows for it: the selected level when its chunk is loaded, else
+        the finest loaded coarser level; leaves with nothing loaded are absent."""
+        shown = {}
+        for i, lod in selection.items():
+            leaf = self.leaves[i]
+            usable = [lv for lv in sorted(leaf.lods) if lv >= lod and leaf.lods[lv][0] in self._chunks]
+            if usable:
+                shown[i] = usable[0]
+        return shown
 
     def assemble(self, selection: dict[int, int]) -> Gaussians:
         """The Gaussians of a selection from the chunks already loaded (missing chunks fall back to the
-        coarsest loaded level of that leaf, or are left out): never blocks on I/O."""
+        finest loaded coarser level of that leaf, or are left out): never blocks on I/O."""
         from backends.splat.gaussians import concat
 
         parts = []
-        for i, lod in sorted(selection.items()):
-            leaf = self.leaves[i]
-            usable = [lv for lv in sorted(leaf.lods) if lv >= lod and leaf.lods[lv][0] in self._chunks]
-            if not usable:
-                continue
-            f, off, n = leaf.lods[usable[0]]
+        for i, lv in sorted(self.shown_levels(selection).items()):
+            f, off, n = self.leaves[i].lods[lv]
             chunk = self._chunks[f]
             if off + n > chunk.count:
                 raise UserError(f"{self.path.name}: leaf {i} references Gaussians past the end of chunk {f}")
@@ -438,6 +456,23 @@ class StreamedSog:
         if not parts:
             raise UserError(f"{self.path.name}: no chunk loaded yet")
         return parts[0] if len(parts) == 1 else concat(parts)
+
+
+def read_chunks_gen(scene: StreamedSog, indices: list[int], batch_s: float = 0.25) -> Iterator:
+    """Worker: decode chunks of ``scene`` without touching its cache. Yields Progress whose data is a dict
+    index -> Gaussians of the chunks decoded since the last batch (a batch at most every ``batch_s``
+    seconds, so the caller refines progressively); returns the last batch."""
+    import time
+
+    batch: dict[int, Gaussians] = {}
+    last = time.monotonic()
+    for k, i in enumerate(indices):
+        batch[i] = scene.read_chunk(i)
+        if time.monotonic() - last >= batch_s and k + 1 < len(indices):
+            yield Progress((k + 1) / len(indices), f"{scene.path.name}: chunk {k + 1}/{len(indices)}", batch)
+            batch, last = {}, time.monotonic()
+    yield Progress(1.0, f"{scene.path.name}: {len(indices)} chunks decoded")
+    return batch
 
 
 def read_lod_meta(path: str | os.PathLike) -> StreamedSog:
