@@ -297,7 +297,8 @@ class SplatPanel(Panel):
             if self.model.stream is stream:  # not a scene opened since
                 self.model.stream_loaded(chunks)
 
-        def failed(message: str) -> None:
+        def failed(message: str) -> None:  # the chunks not delivered are not asked for again
+            stream.failed |= {i for i in stream.loading if not stream.streamed.loaded(i)}
             stream.loading.clear()
             self.status.emit(message)
             self._on_stream()

@@ -76,6 +76,7 @@ class Stream:
     selection: dict[int, int] = field(default_factory=dict)
     shown: dict[int, int] = field(default_factory=dict)  # leaf -> level the rows hold
     loading: set[int] = field(default_factory=set)  # chunk indices a worker is decoding
+    failed: set[int] = field(default_factory=set)  # chunks that could not be read: not asked for again
 
     def __post_init__(self) -> None:
         if not self.selection:  # opened at the coarsest level (what load_source_gen decoded)
@@ -89,8 +90,9 @@ class Stream:
         return changed
 
     def missing(self) -> list[int]:
-        """Chunks the selection needs that are not decoded yet."""
-        return sorted(f for f in self.streamed.chunks_needed(self.selection) if not self.streamed.loaded(f))
+        """Chunks the selection needs that are not decoded yet (and did not fail)."""
+        need = self.streamed.chunks_needed(self.selection) - self.failed
+        return sorted(f for f in need if not self.streamed.loaded(f))
 
     def insert(self, chunks: dict[int, Gaussians]) -> None:
         for i, g in chunks.items():
@@ -107,13 +109,16 @@ class Stream:
         return self.streamed.assemble(self.selection)
 
     def info(self) -> str:
-        """'streamed: N of M Gaussians, level per leaf L0 x a, L1 x b, K chunks loading'."""
+        """'streamed: N of M Gaussians, level per leaf L0 x a, L1 x b (...), K chunks loading': N shown now,
+        M selected for the camera."""
         s = self.streamed
         shown = sum(s.leaves[i].lods[lv][2] for i, lv in self.shown.items())
         want = s.count_at(self.selection)
         per = Counter(self.shown.values())
         levels = ", ".join(f"L{lv} x {per[lv]}" for lv in sorted(per))
+        k = len(self.loading)
         return (
             f"streamed: {shown:,} of {want:,} Gaussians, level per leaf {levels} "
-            f"(of {len(s.leaves)} leaves, L0 finest), {len(self.loading)} chunks loading"
+            f"(of {len(s.leaves)} leaves, L0 finest), {k} chunk{'' if k == 1 else 's'} loading"
+            + (f", {len(self.failed)} unreadable (kept coarser)" if self.failed else "")
         )
