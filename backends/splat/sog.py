@@ -266,7 +266,7 @@ def read_sog_gen(path: str | os.PathLike) -> Iterator:
         quats=quats,
         opacities=opacities,
         sh=sh,
-        source=p.name,
+        source=f"{p.parent.name}/{p.name}" if p.name == "meta.json" and p.parent.name else p.name,
     )
     yield Progress(0.95, f"{p.name}: decoded")
     return g
@@ -430,49 +430,44 @@ class StreamedSog:
             self.insert_chunk(file_index, self.read_chunk(file_index))
         return self._chunks[file_index]
 
-    def shown_levels(self, selection: dict[int, int]) -> dict[int, int]:
+    def chunks(self) -> dict[int, Gaussians]:
+        """A snapshot of the decoded chunks (a shallow copy: a worker may assemble from it)."""
+        return dict(self._chunks)
+
+    def shown_levels(
+        self, selection: dict[int, int], chunks: dict[int, Gaussians] | None = None
+    ) -> dict[int, int]:
         """Leaf -> the level :meth:`assemble` shows for it: the selected level when its chunk is loaded, else
-        the finest loaded coarser level; leaves with nothing loaded are absent."""
+        the finest loaded coarser level; leaves with nothing loaded are absent. ``chunks`` (default: the
+        cache) are the decoded chunks to use."""
+        chunks = self._chunks if chunks is None else chunks
         shown = {}
         for i, lod in selection.items():
             leaf = self.leaves[i]
-            usable = [lv for lv in sorted(leaf.lods) if lv >= lod and leaf.lods[lv][0] in self._chunks]
+            usable = [lv for lv in sorted(leaf.lods) if lv >= lod and leaf.lods[lv][0] in chunks]
             if usable:
                 shown[i] = usable[0]
         return shown
 
-    def assemble(self, selection: dict[int, int]) -> Gaussians:
+    def assemble(self, selection: dict[int, int], chunks: dict[int, Gaussians] | None = None) -> Gaussians:
         """The Gaussians of a selection from the chunks already loaded (missing chunks fall back to the
-        finest loaded coarser level of that leaf, or are left out): never blocks on I/O."""
+        finest loaded coarser level of that leaf, or are left out): never blocks on I/O. ``chunks`` (default:
+        the cache) lets a worker assemble from a snapshot plus the chunks it decoded."""
         from backends.splat.gaussians import concat
 
+        chunks = self._chunks if chunks is None else chunks
         parts = []
-        for i, lv in sorted(self.shown_levels(selection).items()):
+        for i, lv in sorted(self.shown_levels(selection, chunks).items()):
             f, off, n = self.leaves[i].lods[lv]
-            chunk = self._chunks[f]
+            chunk = chunks[f]
             if off + n > chunk.count:
                 raise UserError(f"{self.path.name}: leaf {i} references Gaussians past the end of chunk {f}")
             parts.append(chunk.subset(np.arange(off, off + n)))
         if not parts:
             raise UserError(f"{self.path.name}: no chunk loaded yet")
-        return parts[0] if len(parts) == 1 else concat(parts)
-
-
-def read_chunks_gen(scene: StreamedSog, indices: list[int], batch_s: float = 0.25) -> Iterator:
-    """Worker: decode chunks of ``scene`` without touching its cache. Yields Progress whose data is a dict
-    index -> Gaussians of the chunks decoded since the last batch (a batch at most every ``batch_s``
-    seconds, so the caller refines progressively); returns the last batch."""
-    import time
-
-    batch: dict[int, Gaussians] = {}
-    last = time.monotonic()
-    for k, i in enumerate(indices):
-        batch[i] = scene.read_chunk(i)
-        if time.monotonic() - last >= batch_s and k + 1 < len(indices):
-            yield Progress((k + 1) / len(indices), f"{scene.path.name}: chunk {k + 1}/{len(indices)}", batch)
-            batch, last = {}, time.monotonic()
-    yield Progress(1.0, f"{scene.path.name}: {len(indices)} chunks decoded")
-    return batch
+        g = parts[0] if len(parts) == 1 else concat(parts)
+        g.source = f"{self.path.parent.name}/{self.path.name}"
+        return g
 
 
 def read_lod_meta(path: str | os.PathLike) -> StreamedSog:

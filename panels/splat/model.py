@@ -28,7 +28,14 @@ from backends.splat.gaussians import Gaussians
 from backends.splat.live import SCENES, SceneRows, check_scene_files, scene_rows
 from backends.splat.pointcloud import frustum_segments
 from panels.model import PanelModel, param
-from panels.splat.stream import Stream, StreamedScene, load_source_gen
+from panels.splat.stream import (
+    Stream,
+    StreamedScene,
+    StreamRequest,
+    StreamResult,
+    load_source_gen,
+    stream_job,
+)
 
 BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "grey": (0.5, 0.5, 0.5)}
 #: parameters whose change rebuilds the edited scene (the rest only redraw)
@@ -150,6 +157,14 @@ class SplatParams:
             subsample=self.subsample,
             seed=self.seed,
         )
+
+
+def build_rows(g: Gaussians, p: SplatParams, campos: np.ndarray):
+    """(edited scene, legend, rows) of ``g`` for the parameters' edits, colouring and time, seen from
+    ``campos``; a pure function, so a worker can build a streamed scene's rows."""
+    e = edits.apply_edits(g, p.edit_config())
+    edited, legend = edits.color_by(e, p.color_by, campos)
+    return edited, legend, scene_rows(edited, p.time, campos)
 
 
 @dataclass(frozen=True)
@@ -288,9 +303,8 @@ class SplatModel(PanelModel):
         """Edits + colour mode -> the edited scene; then the rows at the current time."""
         if self.scene is None:
             return
-        e = edits.apply_edits(self.scene, self.params.edit_config())
-        self.edited, self.legend = edits.color_by(e, self.params.color_by, self._campos())
-        self._make_rows()
+        self.edited, self.legend, self.rows = build_rows(self.scene, self.params, self._campos())
+        self.events.emit("rows")
 
     def _make_rows(self) -> None:
         if self.edited is None:
@@ -337,37 +351,52 @@ class SplatModel(PanelModel):
         self.set_params(time=lo + (self.params.time + self.params.play_speed * dt - lo) % max(hi - lo, 1e-12))
 
     # -- streamed scenes -------------------------------------------------------------------------------
-    def stream_plan(self) -> list[int]:
-        """Choose the levels for the current camera and budget, show what the loaded chunks give for them, and
-        return the chunks still missing (to load off this thread, then :meth:`stream_loaded`)."""
-        if self.stream is None:
-            return []
-        self.stream.select(self._campos(), self.params.stream_budget)
-        self._show_stream()
-        return self.stream.missing()
+    def stream_plan(self) -> StreamRequest | None:
+        """Choose the levels for the current camera and budget; None when the rows already show them, else
+        the work for :func:`~panels.splat.stream.stream_job` (off this thread), whose result goes to
+        :meth:`stream_apply`."""
+        s = self.stream
+        if s is None:
+            return None
+        s.select(self._campos(), self.params.stream_budget)
+        if s.up_to_date():
+            return None
+        params, campos = self.params, self._campos()
+        return StreamRequest(
+            s.streamed,
+            dict(s.selection),
+            s.missing(),
+            s.streamed.chunks(),
+            lambda g: build_rows(g, params, campos),
+            self._build_key(),
+        )
 
-    def stream_loaded(self, chunks: dict[int, Gaussians]) -> None:
-        """Decoded chunks arrived (on the model's thread): insert them and refine what is shown."""
-        if self.stream is None:
-            return
-        self.stream.insert(chunks)
-        self._show_stream()
+    def stream_apply(self, result: StreamResult) -> None:
+        """A stream job's result (on the model's thread): insert its chunks, show its rows (rebuilt here only
+        when the parameters or camera changed meanwhile in a way the rows depend on)."""
+        if self.stream is None or result.request.streamed is not self.stream.streamed:
+            return  # a scene opened since
+        self.stream.insert(result)
+        self.scene = result.scene
+        if result.request.key == self._build_key():
+            self.edited, self.legend, self.rows = result.built
+            self.events.emit("rows")
+        else:
+            self._rebuild()
+        self.events.emit("stream")
 
     def stream_complete(self) -> None:
         """Load every chunk the current selection needs, on this thread (exports and the CLI: the figure is
         then a function of the camera and budget alone)."""
-        if self.stream is None:
-            return
-        missing = self.stream_plan()
-        if missing:
-            self.stream_loaded({i: self.stream.streamed.read_chunk(i) for i in missing})
+        request = self.stream_plan()
+        if request is not None:
+            self.stream_apply(drain(stream_job(request)))
 
-    def _show_stream(self) -> None:
-        g = self.stream.assemble()
-        if g is not None:
-            self.scene = g
-            self._rebuild()
-        self.events.emit("stream")
+    def _build_key(self) -> tuple:
+        """What the rows depend on besides the scene: edits, colouring, time, and the camera for depth colours."""
+        p = self.params
+        where = tuple(np.round(self._campos(), 9)) if p.color_by == "depth" else None
+        return (p.edit_config(), p.color_by, p.time, where)
 
     # -- camera ---------------------------------------------------------------------------------------
     def camera(self, size: tuple[int, int], orbit: Orbit | None = None) -> cm.Camera:

@@ -26,12 +26,12 @@ from PySide6.QtWidgets import (
 
 from app.export import VideoSpec, check_writable, save_png
 from backends.common import UserError, parse_size
-from backends.splat import edits, io, sog, tile_raster
+from backends.splat import edits, io, tile_raster
 from backends.splat.live import warmup_job
 from panels.base import ExportAction, Panel
 from panels.splat.model import BACKGROUNDS, Orbit, SplatModel
 from panels.splat.scheduler import StreamClock
-from panels.splat.stream import load_source_gen, resolve_folder
+from panels.splat.stream import load_source_gen, resolve_folder, stream_job
 from panels.splat.view import SplatView
 from panels.widgets import ParamForm, bind_form, param_fields
 
@@ -279,8 +279,8 @@ class SplatPanel(Panel):
         self._stream_timer.start(int(1000 * self._stream_clock.wait_s(now)))
 
     def _stream_tick(self) -> None:
-        """Choose the levels for the camera, show what is loaded, and decode the missing chunks in a worker
-        (latest wins; a load already decoding exactly what is missing goes on)."""
+        """Choose the levels for the camera; a worker decodes the missing chunks and builds the rows (latest
+        wins; a job already decoding every missing chunk goes on, and a plan follows its result)."""
         stream, now = self.model.stream, time.monotonic()
         wait = self._stream_clock.wait_s(now)
         if stream is None or wait is None:
@@ -289,13 +289,17 @@ class SplatPanel(Panel):
             self._stream_timer.start(int(1000 * wait))
             return
         self._stream_clock.planned(now)
-        missing = self.model.stream_plan()
-        if not missing or (set(missing) <= stream.loading and self.tasks.busy("stream")):
+        request = self.model.stream_plan()
+        if request is None or (
+            request.missing and set(request.missing) <= stream.loading and self.tasks.busy("stream")
+        ):
             return
 
-        def arrived(chunks) -> None:
-            if self.model.stream is stream:  # not a scene opened since
-                self.model.stream_loaded(chunks)
+        def done(result) -> None:
+            self.model.stream_apply(result)
+            if result.failed:
+                self.status.emit(next(iter(result.failed.values())))
+            self._stream_soon()  # the camera may have moved on while it loaded
 
         def failed(message: str) -> None:  # the chunks not delivered are not asked for again
             stream.failed |= {i for i in stream.loading if not stream.streamed.loaded(i)}
@@ -303,16 +307,13 @@ class SplatPanel(Panel):
             self.status.emit(message)
             self._on_stream()
 
-        stream.loading = set(missing)
+        stream.loading = set(request.missing)
         self.tasks.submit(
-            sog.read_chunks_gen,
-            stream.streamed,
-            missing,
+            stream_job,
+            request,
             group="stream",
             label="streamed SOG chunks",
-            throttle_ms=0,  # every batch of chunks must arrive
-            on_yield=arrived,
-            on_done=arrived,
+            on_done=done,
             on_error=failed,
         )
         self._on_stream()

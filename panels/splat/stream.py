@@ -2,19 +2,21 @@
 level-per-leaf selection for the camera and the set of chunks being loaded.
 
 The :class:`~backends.splat.sog.StreamedSog` cache belongs to the thread that owns the model (the GUI
-thread): workers only decode (:func:`backends.splat.sog.read_chunks_gen`) and hand the chunks back.
+thread): a worker (:func:`stream_job`) decodes the missing chunks, assembles the selection from a snapshot
+and builds the rows; the owner inserts the chunks and swaps the rows in, so no heavy work stays on its thread.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from backends.common import Progress
+from backends.common import Progress, UserError
 from backends.splat import sog
 from backends.splat.gaussians import Gaussians
 from backends.splat.live import LoadedScene, check_scene_files, load_scene_gen, scene_paths
@@ -68,6 +70,50 @@ def load_source_gen(scene: str, path: str = "") -> Iterator:
     return StreamedScene(streamed.assemble(levels), (), streamed)
 
 
+@dataclass(frozen=True)
+class StreamRequest:
+    """What a worker needs to refine a streamed scene: the selection, the chunks to decode, a snapshot of the
+    decoded ones, and how to turn Gaussians into the viewer's rows (``build(scene) -> (edited, legend,
+    rows)`` for the parameters and camera of the moment)."""
+
+    streamed: sog.StreamedSog
+    selection: dict[int, int]
+    missing: list[int]
+    chunks: dict[int, Gaussians]
+    build: Callable[[Gaussians], tuple]
+    key: Any  # what ``build`` depends on (parameters, camera position): stale results are rebuilt
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    request: StreamRequest
+    chunks: dict[int, Gaussians]  # newly decoded
+    failed: dict[int, str]  # chunk -> one-line reason
+    shown: dict[int, int]  # leaf -> level of ``scene``
+    scene: Gaussians
+    built: tuple  # (edited, legend, rows) of ``scene``
+
+
+def stream_job(request: StreamRequest) -> Iterator:
+    """Worker: decode the missing chunks (never touching the scene's cache), assemble the selection from the
+    snapshot plus them, and build the rows, so the GUI thread only swaps them in. A chunk that cannot be
+    read is reported and its leaf stays at a coarser level."""
+    s, chunks, failed = request.streamed, dict(request.chunks), {}
+    new: dict[int, Gaussians] = {}
+    for k, i in enumerate(request.missing):
+        yield Progress(k / (len(request.missing) + 1), f"{s.path.name}: chunk {k + 1}/{len(request.missing)}")
+        try:
+            new[i] = s.read_chunk(i)
+        except UserError as exc:
+            failed[i] = str(exc)
+    chunks.update(new)
+    yield Progress(len(request.missing) / (len(request.missing) + 1), f"{s.path.name}: assembling")
+    scene = s.assemble(request.selection, chunks)
+    return StreamResult(
+        request, new, failed, s.shown_levels(request.selection, chunks), scene, request.build(scene)
+    )
+
+
 @dataclass
 class Stream:
     """The viewer's side of a streamed scene: the selection for the camera, and the chunks in flight."""
@@ -83,30 +129,27 @@ class Stream:
             self.selection = coarsest(self.streamed)
             self.shown = self.streamed.shown_levels(self.selection)
 
-    def select(self, eye: np.ndarray, budget: int) -> bool:
-        """Choose the levels for a camera at ``eye``; True when the selection changed."""
-        sel = self.streamed.select(eye, budget)
-        changed, self.selection = sel != self.selection, sel
-        return changed
+    def select(self, eye: np.ndarray, budget: int) -> None:
+        """Choose the levels for a camera at ``eye``."""
+        self.selection = self.streamed.select(eye, budget)
 
     def missing(self) -> list[int]:
         """Chunks the selection needs that are not decoded yet (and did not fail)."""
         need = self.streamed.chunks_needed(self.selection) - self.failed
         return sorted(f for f in need if not self.streamed.loaded(f))
 
-    def insert(self, chunks: dict[int, Gaussians]) -> None:
-        for i, g in chunks.items():
+    def up_to_date(self) -> bool:
+        """The rows show the selection as well as the readable chunks allow."""
+        return not self.missing() and self.streamed.shown_levels(self.selection) == self.shown
+
+    def insert(self, result: StreamResult) -> None:
+        """A worker's chunks (on the thread that owns the cache)."""
+        for i, g in result.chunks.items():
             if not self.streamed.loaded(i):
                 self.streamed.insert_chunk(i, g)
-            self.loading.discard(i)
-
-    def assemble(self) -> Gaussians | None:
-        """The Gaussians to show when they differ from what is shown (else None)."""
-        levels = self.streamed.shown_levels(self.selection)
-        if levels == self.shown:
-            return None
-        self.shown = levels
-        return self.streamed.assemble(self.selection)
+        self.failed |= set(result.failed)
+        self.loading -= set(result.request.missing)
+        self.shown = result.shown
 
     def info(self) -> str:
         """'streamed: N of M Gaussians, level per leaf L0 x a, L1 x b (...), K chunks loading': N shown now,

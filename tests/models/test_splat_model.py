@@ -262,12 +262,13 @@ def _streamed_model(tmp_path, budget=2500):
 
 def _load_missing(m):
     from backends.common import drain
-    from backends.splat import sog
+    from panels.splat.stream import stream_job
 
-    missing = m.stream_plan()
-    if missing:  # what the panel's worker does, here on the test's thread
-        m.stream_loaded(drain(sog.read_chunks_gen(m.stream.streamed, missing, batch_s=1e9)))
-    return missing
+    request = m.stream_plan()
+    if request is None:
+        return []
+    m.stream_apply(drain(stream_job(request)))  # what the panel's worker does, here on the test's thread
+    return request.missing
 
 
 def test_streamed_scene_refines_the_leaf_the_camera_approaches(tmp_path):
@@ -276,17 +277,17 @@ def test_streamed_scene_refines_the_leaf_the_camera_approaches(tmp_path):
     m = _streamed_model(tmp_path)
     assert m.stream.shown == {0: 1, 1: 1} and m.rows.count == 1000  # opened at the coarsest level
     m.set_orbit(Orbit((-10.0, 0.0, 0.0), 30.0, 20.0, 12.0))  # close to the left leaf
-    missing = m.stream_plan()
-    assert missing == [chunk_index(0, 0)]  # exactly the left leaf's fine chunk
+    request = m.stream_plan()
+    assert request.missing == [chunk_index(0, 0)]  # exactly the left leaf's fine chunk
     assert m.rows.count == 1000 and "1,000 of 2,500 Gaussians" in m.stream.info()  # nothing waits for it
-    assert _load_missing(m) == missing
+    assert _load_missing(m) == request.missing
     assert m.stream.shown == {0: 0, 1: 1} and m.rows.count == 2500
     assert (m.rows.rows[:, 0] < 0).sum() == 2000  # the 2,000 fine Gaussians are on the left
     assert "level per leaf L0 x 1, L1 x 1" in m.stream.info()
     # toward the right leaf: the left one goes back to its (loaded) coarse level, the right one refines
     m.set_orbit(Orbit((10.0, 0.0, 0.0), 30.0, 20.0, 12.0))
-    assert m.stream_plan() == [chunk_index(0, 1)]
-    assert m.stream.shown == {0: 1, 1: 1}  # the right leaf's fine chunk is not there yet: its coarse level
+    assert m.stream_plan().missing == [chunk_index(0, 1)]
+    assert m.stream.shown == {0: 0, 1: 1} and m.rows.count == 2500  # unchanged until the job's result
     _load_missing(m)
     assert m.stream.shown == {0: 1, 1: 0} and (m.rows.rows[:, 0] > 0).sum() == 2000
     # a budget for everything refines both; below the coarsest total the coarsest level stays
