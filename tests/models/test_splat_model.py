@@ -324,3 +324,20 @@ def test_stream_clock_rests_or_paces():
     assert c.wait_s(1.0 + STREAM_EVERY_S) == 0.0  # still gets a plan every STREAM_EVERY_S
     c.planned(1.0 + STREAM_EVERY_S)
     assert c.wait_s(2.0) is None
+
+
+def test_sog_files_are_scenes_and_sessions_keep_their_path(tmp_path, sample_scene):
+    from backends.splat import sog
+
+    g = sample_scene.subset(np.arange(300))
+    sog.write_sog(tmp_path / "scene.sog", g)
+    (tmp_path / "folder").mkdir()
+    sog.write_sog(tmp_path / "folder" / "meta.json", g)
+    for path in (tmp_path / "scene.sog", tmp_path / "folder" / "meta.json"):
+        m = SplatModel()
+        m.restore({"params": {"scene": "file", "path": str(path)}})
+        assert m.scene.count == 300 and m.stream is None and m.state()["params"]["path"] == str(path)
+        # positions within one 16-bit log-domain step of the originals (|x| < 10 here: < 1e-3)
+        assert np.abs(m.scene.means - g.means).max() < 1e-3
+    with pytest.raises(UserError, match="not a scene file"):
+        SplatModel().restore({"params": {"scene": "file", "path": str(tmp_path / "folder")}})
