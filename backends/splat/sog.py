@@ -424,6 +424,14 @@ class StreamedSog:
         """Add a decoded chunk to the cache (the thread that owns the cache calls this)."""
         self._chunks[file_index] = g
 
+    def evict(self, file_index: int) -> None:
+        """Drop a decoded chunk from the cache (it is decoded again when needed)."""
+        self._chunks.pop(file_index, None)
+
+    def cached_count(self) -> int:
+        """Gaussians held by the decoded chunks."""
+        return sum(g.count for g in self._chunks.values())
+
     def load_chunk(self, file_index: int) -> Gaussians:
         """Decode chunk ``file_index`` into the cache (once); on one thread: reading and inserting."""
         if file_index not in self._chunks:

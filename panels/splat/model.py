@@ -376,7 +376,7 @@ class SplatModel(PanelModel):
         when the parameters or camera changed meanwhile in a way the rows depend on)."""
         if self.stream is None or result.request.streamed is not self.stream.streamed:
             return  # a scene opened since
-        self.stream.insert(result)
+        self.stream.insert(result, self.params.stream_budget)
         self.scene = result.scene
         if result.request.key == self._build_key():
             self.edited, self.legend, self.rows = result.built

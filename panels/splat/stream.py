@@ -21,6 +21,9 @@ from backends.splat import sog
 from backends.splat.gaussians import Gaussians
 from backends.splat.live import LoadedScene, check_scene_files, load_scene_gen, scene_paths
 
+#: decoded chunks are kept up to this many times the Gaussian budget (revisits are then free)
+CACHE_BUDGETS = 2
+
 
 @dataclass(frozen=True)
 class StreamedScene(LoadedScene):
@@ -123,11 +126,13 @@ class Stream:
     shown: dict[int, int] = field(default_factory=dict)  # leaf -> level the rows hold
     loading: set[int] = field(default_factory=set)  # chunk indices a worker is decoding
     failed: set[int] = field(default_factory=set)  # chunks that could not be read: not asked for again
+    base: set[int] = field(default_factory=set)  # the coarsest level's chunks: always kept, the fallback
 
     def __post_init__(self) -> None:
         if not self.selection:  # opened at the coarsest level (what load_source_gen decoded)
             self.selection = coarsest(self.streamed)
             self.shown = self.streamed.shown_levels(self.selection)
+        self.base = self.streamed.chunks_needed(coarsest(self.streamed))
 
     def select(self, eye: np.ndarray, budget: int) -> None:
         """Choose the levels for a camera at ``eye``."""
@@ -142,14 +147,22 @@ class Stream:
         """The rows show the selection as well as the readable chunks allow."""
         return not self.missing() and self.streamed.shown_levels(self.selection) == self.shown
 
-    def insert(self, result: StreamResult) -> None:
-        """A worker's chunks (on the thread that owns the cache)."""
+    def insert(self, result: StreamResult, budget: int) -> None:
+        """A worker's chunks (on the thread that owns the cache). The cache stays bounded: past
+        :data:`CACHE_BUDGETS` times ``budget`` Gaussians, chunks neither shown, selected, loading nor
+        coarsest are dropped (decoded again if the camera comes back)."""
         for i, g in result.chunks.items():
             if not self.streamed.loaded(i):
                 self.streamed.insert_chunk(i, g)
         self.failed |= set(result.failed)
         self.loading -= set(result.request.missing)
         self.shown = result.shown
+        if self.streamed.cached_count() > CACHE_BUDGETS * budget:
+            s = self.streamed
+            keep = self.base | self.loading | s.chunks_needed(self.selection)
+            keep |= {s.leaves[i].lods[lv][0] for i, lv in self.shown.items()}
+            for i in set(s.chunks()) - keep:
+                s.evict(i)
 
     def info(self) -> str:
         """'streamed: N of M Gaussians, level per leaf L0 x a, L1 x b (...), K chunks loading': N shown now,

@@ -341,3 +341,19 @@ def test_sog_files_are_scenes_and_sessions_keep_their_path(tmp_path, sample_scen
         assert np.abs(m.scene.means - g.means).max() < 1e-3
     with pytest.raises(UserError, match="not a scene file"):
         SplatModel().restore({"params": {"scene": "file", "path": str(tmp_path / "folder")}})
+
+
+def test_streamed_chunk_cache_stays_bounded(tmp_path, monkeypatch):
+    from panels.splat import stream
+    from tests.panels.splat.synthetic_sog import chunk_index
+
+    monkeypatch.setattr(stream, "CACHE_BUDGETS", 1)  # at most one budget (2,500 Gaussians) of chunks
+    m = _streamed_model(tmp_path)
+    s = m.stream.streamed
+    for x in (-10.0, 10.0, -10.0):  # left, right, left again
+        m.set_orbit(Orbit((x, 0.0, 0.0), 30.0, 20.0, 12.0))
+        loaded = _load_missing(m)
+        assert s.cached_count() <= 3000  # the coarse level (1,000) and one fine leaf (2,000)
+    # the left fine chunk was dropped while the camera was right, and decoded again on return
+    assert loaded == [chunk_index(0, 0)] and m.stream.shown == {0: 0, 1: 1}
+    assert s.loaded(chunk_index(1, 0)) and s.loaded(chunk_index(1, 1))  # the coarsest level always stays
