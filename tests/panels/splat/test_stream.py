@@ -54,7 +54,18 @@ def test_open_filters_accept_sog(panel):
     dlg.reject()
 
 
-def test_streamed_scene_refines_toward_the_camera_without_blocking(panel, qtbot, tmp_path):
+def _timed(fn, log: list[float]):
+    def timed(*args):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            log.append(time.perf_counter() - t0)
+
+    return timed
+
+
+def test_streamed_scene_refines_toward_the_camera_without_blocking(panel, qtbot, tmp_path, monkeypatch):
     write_streamed(tmp_path / "scene")
     panel.model.set_params(stream_budget=2500)
     _open(panel, qtbot, tmp_path / "scene")  # the folder opens through its lod-meta.json
@@ -62,6 +73,9 @@ def test_streamed_scene_refines_toward_the_camera_without_blocking(panel, qtbot,
     assert m.params.path == str(tmp_path / "scene" / "lod-meta.json") and m.stream is not None
     qtbot.waitUntil(lambda: _settled(panel), timeout=10_000)
     qtbot.wait(300)  # the first frames (shader compilation) are not what is measured
+    slots: list[float] = []  # seconds in the streaming path's GUI-thread slots (plan, apply and what follows)
+    for name in ("stream_plan", "stream_apply"):
+        monkeypatch.setattr(m, name, _timed(getattr(m, name), slots))
     ticks: list[float] = []
     timer = QTimer()
     timer.setInterval(10)
@@ -82,9 +96,13 @@ def test_streamed_scene_refines_toward_the_camera_without_blocking(panel, qtbot,
     assert "streamed: 2,500 of 2,500 Gaussians, level per leaf L0 x 1, L1 x 1" in panel.info_label.text()
     assert "0 chunks loading" in panel.info_label.text()
     gaps = np.diff(ticks)
-    print(f"GUI tick gaps while streaming: max {gaps.max() * 1000:.0f} ms, {len(ticks)} ticks")
-    assert len(ticks) > 30
-    assert gaps.max() < 0.15, f"GUI blocked for {gaps.max() * 1000:.0f} ms"
+    print(
+        f"streaming slots: max {max(slots, default=0) * 1e3:.0f} ms ({len(slots)} calls); GUI tick gaps: max "
+        f"{gaps.max() * 1e3:.0f} ms ({len(ticks)} ticks)"
+    )
+    assert len(slots) >= 2 and max(slots) < 0.1, f"the streaming path held the GUI {max(slots) * 1e3:.0f} ms"
+    # the whole GUI thread, whatever else the loaded test machine does: loosely bounded
+    assert len(ticks) > 30 and gaps.max() < 1.0, f"GUI blocked for {gaps.max() * 1000:.0f} ms"
     # the image shows the right (blue) leaf in front of the camera
     img = panel.render(SIZE)
     lit = img[..., :3].max(-1) > 40
