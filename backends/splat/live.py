@@ -22,7 +22,9 @@ from backends.splat.tile_raster import pack_rows
 
 #: the scene sources of the viewer: two bundled samples, or files
 SCENES = ("sample 3D", "dynamic 4D", "file")
-SCENE_SUFFIXES = (".ply", ".splat", ".spz", ".npz")
+SCENE_SUFFIXES = (".ply", ".splat", ".spz", ".npz", ".sog")
+#: SOG scenes are also opened through these file names (a folder through the one it holds)
+SCENE_NAMES = ("meta.json", "lod-meta.json")
 
 
 def scene_paths(path: str) -> list[Path]:
@@ -34,10 +36,13 @@ def check_scene_files(path: str) -> list[Path]:
     """The files of ``path``, or one clear error naming the first that is missing or not a scene file."""
     paths = scene_paths(path)
     if not paths:
-        raise UserError("scene 'file' needs a .ply/.splat/.spz/.npz file (File > Open)")
+        raise UserError(
+            "scene 'file' needs a .ply/.splat/.spz/.npz/.sog file or a SOG meta.json (File > Open)"
+        )
     for p in paths:
-        if p.suffix.lower() not in SCENE_SUFFIXES:
-            raise UserError(f"{p}: not a scene file (expected {', '.join(SCENE_SUFFIXES)})")
+        if p.suffix.lower() not in SCENE_SUFFIXES and p.name not in SCENE_NAMES:
+            expected = ", ".join(SCENE_SUFFIXES + SCENE_NAMES)
+            raise UserError(f"{p}: not a scene file (expected {expected})")
         if not p.is_file():
             raise UserError(f"{p}: no such file")
     return paths

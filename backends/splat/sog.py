@@ -267,7 +267,7 @@ def read_sog_gen(path: str | os.PathLike) -> Iterator:
         quats=quats,
         opacities=opacities,
         sh=sh,
-        source=p.name,
+        source=f"{p.parent.name}/{p.name}" if p.name == "meta.json" and p.parent.name else p.name,
     )
     yield Progress(0.95, f"{p.name}: decoded")
     return g
@@ -408,37 +408,75 @@ class StreamedSog:
     def loaded(self, file_index: int) -> bool:
         return file_index in self._chunks
 
-    def load_chunk(self, file_index: int) -> Gaussians:
-        """Decode chunk ``file_index`` (cached); safe to call from a worker thread."""
-        if file_index not in self._chunks:
-            name = self.filenames[file_index]
-            target = (self.path.parent / name).resolve()
-            if self.path.parent.resolve() not in target.parents:
-                raise UserError(f"{self.path.name}: chunk path {name!r} leaves the scene folder")
-            from backends.common import drain
+    def read_chunk(self, file_index: int) -> Gaussians:
+        """Decode chunk ``file_index`` without touching the cache: reads only the path and file names, so a
+        worker thread may call it while the GUI thread uses the cache (and then :meth:`insert_chunk`)."""
+        if not 0 <= file_index < len(self.filenames):
+            raise UserError(f"{self.path.name}: no chunk {file_index} (the scene has {len(self.filenames)})")
+        name = self.filenames[file_index]
+        target = (self.path.parent / name).resolve()
+        if self.path.parent.resolve() not in target.parents:
+            raise UserError(f"{self.path.name}: chunk path {name!r} leaves the scene folder")
+        from backends.common import drain
 
-            self._chunks[file_index] = drain(read_sog_gen(target))
+        return drain(read_sog_gen(target))
+
+    def insert_chunk(self, file_index: int, g: Gaussians) -> None:
+        """Add a decoded chunk to the cache (the thread that owns the cache calls this)."""
+        self._chunks[file_index] = g
+
+    def evict(self, file_index: int) -> None:
+        """Drop a decoded chunk from the cache (it is decoded again when needed)."""
+        self._chunks.pop(file_index, None)
+
+    def cached_count(self) -> int:
+        """Gaussians held by the decoded chunks."""
+        return sum(g.count for g in self._chunks.values())
+
+    def load_chunk(self, file_index: int) -> Gaussians:
+        """Decode chunk ``file_index`` into the cache (once); on one thread: reading and inserting."""
+        if file_index not in self._chunks:
+            self.insert_chunk(file_index, self.read_chunk(file_index))
         return self._chunks[file_index]
 
-    def assemble(self, selection: dict[int, int]) -> Gaussians:
+    def chunks(self) -> dict[int, Gaussians]:
+        """A snapshot of the decoded chunks (a shallow copy: a worker may assemble from it)."""
+        return dict(self._chunks)
+
+    def shown_levels(
+        self, selection: dict[int, int], chunks: dict[int, Gaussians] | None = None
+    ) -> dict[int, int]:
+        """Leaf -> the level :meth:`assemble` shows for it: the selected level when its chunk is loaded, else
+        the finest loaded coarser level; leaves with nothing loaded are absent. ``chunks`` (default: the
+        cache) are the decoded chunks to use."""
+        chunks = self._chunks if chunks is None else chunks
+        shown = {}
+        for i, lod in selection.items():
+            leaf = self.leaves[i]
+            usable = [lv for lv in sorted(leaf.lods) if lv >= lod and leaf.lods[lv][0] in chunks]
+            if usable:
+                shown[i] = usable[0]
+        return shown
+
+    def assemble(self, selection: dict[int, int], chunks: dict[int, Gaussians] | None = None) -> Gaussians:
         """The Gaussians of a selection from the chunks already loaded (missing chunks fall back to the
-        coarsest loaded level of that leaf, or are left out): never blocks on I/O."""
+        finest loaded coarser level of that leaf, or are left out): never blocks on I/O. ``chunks`` (default:
+        the cache) lets a worker assemble from a snapshot plus the chunks it decoded."""
         from backends.splat.gaussians import concat
 
+        chunks = self._chunks if chunks is None else chunks
         parts = []
-        for i, lod in sorted(selection.items()):
-            leaf = self.leaves[i]
-            usable = [lv for lv in sorted(leaf.lods) if lv >= lod and leaf.lods[lv][0] in self._chunks]
-            if not usable:
-                continue
-            f, off, n = leaf.lods[usable[0]]
-            chunk = self._chunks[f]
+        for i, lv in sorted(self.shown_levels(selection, chunks).items()):
+            f, off, n = self.leaves[i].lods[lv]
+            chunk = chunks[f]
             if off + n > chunk.count:
                 raise UserError(f"{self.path.name}: leaf {i} references Gaussians past the end of chunk {f}")
             parts.append(chunk.subset(np.arange(off, off + n)))
         if not parts:
             raise UserError(f"{self.path.name}: no chunk loaded yet")
-        return parts[0] if len(parts) == 1 else concat(parts)
+        g = parts[0] if len(parts) == 1 else concat(parts)
+        g.source = f"{self.path.parent.name}/{self.path.name}"
+        return g
 
 
 def read_lod_meta(path: str | os.PathLike) -> StreamedSog:

@@ -5,7 +5,11 @@ Everything that determines the figure is here and in :meth:`SplatModel.state`, s
 its image: the scene source (validated and loaded before anything changes), the camera (target, azimuth,
 elevation, distance), the field of view, time, renderer and level of detail. Events: ``params(changed)``,
 ``scene()`` (a new scene), ``rows()`` (new instance rows: edits, colouring or time), ``camera(moving)``,
-``keyframes()``, ``stale(why)`` and ``restored()``.
+``keyframes()``, ``stale(why)``, ``restored()`` and ``stream()`` (a streamed scene's selection or loads changed).
+
+A streamed SOG scene (``lod-meta.json``) holds its :class:`~panels.splat.stream.Stream`: the camera and the
+``stream_budget`` choose one level per leaf, and ``scene`` is what the loaded chunks assemble for them. The
+same camera and budget choose the same levels, so a session reproduces its figure once the chunks are in.
 """
 
 from __future__ import annotations
@@ -21,9 +25,17 @@ from backends.common import UserError, drain, parse_size
 from backends.splat import camera as cm
 from backends.splat import edits, gauss4d
 from backends.splat.gaussians import Gaussians
-from backends.splat.live import SCENES, SceneRows, check_scene_files, load_scene_gen, scene_rows
+from backends.splat.live import SCENES, SceneRows, check_scene_files, scene_rows
 from backends.splat.pointcloud import frustum_segments
 from panels.model import PanelModel, param
+from panels.splat.stream import (
+    Stream,
+    StreamedScene,
+    StreamRequest,
+    StreamResult,
+    load_source_gen,
+    stream_job,
+)
 
 BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "grey": (0.5, 0.5, 0.5)}
 #: parameters whose change rebuilds the edited scene (the rest only redraw)
@@ -36,7 +48,12 @@ MAX_ELEVATION = 89.0
 
 @dataclass(frozen=True)
 class SplatParams:
-    scene: str = param("sample 3D", "Scene", choices=SCENES, tooltip="file: choose .ply/.splat/.spz files")
+    scene: str = param(
+        "sample 3D",
+        "Scene",
+        choices=SCENES,
+        tooltip="file: choose .ply/.splat/.spz/.sog files, a SOG meta.json or a streamed SOG lod-meta.json",
+    )
     path: str = param(
         "", "Scene file(s)", form=False, tooltip="several files separated by ';' load as blocks"
     )
@@ -74,6 +91,15 @@ class SplatParams:
     moving_scale: float = param(
         0.5, "Resolution while moving", minimum=0.25, maximum=1, decimals=2, step=0.25
     )
+    stream_budget: int = param(
+        2_000_000,
+        "Streamed budget (Gaussians)",
+        minimum=1000,
+        maximum=20_000_000,
+        step=250_000,
+        tooltip="streamed SOG (lod-meta.json): the most Gaussians shown; leaves near the camera get finer "
+        "levels first, within this count",
+    )
     viewer: str = param(
         "auto",
         "Viewer renderer",
@@ -99,7 +125,10 @@ class SplatParams:
 
     def __post_init__(self) -> None:
         if self.scene == "file" and not self.path.strip():
-            raise UserError("scene 'file' needs a .ply/.splat/.spz file: choose one (File > Open)")
+            raise UserError(
+                "scene 'file' needs a .ply/.splat/.spz/.sog file or a SOG meta.json/lod-meta.json: choose one "
+                "(File > Open)"
+            )
         try:
             parse_size(self.export_size)
         except UserError as exc:
@@ -128,6 +157,14 @@ class SplatParams:
             subsample=self.subsample,
             seed=self.seed,
         )
+
+
+def build_rows(g: Gaussians, p: SplatParams, campos: np.ndarray):
+    """(edited scene, legend, rows) of ``g`` for the parameters' edits, colouring and time, seen from
+    ``campos``; a pure function, so a worker can build a streamed scene's rows."""
+    e = edits.apply_edits(g, p.edit_config())
+    edited, legend = edits.color_by(e, p.color_by, campos)
+    return edited, legend, scene_rows(edited, p.time, campos)
 
 
 @dataclass(frozen=True)
@@ -206,15 +243,20 @@ class SplatModel(PanelModel):
         self.orbit = Orbit()
         self.keyframes: list[Orbit] = []
         self.restoring = False  # True while a session is applied (a scene then keeps the session's camera)
+        self.stream: Stream | None = None  # a streamed SOG scene's selection and loads
 
     # -- scene ----------------------------------------------------------------------------------------
     def load_now(self) -> None:
         """Load the scene the parameters name, on the calling thread (the small bundled samples, the CLI)."""
-        loaded = drain(load_scene_gen(self.params.scene, self.params.path))
-        self.set_scene(loaded.gaussians, reset=True, cameras=loaded.cameras)
+        self.set_loaded(drain(load_source_gen(self.params.scene, self.params.path)), reset=True)
 
     def needs_load(self) -> bool:
         return (self.params.scene, self.params.path) != self.source
+
+    def set_loaded(self, loaded, reset: bool, source: tuple[str, str] | None = None) -> None:
+        """Show what :func:`~panels.splat.stream.load_source_gen` returned (a streamed scene keeps its stream)."""
+        streamed = loaded.streamed if isinstance(loaded, StreamedScene) else None
+        self.set_scene(loaded.gaussians, reset, source=source, cameras=loaded.cameras, streamed=streamed)
 
     def set_scene(
         self,
@@ -222,11 +264,14 @@ class SplatModel(PanelModel):
         reset: bool,
         source: tuple[str, str] | None = None,
         cameras: tuple[cm.Camera, ...] = (),
+        streamed=None,
     ) -> None:
         """Show a loaded scene (and the cameras that observed it); ``reset`` frames the camera on it, with the
         up axis of those cameras. Colouring by an attribute the scene lacks falls back to 'colour'; a time
-        outside a 4D scene's range moves to its start."""
+        outside a 4D scene's range moves to its start. ``streamed`` (a StreamedSog whose coarsest level is
+        ``g``) makes the camera choose its levels: see :meth:`stream_plan`."""
         self.scene, self.cameras = g, tuple(cameras)
+        self.stream = Stream(streamed) if streamed is not None else None
         self.source = source or (self.params.scene, self.params.path)
         self.time_range = gauss4d.time_range(g)
         self.radius = g.robust_center_radius()[1]
@@ -258,9 +303,8 @@ class SplatModel(PanelModel):
         """Edits + colour mode -> the edited scene; then the rows at the current time."""
         if self.scene is None:
             return
-        e = edits.apply_edits(self.scene, self.params.edit_config())
-        self.edited, self.legend = edits.color_by(e, self.params.color_by, self._campos())
-        self._make_rows()
+        self.edited, self.legend, self.rows = build_rows(self.scene, self.params, self._campos())
+        self.events.emit("rows")
 
     def _make_rows(self) -> None:
         if self.edited is None:
@@ -305,6 +349,54 @@ class SplatModel(PanelModel):
         """Advance 4D playback by ``dt`` seconds of wall time, wrapping at the end of the range."""
         lo, hi = self.time_range
         self.set_params(time=lo + (self.params.time + self.params.play_speed * dt - lo) % max(hi - lo, 1e-12))
+
+    # -- streamed scenes -------------------------------------------------------------------------------
+    def stream_plan(self) -> StreamRequest | None:
+        """Choose the levels for the current camera and budget; None when the rows already show them, else
+        the work for :func:`~panels.splat.stream.stream_job` (off this thread), whose result goes to
+        :meth:`stream_apply`."""
+        s = self.stream
+        if s is None:
+            return None
+        s.select(self._campos(), self.params.stream_budget)
+        if s.up_to_date():
+            return None
+        params, campos = self.params, self._campos()
+        return StreamRequest(
+            s.streamed,
+            dict(s.selection),
+            s.missing(),
+            s.streamed.chunks(),
+            lambda g: build_rows(g, params, campos),
+            self._build_key(),
+        )
+
+    def stream_apply(self, result: StreamResult) -> None:
+        """A stream job's result (on the model's thread): insert its chunks, show its rows (rebuilt here only
+        when the parameters or camera changed meanwhile in a way the rows depend on)."""
+        if self.stream is None or result.request.streamed is not self.stream.streamed:
+            return  # a scene opened since
+        self.stream.insert(result, self.params.stream_budget)
+        self.scene = result.scene
+        if result.request.key == self._build_key():
+            self.edited, self.legend, self.rows = result.built
+            self.events.emit("rows")
+        else:
+            self._rebuild()
+        self.events.emit("stream")
+
+    def stream_complete(self) -> None:
+        """Load every chunk the current selection needs, on this thread (exports and the CLI: the figure is
+        then a function of the camera and budget alone)."""
+        request = self.stream_plan()
+        if request is not None:
+            self.stream_apply(drain(stream_job(request)))
+
+    def _build_key(self) -> tuple:
+        """What the rows depend on besides the scene: edits, colouring, time, and the camera for depth colours."""
+        p = self.params
+        where = tuple(np.round(self._campos(), 9)) if p.color_by == "depth" else None
+        return (p.edit_config(), p.color_by, p.time, where)
 
     # -- camera ---------------------------------------------------------------------------------------
     def camera(self, size: tuple[int, int], orbit: Orbit | None = None) -> cm.Camera:
@@ -430,7 +522,7 @@ class SplatModel(PanelModel):
             try:
                 if p.scene == "file":
                     check_scene_files(p.path)
-                loaded = drain(load_scene_gen(p.scene, p.path))
+                loaded = drain(load_source_gen(p.scene, p.path))
             except UserError as exc:
                 raise UserError(f"splat.params.path: {exc}") from None
             except (OSError, ValueError, KeyError) as exc:
@@ -457,9 +549,7 @@ class SplatModel(PanelModel):
         self.params = staged["params"]
         if "scene" in staged:
             loaded, source = staged["scene"]
-            self.set_scene(
-                loaded.gaussians, reset="camera" not in staged, source=source, cameras=loaded.cameras
-            )
+            self.set_loaded(loaded, reset="camera" not in staged, source=source)
         if "camera" in staged:
             self.orbit = staged["camera"]
         self.keyframes = list(staged["keyframes"])

@@ -1,13 +1,16 @@
 """Gaussian-splat viewer panel: load 3D/4D scenes, look around (orbit / fly), edit, colour by attribute,
 keep a camera path, export PNG (GL or reference rasterizer), video (turntable, camera path, 4D playback) and
-the edited .ply. Wiring only: the model holds the state, the view draws it."""
+the edited .ply. Streamed SOG scenes refine as the camera moves: the model chooses the levels, a worker decodes
+the missing chunks, the model inserts them on this thread. Wiring only: the model holds the state, the view
+draws it."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -24,9 +27,11 @@ from PySide6.QtWidgets import (
 from app.export import VideoSpec, check_writable, save_png
 from backends.common import UserError, parse_size
 from backends.splat import edits, io, tile_raster
-from backends.splat.live import load_scene_gen, warmup_job
+from backends.splat.live import warmup_job
 from panels.base import ExportAction, Panel
 from panels.splat.model import BACKGROUNDS, Orbit, SplatModel
+from panels.splat.scheduler import StreamClock
+from panels.splat.stream import load_source_gen, resolve_folder, stream_job
 from panels.splat.view import SplatView
 from panels.widgets import ParamForm, bind_form, param_fields
 
@@ -36,7 +41,10 @@ SLIDER_STEPS = 1000
 class SplatPanel(Panel):
     key = "splat"
     title = "Gaussian splat viewer"
-    open_filter = "Gaussian splats and point clouds (*.ply *.splat *.spz *.npz)"
+    open_filter = (
+        "Gaussian splats, SOG scenes and point clouds "
+        "(*.ply *.splat *.spz *.sog meta.json lod-meta.json *.npz)"
+    )
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -44,6 +52,10 @@ class SplatPanel(Panel):
         self.view = SplatView(self.model, self.tasks, self)
         self.canvas_obj, self.node = self.view.canvas, self.view.node
         self._chooser: QFileDialog | None = None
+        self._stream_clock = StreamClock()
+        self._stream_timer = QTimer(self)
+        self._stream_timer.setSingleShot(True)
+        self._stream_timer.timeout.connect(self._stream_tick)
 
         self.form = ParamForm(param_fields(type(self.model.params)))
         self.form.changed.connect(self._on_form_edit)  # before bind_form: 'file' opens the chooser first
@@ -116,6 +128,8 @@ class SplatPanel(Panel):
         ev.connect("rows", self._on_rows)
         ev.connect("keyframes", self._on_keyframes)
         ev.connect("restored", self._on_restored)
+        ev.connect("camera", lambda moving: self._stream_soon())
+        ev.connect("stream", self._on_stream)
         # where the rows live is known after the first draw resolves the renderer
         self.canvas_obj.events.draw.connect(lambda _ev: self._refresh_where(), position="last")
         # the bundled sample is small: load synchronously so the panel shows something at once
@@ -174,6 +188,8 @@ class SplatPanel(Panel):
             self._sync_time()
         if self.model.needs_load() and not self.model.restoring:
             self._load()
+        if "stream_budget" in changed:
+            self._stream_soon()
 
     def _on_scene(self) -> None:
         g = self.model.scene
@@ -181,9 +197,12 @@ class SplatPanel(Panel):
             w.setEnabled(g.is_4d)
         self._sync_color()
         self._sync_time()
+        streamed = ", streamed: coarsest level first" if self.model.stream is not None else ""
         self.status.emit(
             f"loaded {g.count:,} Gaussians ({g.source}); SH degree {g.sh_degree}{', 4D' if g.is_4d else ''}"
+            f"{streamed}"
         )
+        self._stream_soon()
 
     def _on_rows(self) -> None:
         m = self.model
@@ -199,9 +218,10 @@ class SplatPanel(Panel):
             self.legend_label.setText(f"<i>{lg.title}</i><br>" + "<br>".join(rows))
         e, g = m.edited, m.scene
         span = "4D, t in [{:.2f}, {:.2f}]".format(*m.time_range) if e.is_4d else "3D"
+        streamed = f"<br>{m.stream.info()}" if m.stream is not None else ""
         self.info_label.setText(
             f"{g.source}: {e.count:,} of {g.count:,} Gaussians after edits; SH degree {e.sh_degree}; {span}; "
-            f"{m.rows.rows.nbytes / 2**20:.1f} MiB of splat rows {self.view.memory_where()}"
+            f"{m.rows.rows.nbytes / 2**20:.1f} MiB of splat rows {self.view.memory_where()}{streamed}"
         )
 
     def _refresh_where(self) -> None:
@@ -226,7 +246,8 @@ class SplatPanel(Panel):
 
     # -- scene ----------------------------------------------------------------------------------------
     def open_path(self, path) -> None:
-        self.model.set_params(scene="file", path=str(path))
+        """Open a scene file; a SOG folder opens through its lod-meta.json (streamed) or meta.json."""
+        self.model.set_params(scene="file", path=str(resolve_folder(Path(path))))
 
     def _load(self) -> None:
         p, old = self.model.params, self.model.source
@@ -239,14 +260,67 @@ class SplatPanel(Panel):
             self.model.mark_stale("")
 
         self.tasks.submit(
-            load_scene_gen,
+            load_source_gen,
             *source,
             group="load",
             label="load splats",
-            on_done=lambda s: self.model.set_scene(s.gaussians, reset=True, source=source, cameras=s.cameras),
+            on_done=lambda s: self.model.set_loaded(s, reset=True, source=source),
             on_error=failed,
             on_progress=lambda f, m: self.model.mark_stale(m),
         )
+
+    # -- streamed scenes ------------------------------------------------------------------------------
+    def _stream_soon(self) -> None:
+        """The camera (or budget, or scene) changed: choose the levels again when the clock says so."""
+        if self.model.stream is None:
+            return
+        now = time.monotonic()
+        self._stream_clock.camera_changed(now)
+        self._stream_timer.start(int(1000 * self._stream_clock.wait_s(now)))
+
+    def _stream_tick(self) -> None:
+        """Choose the levels for the camera; a worker decodes the missing chunks and builds the rows (latest
+        wins; a job already decoding every missing chunk goes on, and a plan follows its result)."""
+        stream, now = self.model.stream, time.monotonic()
+        wait = self._stream_clock.wait_s(now)
+        if stream is None or wait is None:
+            return
+        if wait > 0:
+            self._stream_timer.start(int(1000 * wait))
+            return
+        self._stream_clock.planned(now)
+        request = self.model.stream_plan()
+        if request is None or (
+            request.missing and set(request.missing) <= stream.loading and self.tasks.busy("stream")
+        ):
+            return
+
+        def done(result) -> None:
+            self.model.stream_apply(result)
+            if result.failed:
+                self.status.emit(next(iter(result.failed.values())))
+            self._stream_soon()  # the camera may have moved on while it loaded
+
+        def failed(message: str) -> None:  # the chunks not delivered are not asked for again
+            stream.failed |= {i for i in stream.loading if not stream.streamed.loaded(i)}
+            stream.loading.clear()
+            self.status.emit(message)
+            self._on_stream()
+
+        stream.loading = set(request.missing)
+        self.tasks.submit(
+            stream_job,
+            request,
+            group="stream",
+            label="streamed SOG chunks",
+            on_done=done,
+            on_error=failed,
+        )
+        self._on_stream()
+
+    def _on_stream(self) -> None:
+        if self.model.rows is not None:
+            self._on_rows()
 
     # -- camera path and time -------------------------------------------------------------------------
     def add_keyframe(self) -> None:
@@ -296,6 +370,9 @@ class SplatPanel(Panel):
     def stop(self) -> None:
         self.play_button.setChecked(False)
         super().stop()
+        if self.model.stream is not None and self.model.stream.loading:  # those loads were cancelled
+            self.model.stream.loading.clear()
+            self._on_stream()
 
     def advance(self, steps: int) -> None:
         """Synchronous: step 4D time by ``steps`` frames of 1/30 s (3D: turn the orbit by 2 degrees a step)."""
@@ -318,7 +395,9 @@ class SplatPanel(Panel):
         return self.view.camera(size)
 
     def render(self, size: tuple[int, int]) -> np.ndarray:
-        """The current view at any size, full detail, through the viewer's renderer."""
+        """The current view at any size, full detail, through the viewer's renderer (a streamed scene first
+        loads every chunk its selection needs, so the figure depends on the camera and budget alone)."""
+        self.model.stream_complete()
         img = self.view.render_camera(self.model.camera((int(size[0]), int(size[1]))))
         self._refresh_where()
         return img
@@ -326,6 +405,7 @@ class SplatPanel(Panel):
     def render_reference(self, size: tuple[int, int]) -> np.ndarray:
         from backends.splat import raster  # torch: imported on first use (seconds), not with the panel
 
+        self.model.stream_complete()
         e = self.model.edited
         if e is None:
             raise UserError("no scene loaded")

@@ -81,3 +81,38 @@ class DetailScheduler:
         """The CPU renderer sorts by view depth itself, faster than a sort job; rows whose colours depend on the
         view (SH degree > 0) still go through the job, which recolours them."""
         return renderer == "cpu" and not view_dependent
+
+
+#: a streamed scene chooses its levels again once the camera has rested this long (s) ...
+STREAM_REST_S = 0.15
+#: ... or at most this often while it keeps moving (s)
+STREAM_EVERY_S = 0.4
+
+
+@dataclass
+class StreamClock:
+    """When a streamed scene chooses its levels again: after the camera rests :data:`STREAM_REST_S`, or every
+    :data:`STREAM_EVERY_S` while it keeps moving (choosing is cheap; loading is latest-wins, so planning on
+    every mouse event would only cancel loads)."""
+
+    rest_s: float = STREAM_REST_S
+    every_s: float = STREAM_EVERY_S
+    changed_at: float | None = None  # the first camera change not yet planned for
+    last_change: float = 0.0
+    last_plan: float = -1e9
+
+    def camera_changed(self, now: float) -> None:
+        if self.changed_at is None:
+            self.changed_at = now
+        self.last_change = now
+
+    def wait_s(self, now: float) -> float | None:
+        """Seconds until the next plan is due (0 = now), or None when the camera has not changed."""
+        if self.changed_at is None:
+            return None
+        rested = self.last_change + self.rest_s
+        periodic = max(self.changed_at, self.last_plan) + self.every_s
+        return max(0.0, min(rested, periodic) - now)
+
+    def planned(self, now: float) -> None:
+        self.changed_at, self.last_plan = None, now

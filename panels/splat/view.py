@@ -99,9 +99,12 @@ class SplatView(QObject):
         self.frusta.set_camera(self.camera())
 
     def _rows_changed(self) -> None:
+        """New rows: small sets are sorted and shown at once; large ones (a streamed scene refining) are sorted
+        by the sort job, so the GUI thread never sorts them (the node shows the previous rows meanwhile)."""
         self._set_lod()
         self._shown_key = None
-        self.view_changed(moving=False, now=True)
+        rows = self.model.rows
+        self.view_changed(moving=False, now=rows is None or self.scheduler.sort_inline(rows.count))
 
     def _set_lod(self) -> None:
         rows = self.model.rows

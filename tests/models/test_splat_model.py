@@ -247,3 +247,113 @@ def test_garden_cameras_look_through_and_session():
     again.restore(st)
     assert len(again.cameras) == 3
     np.testing.assert_allclose(again.camera((64, 48)).viewmat, m.camera((64, 48)).viewmat, atol=1e-12)
+
+
+# -- streamed SOG ----------------------------------------------------------------------------------------------
+def _streamed_model(tmp_path, budget=2500):
+    from tests.panels.splat.synthetic_sog import write_streamed
+
+    path = write_streamed(tmp_path / "scene")
+    m = SplatModel()
+    m.set_params(scene="file", path=str(path), stream_budget=budget)
+    m.load_now()
+    return m
+
+
+def _load_missing(m):
+    from backends.common import drain
+    from panels.splat.stream import stream_job
+
+    request = m.stream_plan()
+    if request is None:
+        return []
+    m.stream_apply(drain(stream_job(request)))  # what the panel's worker does, here on the test's thread
+    return request.missing
+
+
+def test_streamed_scene_refines_the_leaf_the_camera_approaches(tmp_path):
+    from tests.panels.splat.synthetic_sog import chunk_index
+
+    m = _streamed_model(tmp_path)
+    assert m.stream.shown == {0: 1, 1: 1} and m.rows.count == 1000  # opened at the coarsest level
+    m.set_orbit(Orbit((-10.0, 0.0, 0.0), 30.0, 20.0, 12.0))  # close to the left leaf
+    request = m.stream_plan()
+    assert request.missing == [chunk_index(0, 0)]  # exactly the left leaf's fine chunk
+    assert m.rows.count == 1000 and "1,000 of 2,500 Gaussians" in m.stream.info()  # nothing waits for it
+    assert _load_missing(m) == request.missing
+    assert m.stream.shown == {0: 0, 1: 1} and m.rows.count == 2500
+    assert (m.rows.rows[:, 0] < 0).sum() == 2000  # the 2,000 fine Gaussians are on the left
+    assert "level per leaf L0 x 1, L1 x 1" in m.stream.info()
+    # toward the right leaf: the left one goes back to its (loaded) coarse level, the right one refines
+    m.set_orbit(Orbit((10.0, 0.0, 0.0), 30.0, 20.0, 12.0))
+    assert m.stream_plan().missing == [chunk_index(0, 1)]
+    assert m.stream.shown == {0: 0, 1: 1} and m.rows.count == 2500  # unchanged until the job's result
+    _load_missing(m)
+    assert m.stream.shown == {0: 1, 1: 0} and (m.rows.rows[:, 0] > 0).sum() == 2000
+    # a budget for everything refines both; below the coarsest total the coarsest level stays
+    m.set_params(stream_budget=10_000)
+    _load_missing(m)
+    assert m.stream.shown == {0: 0, 1: 0} and m.rows.count == 4000
+    with pytest.raises(UserError, match="stream_budget"):
+        m.set_params(stream_budget=10)
+
+
+def test_streamed_session_reproduces_the_selection_and_rows(tmp_path):
+    m = _streamed_model(tmp_path)
+    m.set_orbit(Orbit((10.0, 0.0, 0.0), 20.0, 10.0, 8.0))
+    _load_missing(m)
+    st = m.state()
+    assert st["params"]["path"].endswith("lod-meta.json") and st["params"]["stream_budget"] == 2500
+    fresh = SplatModel()
+    fresh.restore(st)
+    assert fresh.stream is not None and fresh.stream.shown == {0: 1, 1: 1}  # coarsest until loaded
+    fresh.stream_complete()  # what an export does
+    assert fresh.stream.selection == m.stream.selection == {0: 1, 1: 0}
+    np.testing.assert_array_equal(fresh.rows.rows, m.rows.rows)
+
+
+def test_stream_clock_rests_or_paces():
+    from panels.splat.scheduler import STREAM_EVERY_S, STREAM_REST_S, StreamClock
+
+    c = StreamClock()
+    assert c.wait_s(0.0) is None  # no camera change: nothing to plan
+    c.camera_changed(1.0)
+    assert c.wait_s(1.0) == pytest.approx(STREAM_REST_S)  # plans once the camera rests ...
+    for t in np.arange(1.0, 1.0 + STREAM_EVERY_S, 0.02):  # ... but a camera that keeps moving
+        c.camera_changed(t)
+    assert c.wait_s(1.0 + STREAM_EVERY_S) == 0.0  # still gets a plan every STREAM_EVERY_S
+    c.planned(1.0 + STREAM_EVERY_S)
+    assert c.wait_s(2.0) is None
+
+
+def test_sog_files_are_scenes_and_sessions_keep_their_path(tmp_path, sample_scene):
+    from backends.splat import sog
+
+    g = sample_scene.subset(np.arange(300))
+    sog.write_sog(tmp_path / "scene.sog", g)
+    (tmp_path / "folder").mkdir()
+    sog.write_sog(tmp_path / "folder" / "meta.json", g)
+    for path in (tmp_path / "scene.sog", tmp_path / "folder" / "meta.json"):
+        m = SplatModel()
+        m.restore({"params": {"scene": "file", "path": str(path)}})
+        assert m.scene.count == 300 and m.stream is None and m.state()["params"]["path"] == str(path)
+        # positions within one 16-bit log-domain step of the originals (|x| < 10 here: < 1e-3)
+        assert np.abs(m.scene.means - g.means).max() < 1e-3
+    with pytest.raises(UserError, match="not a scene file"):
+        SplatModel().restore({"params": {"scene": "file", "path": str(tmp_path / "folder")}})
+
+
+def test_streamed_chunk_cache_stays_bounded(tmp_path, monkeypatch):
+    from panels.splat import stream
+    from tests.panels.splat.synthetic_sog import chunk_index
+
+    monkeypatch.setattr(stream, "CACHE_BUDGETS", 1)  # at most one budget (2,500 Gaussians) of chunks
+    m = _streamed_model(tmp_path)
+    s = m.stream.streamed
+    for x in (-10.0, 10.0, -10.0):  # left, right, left again
+        m.set_orbit(Orbit((x, 0.0, 0.0), 30.0, 20.0, 12.0))
+        loaded = _load_missing(m)
+        assert s.cached_count() <= 3000  # the coarse level (1,000) and one fine leaf (2,000)
+    # the left fine chunk was dropped while the camera was right, and decoded again on return
+    assert loaded == [chunk_index(0, 0)] and m.stream.shown == {0: 0, 1: 1}
+    assert s.loaded(chunk_index(1, 0)) and s.loaded(chunk_index(1, 1))  # the coarsest level always stays
