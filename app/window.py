@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from app import __version__, device, export, registry, session, settings, video
 from app.gl import use_vispy
-from app.worker import manager
+from app.worker import collect_garbage_on_gui_thread, manager
 from backends.common import UserError, set_memory_budget
 
 LAYOUT_VERSION = 1
@@ -42,6 +42,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, panel_keys: list[str] | None = None, *, restore_layout: bool = True):
         super().__init__()
+        collect_garbage_on_gui_thread()
         self.setWindowTitle(f"Visual Lab {__version__}")
         self.resize(1500, 950)
         self.setDockNestingEnabled(True)

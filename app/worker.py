@@ -10,6 +10,7 @@ results are dropped. The shell listens to :data:`manager` for the status bar, th
 from __future__ import annotations
 
 import atexit
+import gc
 import threading
 import time
 import traceback
@@ -213,6 +214,35 @@ def _join_at_exit() -> None:
 
 
 atexit.register(_join_at_exit)
+
+_gc_timer = None
+
+
+def collect_garbage_on_gui_thread(interval_ms: int = 1000) -> None:
+    """Run Python's cyclic garbage collector only on the GUI thread (idempotent).
+
+    With automatic collection, a collection can start in whatever thread happens to allocate, e.g. a worker
+    training a network; if the garbage holds Qt widgets (closed panels, dialogs), their C++ destructors then
+    run in that worker and PySide can deadlock on the interpreter lock. So automatic collection is switched
+    off and a GUI-thread timer collects instead: the young generation every ``interval_ms``, everything every
+    tenth tick.
+    """
+    global _gc_timer
+    if _gc_timer is not None:
+        return
+    from PySide6.QtCore import QTimer
+
+    gc.disable()
+    ticks = [0]
+
+    def tick() -> None:
+        ticks[0] += 1
+        gc.collect(2 if ticks[0] % 10 == 0 else 0)
+
+    _gc_timer = QTimer()
+    _gc_timer.setInterval(interval_ms)
+    _gc_timer.timeout.connect(tick)
+    _gc_timer.start()
 
 
 def manager() -> TaskManager:

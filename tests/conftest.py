@@ -64,3 +64,17 @@ def pytest_runtest_setup(item):
         info = gl_info()
         if "error" in info:
             pytest.skip(f"no OpenGL context: {info['error']}")
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_main_thread():
+    """GUI tests: no automatic garbage collection during a test (it could run in a worker thread and destroy
+    Qt widgets of earlier tests there, which deadlocks PySide); collect on the main thread between tests."""
+    if os.environ.get("VISUAL_LAB_BLOCK_QT") == "1":
+        yield
+        return
+    import gc
+
+    gc.disable()
+    yield
+    gc.collect()
