@@ -6,18 +6,15 @@ draws it."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
-    QListWidget,
     QPushButton,
     QSlider,
     QVBoxLayout,
@@ -29,9 +26,10 @@ from backends.common import UserError, parse_size
 from backends.splat import edits, io, tile_raster
 from backends.splat.live import warmup_job
 from panels.base import ExportAction, Panel
+from panels.splat.camera_path import CameraPath
 from panels.splat.model import BACKGROUNDS, Orbit, SplatModel
-from panels.splat.scheduler import StreamClock
-from panels.splat.stream import load_source_gen, resolve_folder, stream_job
+from panels.splat.stream import load_source_gen, resolve_folder
+from panels.splat.streaming import StreamDriver
 from panels.splat.view import SplatView
 from panels.widgets import ParamForm, bind_form, param_fields
 
@@ -45,6 +43,22 @@ class SplatPanel(Panel):
         "Gaussian splats, SOG scenes and point clouds "
         "(*.ply *.splat *.spz *.sog meta.json lod-meta.json *.npz)"
     )
+    quick_start = (
+        "<p>A sample scene opens at once. <b>File &gt; Open</b> (or <b>Scene = file</b>) opens your own: 3DGS "
+        "<code>.ply</code>, compressed <code>.ply</code>, <code>.splat</code>, <code>.spz</code>, SOG "
+        "(<code>.sog</code>, a folder's <code>meta.json</code>) and streamed SOG (<code>lod-meta.json</code>, "
+        "which refines where you look within the <b>stream budget</b>), point clouds and SfM cameras.</p>"
+        "<p>Drag to orbit, wheel to zoom, WASD/QE to fly. <b>Colour by</b> shows an attribute with its legend; "
+        "<b>Add keyframe</b> builds a camera path that Export &gt; Video flies along (or a turntable, or 4D "
+        "playback with <b>Play</b> and the time slider).</p>"
+    )
+    controls = (
+        ("Left-drag", "orbit around the target"),
+        ("Wheel", "zoom"),
+        ("W A S D / Q E", "fly forward, left, back, right / down, up"),
+        ("Click a camera frustum", "look through that camera"),
+        ("Double-click a keyframe", "look through it"),
+    )
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -52,10 +66,7 @@ class SplatPanel(Panel):
         self.view = SplatView(self.model, self.tasks, self)
         self.canvas_obj, self.node = self.view.canvas, self.view.node
         self._chooser: QFileDialog | None = None
-        self._stream_clock = StreamClock()
-        self._stream_timer = QTimer(self)
-        self._stream_timer.setSingleShot(True)
-        self._stream_timer.timeout.connect(self._stream_tick)
+        self.streaming = StreamDriver(self.model, self.tasks, self.status.emit, self._on_stream, self)
 
         self.form = ParamForm(param_fields(type(self.model.params)))
         self.form.changed.connect(self._on_form_edit)  # before bind_form: 'file' opens the chooser first
@@ -71,26 +82,8 @@ class SplatPanel(Panel):
         self.legend_label.setWordWrap(True)
         self.info_label = QLabel()
         self.info_label.setWordWrap(True)
-        self.keyframe_list = QListWidget()
-        self.keyframe_list.setMaximumHeight(110)
-        self.keyframe_list.setToolTip("camera-path keyframes: double-click one to look through it")
-        self.keyframe_list.itemDoubleClicked.connect(lambda _item: self.preview_keyframe())
-
-        buttons = QGridLayout()
-        for i, (text, slot) in enumerate(
-            (
-                ("Reset view", self.model.reset_view),
-                ("Add keyframe", self.add_keyframe),
-                ("Preview", self.preview_keyframe),
-                ("Move up", lambda: self.move_keyframe(-1)),
-                ("Move down", lambda: self.move_keyframe(+1)),
-                ("Delete", self.delete_keyframe),
-                ("Clear path", self.model.clear_keyframes),
-            )
-        ):
-            b = QPushButton(text)
-            b.clicked.connect(lambda _=False, f=slot: self._guard(f))
-            buttons.addWidget(b, i // 2, i % 2)
+        self.camera_path = CameraPath(self.model, self.status.emit)
+        self.keyframe_list = self.camera_path.keyframe_list
         self.play_button = QPushButton("Play")
         self.play_button.setCheckable(True)
         self.play_button.toggled.connect(self._on_play)
@@ -101,9 +94,7 @@ class SplatPanel(Panel):
 
         side = QVBoxLayout()
         side.addWidget(self.form)
-        side.addLayout(buttons)
-        side.addWidget(QLabel("<b>Camera path</b>"))
-        side.addWidget(self.keyframe_list)
+        side.addWidget(self.camera_path)
         side.addWidget(QLabel("<b>Legend</b>"))
         side.addWidget(self.legend_label)
         side.addWidget(self.info_label)
@@ -126,9 +117,8 @@ class SplatPanel(Panel):
         ev.connect("params", self._on_params)
         ev.connect("scene", self._on_scene)
         ev.connect("rows", self._on_rows)
-        ev.connect("keyframes", self._on_keyframes)
         ev.connect("restored", self._on_restored)
-        ev.connect("camera", lambda moving: self._stream_soon())
+        ev.connect("camera", lambda moving: self.streaming.soon())
         ev.connect("stream", self._on_stream)
         # where the rows live is known after the first draw resolves the renderer
         self.canvas_obj.events.draw.connect(lambda _ev: self._refresh_where(), position="last")
@@ -189,7 +179,7 @@ class SplatPanel(Panel):
         if self.model.needs_load() and not self.model.restoring:
             self._load()
         if "stream_budget" in changed:
-            self._stream_soon()
+            self.streaming.soon()
 
     def _on_scene(self) -> None:
         g = self.model.scene
@@ -202,7 +192,7 @@ class SplatPanel(Panel):
             f"loaded {g.count:,} Gaussians ({g.source}); SH degree {g.sh_degree}{', 4D' if g.is_4d else ''}"
             f"{streamed}"
         )
-        self._stream_soon()
+        self.streaming.soon()
 
     def _on_rows(self) -> None:
         m = self.model
@@ -227,16 +217,6 @@ class SplatPanel(Panel):
     def _refresh_where(self) -> None:
         if self.model.rows is not None and self.view.memory_where() not in self.info_label.text():
             self._on_rows()
-
-    def _on_keyframes(self) -> None:
-        row = self.keyframe_list.currentRow()
-        self.keyframe_list.clear()
-        for i, k in enumerate(self.model.keyframes):
-            t = ", ".join(f"{x:.2f}" for x in k.target)
-            self.keyframe_list.addItem(
-                f"{i + 1}. az {k.azimuth:.0f}, el {k.elevation:.0f}, dist {k.distance:.2f}, at ({t})"
-            )
-        self.keyframe_list.setCurrentRow(min(row, self.keyframe_list.count() - 1))
 
     def _on_restored(self) -> None:
         self._sync_color()
@@ -269,82 +249,11 @@ class SplatPanel(Panel):
             on_progress=lambda f, m: self.model.mark_stale(m),
         )
 
-    # -- streamed scenes ------------------------------------------------------------------------------
-    def _stream_soon(self) -> None:
-        """The camera (or budget, or scene) changed: choose the levels again when the clock says so."""
-        if self.model.stream is None:
-            return
-        now = time.monotonic()
-        self._stream_clock.camera_changed(now)
-        self._stream_timer.start(int(1000 * self._stream_clock.wait_s(now)))
-
-    def _stream_tick(self) -> None:
-        """Choose the levels for the camera; a worker decodes the missing chunks and builds the rows (latest
-        wins; a job already decoding every missing chunk goes on, and a plan follows its result)."""
-        stream, now = self.model.stream, time.monotonic()
-        wait = self._stream_clock.wait_s(now)
-        if stream is None or wait is None:
-            return
-        if wait > 0:
-            self._stream_timer.start(int(1000 * wait))
-            return
-        self._stream_clock.planned(now)
-        request = self.model.stream_plan()
-        if request is None or (
-            request.missing and set(request.missing) <= stream.loading and self.tasks.busy("stream")
-        ):
-            return
-
-        def done(result) -> None:
-            self.model.stream_apply(result)
-            if result.failed:
-                self.status.emit(next(iter(result.failed.values())))
-            self._stream_soon()  # the camera may have moved on while it loaded
-
-        def failed(message: str) -> None:  # the chunks not delivered are not asked for again
-            stream.failed |= {i for i in stream.loading if not stream.streamed.loaded(i)}
-            stream.loading.clear()
-            self.status.emit(message)
-            self._on_stream()
-
-        stream.loading = set(request.missing)
-        self.tasks.submit(
-            stream_job,
-            request,
-            group="stream",
-            label="streamed SOG chunks",
-            on_done=done,
-            on_error=failed,
-        )
-        self._on_stream()
-
     def _on_stream(self) -> None:
         if self.model.rows is not None:
             self._on_rows()
 
     # -- camera path and time -------------------------------------------------------------------------
-    def add_keyframe(self) -> None:
-        self.model.add_keyframe()
-        self.keyframe_list.setCurrentRow(len(self.model.keyframes) - 1)
-        self.status.emit(f"camera path: {len(self.model.keyframes)} keyframes")
-
-    def _selected(self) -> int:
-        i = self.keyframe_list.currentRow()
-        if not 0 <= i < len(self.model.keyframes):
-            raise UserError("select a keyframe in the camera path list first")
-        return i
-
-    def preview_keyframe(self) -> None:
-        self.model.set_orbit(self.model.keyframes[self._selected()])
-
-    def move_keyframe(self, by: int) -> None:
-        i = self._selected()
-        self.model.move_keyframe(i, i + by)
-        self.keyframe_list.setCurrentRow(min(max(i + by, 0), len(self.model.keyframes) - 1))
-
-    def delete_keyframe(self) -> None:
-        self.model.remove_keyframe(self._selected())
-
     def _sync_time(self) -> None:
         lo, hi = self.model.time_range
         t = self.model.params.time

@@ -107,19 +107,19 @@ def test_a_bad_file_ends_loading_with_a_message(panel, qtbot, tmp_path):
 def test_keyframes_listed_previewed_reordered_deleted(panel):
     m = panel.model
     start = m.orbit
-    panel.add_keyframe()
+    panel.camera_path.add_keyframe()
     m.rotate(90, 0)
-    panel.add_keyframe()
+    panel.camera_path.add_keyframe()
     assert [panel.keyframe_list.item(i).text()[:10] for i in range(2)] == ["1. az 30, ", "2. az 120,"]
     panel.keyframe_list.setCurrentRow(0)
-    panel.preview_keyframe()  # look through it
+    panel.camera_path.preview_keyframe()  # look through it
     assert m.orbit == start
     img = panel.render((120, 90))
     np.testing.assert_array_equal(img, panel.view.render_camera(m.camera((120, 90), m.keyframes[0])))
-    panel.move_keyframe(+1)  # reorder: it is second now, and stays selected
+    panel.camera_path.move_keyframe(+1)  # reorder: it is second now, and stays selected
     assert m.keyframes[1] == start and panel.keyframe_list.currentRow() == 1
     assert panel.keyframe_list.item(1).text().startswith("2. az 30,")
-    panel.delete_keyframe()
+    panel.camera_path.delete_keyframe()
     assert m.keyframes == [m.keyframes[0]] and m.keyframes[0].azimuth == pytest.approx(120)
     assert panel.keyframe_list.count() == 1
     assert panel.state()["keyframes"] == [m.keyframes[0].to_dict()]
