@@ -30,6 +30,7 @@ def host(qtbot):
     top.resize(400, 300)
     top.show()
     qtbot.waitExposed(top)
+    qtbot.waitUntil(canvas._backend.isExposed, timeout=10_000)  # the GL window can follow its container late
     yield top, canvas, view, rect
     canvas.close()
 
