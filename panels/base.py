@@ -1,8 +1,9 @@
 """The Panel contract: what the shell needs from every domain panel.
 
 The shell builds docks, the Export menu, session files, the CLI ``snapshot`` and the smoke tests from this
-contract alone, identically for every panel. A panel owns a config dataclass (the source of truth, not the
-widgets), runs its backend through :mod:`app.worker`, draws with vispy/pyqtgraph and offers exports.
+contract alone, identically for every panel. A panel's Qt-free model (:mod:`panels.model`) is the source of
+truth; the panel wires widgets to it, runs its backend through its own task set (:class:`app.worker.TaskSet`),
+draws with vispy/pyqtgraph and offers exports. Sessions are the model's state.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from PySide6.QtWidgets import QWidget
 
 from app.export import ExportAction, VideoSpec
 from app.worker import TaskSet
-from panels.model import PanelModel, config_from_dict, config_to_dict
+from panels.model import PanelModel
 
-__all__ = ["ExportAction", "VideoSpec", "Panel", "PanelModel", "config_from_dict", "config_to_dict"]
+__all__ = ["ExportAction", "VideoSpec", "Panel", "PanelModel"]
 
 
 class Panel(QWidget):
@@ -83,36 +84,25 @@ class Panel(QWidget):
     # -- sessions ---------------------------------------------------------------------------------------
     def state(self) -> dict:
         """JSON-able state (the model's): parameters, camera, time, selections."""
-        if "model" not in vars(self):  # transitional: panels not yet moved to a model
-            return {"params": config_to_dict(self.params())}
         return self.model.state()
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Large session arrays (painted fields, trained weights, the state shown), saved beside the JSON."""
-        return self.model.arrays() if "model" in vars(self) else {}
+        return self.model.arrays()
 
     def validate_state(self, state: dict, arrays: dict[str, np.ndarray] | None = None) -> Any:
         """Check a whole session state; raises ``UserError`` naming key and value; changes nothing."""
-        if "model" not in vars(self):  # transitional: a panel without a model checks in its own restore()
-            return state
         return self.model.validate_state(state, dict(arrays or {}))
 
     def restore(self, state: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
         """Validate, then apply; the widgets follow the model's events. Running tasks are cancelled first,
         so nothing computed for the old state lands on the new one."""
-        if "model" not in vars(self):  # transitional: panels not yet moved to a model
-            if "params" in state:
-                self.set_params(config_from_dict(type(self.params()), state["params"]))
-            return
         staged = self.validate_state(state, arrays)
         self.stop()
         self.apply_staged(staged)
 
     def apply_staged(self, staged: Any) -> None:
         """Apply a state that :meth:`validate_state` accepted (sessions validate every panel first)."""
-        if "model" not in vars(self):
-            self.restore(staged)
-            return
         self.model.apply(staged)
 
     def shutdown(self) -> None:

@@ -181,11 +181,6 @@ def config_to_dict(cfg: Any) -> dict:
     return {f.name: _jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
 
 
-def config_from_dict(cls: type, data: dict) -> Any:
-    """Rebuild a dataclass from :func:`config_to_dict` output, validated (see :func:`validate_params`)."""
-    return validate_params(cls, data)
-
-
 # -- the model base class ---------------------------------------------------------------------------------
 class PanelModel:
     """Base of every panel model. Subclasses set ``Params`` and extend the three state hooks.
