@@ -39,8 +39,8 @@ def rel_h1(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return (num / den).sqrt().mean()
 
 
-def _hminus1_weight(shape: tuple[int, ...], device) -> torch.Tensor:
-    ks = [torch.fft.fftfreq(s, 1.0 / s, device=device) for s in shape]
+def _hminus1_weight(shape: tuple[int, ...], device, dtype) -> torch.Tensor:
+    ks = [torch.fft.fftfreq(s, 1.0 / s, device=device, dtype=dtype) for s in shape]
     grids = torch.meshgrid(*ks, indexing="ij")
     k2 = sum(g**2 for g in grids)
     return 1.0 / (1.0 + 4 * math.pi**2 * k2)
@@ -53,7 +53,7 @@ def hminus1_sq(a: torch.Tensor, dims: int = 2) -> torch.Tensor:
     ah = (
         torch.fft.fftn(a, dim=tuple(range(-dims, 0))) / npts
     )  # Fourier coefficients: a = sum_k ah_k e^{2 pi i k x}
-    w = _hminus1_weight(spatial, a.device)
+    w = _hminus1_weight(spatial, a.device, a.real.dtype if a.is_complex() else a.dtype)
     return (ah.abs().pow(2) * w).reshape(a.shape[0], -1).sum(1)
 
 
