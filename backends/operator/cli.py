@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from backends.common import Progress, UserError, require
@@ -223,12 +224,19 @@ def cmd_train(args) -> int:
     out = _check_out(args.out, ".json")
     _check_not_input(out, args)
     cfg_t = _train_config(args, 1e-3)
-    train_data, test = _split(args)
     cfg = ModelConfig(
-        kind=args.model, in_channels=train_data.x.shape[1], out_channels=train_data.y.shape[1], modes=args.modes,
-        width=args.width, layers=args.layers, modes_t=args.modes_t, basis=args.basis, tokens=args.tokens,
-        patch=args.patch, levels=args.levels,
-    )  # fmt: skip
+        kind=args.model,
+        modes=args.modes,
+        width=args.width,
+        layers=args.layers,
+        modes_t=args.modes_t,
+        basis=args.basis,
+        tokens=args.tokens,
+        patch=args.patch,
+        levels=args.levels,
+    )  # fmt: skip  (ranges checked before the data are read)
+    train_data, test = _split(args)
+    cfg = replace(cfg, in_channels=train_data.x.shape[1], out_channels=train_data.y.shape[1])
     require(
         args.model != "fno3d" or train_data.kind in ("ns", "generic"), "fno3d is for Navier-Stokes sequences"
     )
