@@ -229,7 +229,8 @@ class OperatorLab:
         if "iterations_plain" in m and m.get("iterations"):
             line += (
                 f"; recycled CG {m['iterations']} iterations vs plain PCG {m['iterations_plain']} "
-                f"(x{m['iterations_plain'] / m['iterations']:.2f} fewer), {m['seconds']:.1f} s vs {m['seconds_plain']:.1f} s"
+                f"(x{m['iterations_plain'] / m['iterations']:.2f} fewer), "
+                f"{m['seconds']:.1f} s vs {m['seconds_plain']:.1f} s"
             )
         errs = self.test_errors()
         if errs is not None:
