@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--refine-epochs", type=int, default=3)
+    ap.add_argument("--refine-lr", type=float, default=1e-3)
     ap.add_argument("--modes", type=int, default=8)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
@@ -62,7 +63,7 @@ def main() -> None:
     pred = predict(model, te.x)
     before = {"rel_l2": evaluate(model, te)["rel_l2"], "hf": data.high_frequency_error(pred, te.y)}
     t0 = time.perf_counter()
-    tc = TrainConfig(epochs=args.refine_epochs, batch_size=10, lr=1e-3, schedule="none")
+    tc = TrainConfig(epochs=args.refine_epochs, batch_size=10, lr=args.refine_lr, schedule="none")
     for s in refine(model, tr, te, tc):
         print(
             f"refine epoch {s.epoch}: H^-1 loss {s.train_loss:.4g}, test rel L2 {s.test_l2:.4f}", flush=True
@@ -76,6 +77,7 @@ def main() -> None:
         "test": len(te),
         "epochs": args.epochs,
         "refine_epochs": args.refine_epochs,
+        "refine_lr": args.refine_lr,
         "before": before,
         "after": after,
         "median_wavenumber": data.median_wavenumber(ds.resolution),
