@@ -71,3 +71,11 @@ def test_spectral_refiner_starts_from_the_same_function_and_lowers_its_hminus1_l
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all(".convs.2." in n for n in trainable)  # only the last spectral conv
     assert np.abs(predict(model, te.x) - before).max() > 0
+
+
+def test_latent_spectral_model_learns_darcy(trained):
+    tr, te, _, _ = trained
+    model = make_model(ModelConfig(kind="lsm", width=8, levels=2, patch=3, tokens=2, basis=4), tr, 0)
+    untrained = evaluate(model, te)["rel_l2"]
+    hist = drain(train(model, tr, te, TrainConfig(epochs=8, batch_size=8, lr=5e-3)))
+    assert hist[-1].train_loss < 0.5 * hist[0].train_loss and hist[-1].test_l2 < 0.7 * untrained
