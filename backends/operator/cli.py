@@ -81,7 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--n", type=int, required=True, help="grid points per side (darcy 16..1024, ns 16..512)")
     g.add_argument("--seed", type=int, default=0, help=">= 0")
     g.add_argument("--tol", type=float, default=1e-8, help="darcy: CG relative residual, (0, 1e-2]")
-    g.add_argument("--compare", action="store_true", help="darcy: also solve by plain PCG and record savings")
+    g.add_argument("--solver", default="pcg", help="darcy: pcg (fastest here) | recycled (Krylov recycling)")
+    g.add_argument(
+        "--compare", action="store_true", help="darcy: also solve with the other solver, record both"
+    )
     g.add_argument("--nu", type=float, default=1e-3, help="ns: viscosity, [1e-6, 1] (FNO: 1e-3, 1e-4, 1e-5)")
     g.add_argument("--steps", type=int, default=None, help="ns: unit-time steps T, 2..200 (FNO: 50/30/20)")
     g.add_argument("--t-in", type=int, default=10, help="ns: given steps (inputs), 1..T-1 (default 10)")
@@ -199,7 +202,9 @@ def cmd_generate(args) -> int:
     require(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
     if args.model == "darcy":
         require(0 < args.tol <= 1e-2, f"--tol must be in (0, 1e-2], got {args.tol}")
-        gen = data.generate_darcy(args.n, args.count, seed=args.seed, tol=args.tol, compare=args.compare)
+        gen = data.generate_darcy(
+            args.n, args.count, seed=args.seed, tol=args.tol, solver=args.solver, compare=args.compare
+        )
     else:
         require(
             args.device in ("cpu", "cuda", "auto"), f"--device must be cpu, cuda or auto, got {args.device!r}"

@@ -4,7 +4,7 @@ A data set is a pair of arrays ``x`` (N, C_in, n, n) and ``y`` (N, C_out, n, n),
 
 - **Darcy** (FNO paper): x = a(x) in {3, 12} from a thresholded Gaussian random field, y = u solving
   ``-div(a grad u) = 1`` with zero Dirichlet data, on an n x n node grid including the boundary. Solved by
-  :mod:`backends.pde.darcy` (recycled deflated CG, sorted by similarity).
+  :mod:`backends.pde.darcy` (Jacobi-PCG, or recycled deflated CG over similarity-sorted systems).
 - **Navier-Stokes** (FNO paper): vorticity on the unit torus, forcing 0.1 (sin 2 pi (x+y) + cos 2 pi (x+y)),
   initial vorticity a periodic GRF (alpha 2.5, tau 7), snapshots every unit of time t = 0..T. x holds the first
   ``t_in`` snapshots and y the next ``t_out`` as channels ("time as channels"). Solved by
@@ -76,32 +76,44 @@ class OperatorData:
 
 
 # -- generation -----------------------------------------------------------------------------------------------
-def generate_darcy(
-    n: int, count: int, *, seed: int = 0, tol: float = 1e-8, compare: bool = False
-) -> Iterator[Progress]:
-    """Darcy pairs (a, u) at n x n by :func:`backends.pde.darcy.generate_dataset`; returns OperatorData.
+DARCY_SOLVERS = ("pcg", "recycled")
 
-    ``meta`` records the solver's iterations and seconds (recycled CG, and plain PCG when ``compare``)."""
-    from backends.pde.darcy import DarcyConfig, generate_dataset
+
+def generate_darcy(
+    n: int, count: int, *, seed: int = 0, tol: float = 1e-8, solver: str = "pcg", compare: bool = False
+) -> Iterator[Progress]:
+    """Darcy pairs (a, u) at n x n solved by :func:`backends.pde.darcy.solve_sequence`; returns OperatorData.
+
+    ``solver``: ``pcg`` (Jacobi-PCG, the default: the fastest here) or ``recycled`` (deflated CG with Krylov
+    recycling over similarity-sorted systems: about half the iterations, but at these sizes its dense
+    Rayleigh-Ritz refresh costs more CPU time than the iterations it saves; see docs/benchmarks/operator.md).
+    ``compare`` also solves with the other one; ``meta`` records iterations and seconds of each solver run."""
+    from backends.pde.darcy import DarcyConfig, darcy_coefficients, solve_sequence
 
     require(16 <= n <= MAX_RES, f"--n (Darcy resolution) must be in 16..{MAX_RES}, got {n}")
     require(1 <= count <= MAX_COUNT, f"--count must be in 1..{MAX_COUNT}, got {count}")
-    out = yield from generate_dataset(DarcyConfig(n=n, count=count, seed=seed, tol=tol), compare=compare)
-    meta = {
-        "generator": "backends.pde.darcy (recycled deflated CG)",
-        "n": n,
-        "seed": seed,
-        "tol": tol,
-        "iterations": int(out["iterations"].sum()),
-        "seconds": float(out["seconds"]),
-    }
-    if compare:
-        meta.update(
-            iterations_plain=int(out["iterations_plain"].sum()), seconds_plain=float(out["seconds_plain"])
-        )
-    x = out["a"][:, None].astype(np.float32)
-    y = out["u"][:, None].astype(np.float32)
-    return OperatorData(x, y, "darcy", meta)
+    require(solver in DARCY_SOLVERS, f"--solver must be one of {', '.join(DARCY_SOLVERS)}, got {solver!r}")
+    DarcyConfig(n=n, count=count, seed=seed, tol=tol)  # the solver's own range checks
+    a = darcy_coefficients(n, count, seed=seed)
+    runs = [solver] + ([s for s in DARCY_SOLVERS if s != solver] if compare else [])
+    meta = {"generator": f"backends.pde.darcy ({solver})", "solver": solver, "n": n, "seed": seed, "tol": tol}
+    u = None
+    for i, name in enumerate(runs):
+        rec = name == "recycled"
+        gen = solve_sequence(a, recycle=rec, sort=rec, tol=tol, label="recycled CG" if rec else "PCG")
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                res = stop.value
+                break
+            yield Progress((i + (p.fraction or 0.0)) / len(runs), p.message)
+        meta[f"iterations_{name}"] = int(res.iterations.sum())
+        meta[f"seconds_{name}"] = float(res.seconds)
+        if u is None:
+            u = res.u
+    meta["iterations"], meta["seconds"] = meta[f"iterations_{solver}"], meta[f"seconds_{solver}"]
+    return OperatorData(a[:, None].astype(np.float32), u[:, None].astype(np.float32), "darcy", meta)
 
 
 def generate_ns(

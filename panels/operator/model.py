@@ -226,11 +226,11 @@ class OperatorLab:
             f"({len(self.train_data)} train / {len(self.test_data)} test), {s['in_channels']} -> {s['out_channels']} ch"
         )
         m = self.data.meta
-        if "iterations_plain" in m and m.get("iterations"):
+        if "iterations_recycled" in m and "iterations_pcg" in m:
             line += (
-                f"; recycled CG {m['iterations']} iterations vs plain PCG {m['iterations_plain']} "
-                f"(x{m['iterations_plain'] / m['iterations']:.2f} fewer), "
-                f"{m['seconds']:.1f} s vs {m['seconds_plain']:.1f} s"
+                f"; recycled CG {m['iterations_recycled']} iterations in {m['seconds_recycled']:.1f} s vs "
+                f"plain PCG {m['iterations_pcg']} in {m['seconds_pcg']:.1f} s "
+                f"(x{m['iterations_pcg'] / max(m['iterations_recycled'], 1):.2f} fewer iterations)"
             )
         errs = self.test_errors()
         if errs is not None:

@@ -21,7 +21,8 @@ def test_darcy_pairs_solve_the_pde_and_follow_the_fno_convention():
         u = direct_solve(ds.x[i, 0].astype(float))
         assert np.abs(ds.y[i, 0] - u).max() < 1e-5 * np.abs(u).max()
     assert np.all(ds.y[:, :, 0, :] == 0) and np.all(ds.y[:, :, :, -1] == 0)  # zero Dirichlet
-    assert ds.meta["iterations"] > 0 and ds.meta["iterations_plain"] > 0
+    assert ds.meta["solver"] == "pcg" and ds.meta["iterations"] == ds.meta["iterations_pcg"] > 0
+    assert 0 < ds.meta["iterations_recycled"] < ds.meta["iterations_pcg"]  # recycling saves iterations
 
 
 def test_navier_stokes_sequences_are_unit_time_snapshots_of_the_solver():
