@@ -51,6 +51,12 @@ BUILTIN = (
         cli="backends.splat.cli:main",
         render_cli="panels.splat.render_cli:main",
     ),
+    PanelSpec(
+        "operator",
+        "Operator learning",
+        "panels.operator.panel:OperatorPanel",
+        cli="backends.operator.cli:main",
+    ),
 )
 
 

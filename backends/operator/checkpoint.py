@@ -1,0 +1,123 @@
+"""Checkpoints: ``DIR/weights.safetensors`` (tensors only, nothing is ever unpickled) + ``DIR/config.json``.
+
+The JSON holds the model configuration (enough to rebuild the network, normalisers included in the
+weights) and free-form training/data notes. Both files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from backends.common import UserError
+
+from .models import ModelConfig, OperatorModel
+
+FORMAT = "visual-lab-operator"
+VERSION = 1
+WEIGHTS = "weights.safetensors"
+CONFIG = "config.json"
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: dict) -> None:
+    """Strict JSON (no NaN/Infinity), atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(obj, indent=2, allow_nan=False)
+    _atomic_write(p, lambda tmp: Path(tmp).write_text(text + "\n"))
+
+
+def tensor_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict's tensors (neuraloperator adds a ``_metadata`` dict of Python objects: left out)."""
+    return {
+        k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)
+    }
+
+
+def save(directory: str | os.PathLike, model: OperatorModel, notes: dict | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    d = Path(directory)
+    if d.exists() and not d.is_dir():
+        raise UserError(f"--save-weights {d}: exists and is not a directory")
+    d.mkdir(parents=True, exist_ok=True)
+    state = tensor_state(model)
+    _atomic_write(d / WEIGHTS, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    write_json(
+        d / CONFIG, {"format": FORMAT, "version": VERSION, "model": model.cfg.to_dict(), **(notes or {})}
+    )
+    return d
+
+
+def read_config(directory: str | os.PathLike) -> dict:
+    d = Path(directory)
+    if not d.is_dir():
+        raise UserError(f"--weights {d}: not a directory (expected one holding {WEIGHTS} and {CONFIG})")
+    try:
+        meta = json.loads((d / CONFIG).read_text())
+    except FileNotFoundError:
+        raise UserError(f"--weights {d}: no {CONFIG}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"--weights {d / CONFIG}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UserError(f"--weights {d / CONFIG}: not a {FORMAT} checkpoint")
+    if meta.get("version") != VERSION:
+        raise UserError(
+            f"--weights {d / CONFIG}: unsupported version {meta.get('version')!r} (expected {VERSION})"
+        )
+    return meta
+
+
+def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[OperatorModel, dict]:
+    """Rebuild the model from ``config.json`` and load ``weights.safetensors``; any problem is one UserError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    d = Path(directory)
+    meta = read_config(d)
+    cfg = ModelConfig.from_dict(meta.get("model"))
+    path = d / WEIGHTS
+    if not path.is_file():
+        raise UserError(f"--weights {d}: no {WEIGHTS}")
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserError(
+            f"--weights {path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})"
+        ) from None
+    model = OperatorModel(cfg)
+    want = tensor_state(model)
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing or extra:
+        raise UserError(
+            f"--weights {path}: tensors do not match a {cfg.kind} model "
+            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, unexpected {extra[:3]})"
+        )
+    for k, v in state.items():
+        if v.shape != want[k].shape or v.dtype != want[k].dtype:
+            raise UserError(
+                f"--weights {path}: tensor {k} is {tuple(v.shape)} {v.dtype}, "
+                f"the model needs {tuple(want[k].shape)} {want[k].dtype}"
+            )
+        if not torch.isfinite(torch.view_as_real(v) if v.is_complex() else v).all():
+            raise UserError(f"--weights {path}: tensor {k} contains NaN or infinity")
+    model.load_state_dict(state)
+    return model.to(device).eval(), meta

@@ -1,0 +1,87 @@
+"""Operator-learning panel: train live, draw the selected test sample, exports, sessions."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from backends.common import UserError
+from backends.operator import checkpoint
+from backends.operator.train import predict
+from panels.operator.panel import OperatorPanel
+from panels.operator.render import VIRIDIS, colorize, shared_limits
+from tests.conftest import shared_data
+
+pytest.importorskip("neuralop")
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = OperatorPanel()
+    qtbot.addWidget(p)
+    p.resize(1200, 700)
+    p.show()
+    qtbot.waitExposed(p)
+    p.model.set_params(n=20, count=30, n_test=6, epochs=3, width=8, modes=4, batch_size=8)
+    yield p
+    p.shutdown()
+
+
+def test_advance_trains_and_the_views_show_what_the_model_holds(panel):
+    panel.advance(2)
+    m = panel.model
+    assert [h.epoch for h in m.history] == [1, 2] and m.prediction.shape == (6, 1, 20, 20)
+    assert "recycled CG" in panel.info.text() and "test rel L2" in panel.info.text()
+    panel.form.widget("sample").setValue(4)
+    assert m.params.sample == 4
+    f = m.sample_fields()
+    assert np.array_equal(panel.image_items["truth"].image, m.test_data.y[4, 0].T)
+    assert np.allclose(f["error"], m.prediction[4, 0] - m.test_data.y[4, 0])
+    assert np.allclose(panel.c_test.yData, [h.test_l2 for h in m.history])  # raw data (the axis is log)
+    # the exported picture: the truth tile's centre pixel has the shared-scale colour of the truth there
+    img = panel.render((840, 200))
+    lo, hi = shared_limits(f)
+    tile = (840 - 21 - 5 * 4) // 4
+    cy, cx = (200 - tile) // 2 + tile // 2, 4 + tile + 4 + tile // 2
+    expected = colorize(
+        f["truth"][tile // 2 * 20 // tile, tile // 2 * 20 // tile][None, None], lo, hi, VIRIDIS
+    )[0, 0]
+    assert np.abs(img[cy, cx, :3].astype(int) - expected).max() <= 1
+
+
+def test_exports_metrics_predictions_and_weights(panel, tmp_path):
+    panel.advance(2)
+    acts = {a.label: a for a in panel.exports()}
+    acts["Metrics CSV"].write(tmp_path / "m.csv")
+    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
+    assert [float(r["test_l2"]) for r in rows] == pytest.approx([h.test_l2 for h in panel.model.history])
+    acts["Predictions NPZ"].write(tmp_path / "p.npz")
+    with np.load(tmp_path / "p.npz") as z:
+        assert np.array_equal(z["prediction"], panel.model.prediction)
+        err = np.linalg.norm((z["prediction"] - z["y"]).reshape(6, -1), axis=1) / np.linalg.norm(
+            z["y"].reshape(6, -1), axis=1
+        )
+        assert np.allclose(z["rel_l2"], err, rtol=1e-5)
+    acts["Weights (checkpoint directory)"].write(tmp_path / "w.ckpt")
+    net, _ = checkpoint.load(tmp_path / "w.ckpt")
+    assert np.allclose(predict(net, panel.model.test_data.x), panel.model.prediction, atol=1e-6)
+    acts["Test sample PNG"].write(tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_session_restore_is_all_or_nothing(panel):
+    before = panel.model.params
+    with pytest.raises(UserError):
+        panel.restore({"params": {"n": 64, "modes": 0}})
+    assert panel.model.params == before
+    panel.restore({"params": {"n": 64, "modes": 6}, "history": []})
+    assert panel.model.params.n == 64 and panel.form.values()["modes"] == 6
+
+
+@pytest.mark.data
+def test_opens_the_neuraloperator_darcy_set(panel):
+    panel.open_path(shared_data("operator", "darcy_test_16.pt"))
+    assert len(panel.model.test_data) == 6 and panel.model.data.resolution == 16
+    assert "darcy from darcy_test_16.pt: 50 samples" in panel.info.text()
