@@ -108,13 +108,22 @@ def cmd_snapshot(argv: list[str]) -> int:
         "reproduces the figure that wrote the session)",
     )
     ap.add_argument("--session", help="session file (e.g. an export's FILE.session.json) to restore first")
+    ap.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace FILE.png, FILE.window.png and the sidecar if they exist",
+    )
     args = ap.parse_args(argv)
 
     from app import export, registry, session
 
     registry.spec(args.panel)
     size = export.parse_size(args.size)
-    out = export.check_writable(args.out)
+    out = export.check_writable(args.out, suffixes=(".png",), inputs=[args.session] if args.session else ())
+    derived = [out, out.with_name(out.stem + ".window.png"), export.sidecar_path(out)]
+    existing = [p for p in derived if p.exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{existing[0]} exists: choose another --out or add --overwrite")
     steps = args.steps if args.steps is not None else (0 if args.session else 10)
     if not 0 <= steps <= 100_000:
         raise UserError(f"--steps must be in 0..100000, got {steps}")

@@ -19,10 +19,10 @@ DATA = ROOT.parent / "shared" / "data"
 
 # (file name, argv after `visual-lab`, needs shared data)
 FIGURES = [
-    ("threebody.png", ["snapshot", "threebody", "--size", "960x600", "--steps", "400"], False),
-    ("pde.png", ["snapshot", "pde", "--size", "960x600", "--steps", "200"], False),
-    ("diffusion.png", ["snapshot", "diffusion", "--size", "960x600", "--steps", "1500"], False),
-    ("trajectory.png", ["snapshot", "trajectory", "--size", "960x600", "--steps", "3"], False),
+    ("threebody.png", ["snapshot", "threebody", "--size", "960x600", "--steps", "400", "--overwrite"], False),
+    ("pde.png", ["snapshot", "pde", "--size", "960x600", "--steps", "200", "--overwrite"], False),
+    ("diffusion.png", ["snapshot", "diffusion", "--size", "960x600", "--steps", "1500", "--overwrite"], False),
+    ("trajectory.png", ["snapshot", "trajectory", "--size", "960x600", "--steps", "3", "--overwrite"], False),
     (
         "splat_guitar.png",
         [

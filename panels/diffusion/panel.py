@@ -26,6 +26,7 @@ from backends.diffusion.live import (
     train_job,
 )
 from backends.diffusion.pipeline import LABELS, generate
+from backends.safeio import write_text
 from panels.base import Panel
 from panels.widgets import ParamForm, bind_form, fill_with_splitter, param_fields
 
@@ -307,7 +308,7 @@ class DiffusionPanel(Panel):
             for a, b, c in zip(sx, sy, cols)
         ]
         parts.append("</svg>")
-        p.write_text("\n".join(parts))
+        write_text(p, "\n".join(parts))
 
     def _export_samples(self, path: Path) -> None:
         res = self._need_result()

@@ -69,13 +69,19 @@ def test_panels_do_not_import_heavy_modules():
         (["snapshot", "PANEL", "--out", "/nonexistent-dir/x.png"], "does not exist"),
         (["snapshot", "PANEL", "--out", "OUT", "--session", "missing.json"], "session file not found"),
         (["snapshot", "PANEL", "--out", "OUT", "--session", "CORRUPT"], "corrupt"),
+        (["snapshot", "PANEL", "--out", "x.jpg"], "must end in .png"),
+        (["snapshot", "PANEL", "--out", "EXISTING"], "exists: choose another --out or add --overwrite"),
+        (["snapshot", "PANEL", "--out", "OUT", "--steps", "1000000000"], "--steps must be in 0..100000"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     key = next(iter(registry.panels()))
     corrupt = tmp_path / "corrupt.json"
     corrupt.write_text("{oops")
+    existing = tmp_path / "existing.png"
+    existing.write_bytes(b"previous")
     subst = {
+        "EXISTING": str(existing),
         "PANEL": key,
         "OUT": str(tmp_path / "o.png"),
         "CORRUPT": str(corrupt),
@@ -85,6 +91,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     assert r.returncode == 2
     assert message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert existing.read_bytes() == b"previous"
 
 
 def test_debug_shows_traceback():
