@@ -504,7 +504,7 @@ class MainWindow(QMainWindow):
         """Write one export and its sidecar session file; errors become a dialog."""
         self.setCursor(Qt.CursorShape.WaitCursor)
         try:
-            export.check_writable(path)
+            export.check_writable(path, suffixes=tuple("." + s for s in action.suffixes))
             action.write(Path(path))
             export.write_sidecar(path, self.session_data(only=[self._active] if self._active else None))
         except Exception as exc:  # noqa: BLE001
