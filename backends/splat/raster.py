@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backends.common import Progress, UserError
+from backends.common import Progress, UserError, drain
 from backends.splat.camera import Camera
 from backends.splat.gaussians import Gaussians
 from backends.splat.sh import eval_sh_colors
@@ -206,12 +206,7 @@ def render(
     sh_degree: int | None = None,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    gen = render_gen(g, cam, background, time, sh_degree, device)
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
+    return drain(render_gen(g, cam, background, time, sh_degree, device))
 
 
 def to_rgba8(img: np.ndarray) -> np.ndarray:
