@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0) if isinstance(exc.code, int) else 2
     except KeyboardInterrupt:
         return _fail("interrupted")
-    except Exception as exc:  # noqa: BLE001 - one line for users, the trace with --debug
+    except Exception as exc:  # one line for users, the trace with --debug
         if debug:
             raise
         from backends.common import UserError

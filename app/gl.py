@@ -55,5 +55,5 @@ def gl_info() -> dict[str, str]:
         finally:
             canvas.close()
         return info
-    except Exception as exc:  # noqa: BLE001 - any failure means "no usable GL"
+    except Exception as exc:  # any failure means "no usable GL"
         return {"error": f"{type(exc).__name__}: {exc}"}

@@ -68,7 +68,7 @@ def _external() -> list[PanelSpec]:
             spec = spec() if callable(spec) and not isinstance(spec, PanelSpec) else spec
             if isinstance(spec, PanelSpec):
                 specs.append(spec)
-        except Exception:  # noqa: BLE001 - a broken plug-in must not stop the app
+        except Exception:  # a broken plug-in must not stop the app
             continue
     return specs
 

@@ -95,13 +95,13 @@ class _Encoder(threading.Thread):
                 if frame is None:
                     break
                 writer.append_data(frame)
-        except Exception as exc:  # noqa: BLE001 - reported to the GUI as one line
+        except Exception as exc:  # reported to the GUI as one line
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             if writer is not None:
                 try:
                     writer.close()
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     self.error = self.error or f"{type(exc).__name__}: {exc}"
 
 
@@ -156,7 +156,7 @@ class VideoJob(QObject):
             u = self._i / (n - 1)
             try:
                 self._pending = _to_rgb8(self.spec.frame(u, self.options.size), self.options.size)
-            except Exception as exc:  # noqa: BLE001 - a failed frame ends the export with a dialog
+            except Exception as exc:  # a failed frame ends the export with a dialog
                 self._encoder.error = (
                     str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
                 )
@@ -186,7 +186,7 @@ class VideoJob(QObject):
         if self.spec.end is not None:
             try:
                 self.spec.end()
-            except Exception:  # noqa: BLE001 - restoring the view must not hide the export's outcome
+            except Exception:  # restoring the view must not hide the export's outcome
                 pass
         if cancelled or self._encoder.error:
             self._encoder.abort.set()

@@ -228,7 +228,7 @@ class MainWindow(QMainWindow):
             panel.status.connect(lambda msg, k=key: self.panel_message(k, msg))
             self.panels[key] = panel
             self.docks[key].setWidget(panel)
-        except Exception as exc:  # noqa: BLE001 - one broken panel must not take the app down
+        except Exception as exc:  # one broken panel must not take the app down
             self.docks[key].setWidget(QLabel(f"This panel failed to load:\n{type(exc).__name__}: {exc}"))
             self.show_error(f"panel {key!r} failed to load: {exc}", traceback.format_exc())
 
@@ -335,7 +335,7 @@ class MainWindow(QMainWindow):
             if panel.open_filter and _filter_accepts(panel.open_filter, path):
                 try:
                     panel.open_path(path)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     self.show_error(f"cannot open {path}: {exc}", _trace_unless_user(exc))
                     return False
                 self.activate(key)
@@ -371,7 +371,7 @@ class MainWindow(QMainWindow):
             try:
                 states[key] = panel.state()
                 arrays[key] = panel.arrays()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self.log(f"[{key}] state not saved: {exc}")
         return session.build(states, self._active, arrays)
 
@@ -383,7 +383,7 @@ class MainWindow(QMainWindow):
     def save_session(self, path: Path) -> bool:
         try:
             session.save(path, self.session_data())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.show_error(f"cannot save session: {exc}", _trace_unless_user(exc))
             return False
         settings.add_recent(path)
@@ -401,7 +401,7 @@ class MainWindow(QMainWindow):
             restored = session.apply(data, self.panels)
             if not restored and data["panels"]:
                 raise UserError(f"{path} holds no open panel ({', '.join(data['panels'])})")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.show_error(str(exc), _trace_unless_user(exc))
             return False
         if data.get("active") in self.docks:
@@ -474,7 +474,7 @@ class MainWindow(QMainWindow):
         key = self._active
         try:
             job = video.VideoJob(spec, path, options, self)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.show_error(f"export failed: {exc}", _trace_unless_user(exc))
             return False
         settings.settings().setValue("export_size", f"{options.size[0]}x{options.size[1]}")
@@ -482,7 +482,7 @@ class MainWindow(QMainWindow):
         def done(p: Path) -> None:
             try:
                 export.write_sidecar(p, self.session_data(only=[key] if key else None))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self.show_error(f"sidecar not written: {exc}", _trace_unless_user(exc))
             self.log(
                 f"exported {p} ({options.size[0]}x{options.size[1]}, {options.frames} frames)", status=True
@@ -507,7 +507,7 @@ class MainWindow(QMainWindow):
             export.check_writable(path, suffixes=tuple("." + s for s in action.suffixes))
             action.write(Path(path))
             export.write_sidecar(path, self.session_data(only=[self._active] if self._active else None))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.show_error(f"export failed: {exc}", _trace_unless_user(exc))
             return False
         finally:
@@ -673,7 +673,7 @@ class MainWindow(QMainWindow):
             dock.show()
         self.log("layout reset", status=True)
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event) -> None:  # Qt override
         s = settings.settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState(LAYOUT_VERSION))
@@ -693,7 +693,7 @@ class MainWindow(QMainWindow):
         for panel in self.panels.values():
             try:
                 panel.shutdown()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 self.log(traceback.format_exc())
         manager().stop_all()
 

@@ -105,7 +105,7 @@ class Task(QObject):
         except MemoryError:
             self.error = "out of memory: try a smaller size, count or batch"
             self.failed.emit(self.error, traceback.format_exc())
-        except Exception as exc:  # noqa: BLE001 - every failure must reach the user, never kill the app
+        except Exception as exc:  # every failure must reach the user, never kill the app
             self.error = f"{type(exc).__name__}: {exc}"
             self.failed.emit(self.error, traceback.format_exc())
         finally:
@@ -117,7 +117,7 @@ class _Runner(QThread):
         super().__init__()
         self._task = task
 
-    def run(self) -> None:  # noqa: D401 - Qt override
+    def run(self) -> None:  # Qt override
         self._task._run()
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,12 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def drain(gen, on_yield=None):
-    """Run a long-work generator to its end and return its result (headless callers: tests, benches).
+_Y = TypeVar("_Y")
+_R = TypeVar("_R")
+
+
+def drain(gen: Generator[_Y, Any, _R], on_yield: Callable[[_Y], object] | None = None) -> _R:
+    """Run a long-work generator to its end and return its result (headless callers: CLI, tests, benches).
     ``on_yield`` sees every yielded item (e.g. to print progress)."""
     while True:
         try:

@@ -187,7 +187,7 @@ def load_weights(path: PathLike, what: str = "weights") -> Any:
     p = _existing(path, what)
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unreadable or unsafe: one line either way
+    except Exception as exc:  # unreadable or unsafe: one line either way
         import pickle
 
         text = str(exc)

@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends.batch import EscapeMap, Study  # noqa: E402
-from backends.batch.schedulers import local_cluster  # noqa: E402
+from backends.batch import EscapeMap, Study
+from backends.batch.schedulers import local_cluster
 
 
 def _warm() -> None:

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends.pde.ns import NavierStokes2D, NSConfig  # noqa: E402
+from backends.pde.ns import NavierStokes2D, NSConfig
 
 
 def sync(dev: torch.device) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 GUITAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "splat" / "guitar.compressed.ply"
 

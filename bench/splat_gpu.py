@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from backends.splat import camera as cm  # noqa: E402
-from backends.splat import raster  # noqa: E402
-from bench.splat_common import synthetic_scene  # noqa: E402
+from backends.splat import camera as cm
+from backends.splat import raster
+from bench.splat_common import synthetic_scene
 
 
 def time_device(g, cam, device: str, repeats: int) -> tuple[float, np.ndarray]:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from backends.splat import io  # noqa: E402
-from bench.splat_common import synthetic_scene  # noqa: E402
+from backends.splat import io
+from bench.splat_common import synthetic_scene
 
 
 def main() -> None:

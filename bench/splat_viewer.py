@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def onscreen(g, w: int, h: int, seconds: float, moving_fps: float, viewer: str, full: bool = False) -> dict:

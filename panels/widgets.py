@@ -41,20 +41,20 @@ class Field:
 
 
 class _LogSpinBox(QDoubleSpinBox):
-    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+    def stepBy(self, steps: int) -> None:  # Qt override
         v = self.value() or self.minimum() or 1e-12
         self.setValue(v * (2.0**steps))
 
-    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
+    def textFromValue(self, value: float) -> str:  # Qt override
         return f"{value:.4g}"
 
-    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
+    def valueFromText(self, text: str) -> float:  # Qt override
         try:
             return float(text)
         except ValueError:
             return self.value()
 
-    def validate(self, text, pos):  # noqa: D401 - Qt override: accept scientific notation while typing
+    def validate(self, text, pos):  # Qt override: accept scientific notation while typing
         from PySide6.QtGui import QValidator
 
         try:

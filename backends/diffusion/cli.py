@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from backends.common import UserError, require
+from backends.common import UserError, drain, require
 from backends.options import ArgParser, Bound, check, check_device, require_memory
 from backends.safeio import check_writable, write_npz
 
@@ -100,20 +100,12 @@ def _check_memory(a, dim: int) -> None:
     )
 
 
-def _drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
-
-
 def build_model(a, dataset) -> Generative:
     if a.model == "exact":
         return exact_model(dataset, Interpolant(a.path, a.gamma))
     if a.model == "lightsb":
         cfg = LightSBConfig(eps=a.eps, steps=a.train_steps, batch=a.batch, seed=a.seed)
-        model, losses = _drain(
+        model, losses = drain(
             fit_lightsb(
                 lambda n, rng: rng.standard_normal((n, dataset.dim)), dataset.sample, dataset.dim, cfg
             )
@@ -143,7 +135,7 @@ def build_model(a, dataset) -> Generative:
         gamma=a.gamma,
         seed=a.seed,
     )
-    tr = _drain(train(dataset, cfg, a.device))
+    tr = drain(train(dataset, cfg, a.device))
     if a.weights_out:
         tr.save(a.weights_out)
     return from_trained(tr)

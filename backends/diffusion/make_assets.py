@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from backends.common import drain
+
 from .data import make_dataset
 from .models import TrainConfig, train
 
@@ -27,15 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     cfg = TrainConfig(**{**DIGITS_CONFIG.__dict__, "steps": a.steps})
     t = time.perf_counter()
-    gen = train(make_dataset("digits"), cfg)
-    while True:
-        try:
-            p = next(gen)
-            if p.data.step % 500 == 0:
-                print(p.message, flush=True)
-        except StopIteration as stop:
-            tr = stop.value
-            break
+
+    def report(p) -> None:
+        if p.data.step % 500 == 0:
+            print(p.message, flush=True)
+
+    tr = drain(train(make_dataset("digits"), cfg), report)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     tr.save(a.out)
     print(f"wrote {a.out} after {time.perf_counter() - t:.0f} s, final loss {tr.losses[-200:].mean():.4f}")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from backends.common import Progress, UserError, require
+from backends.common import Progress, UserError, drain, require
 from backends.safeio import check_writable, load_weights, write_bytes
 
 from .data import Dataset
@@ -397,9 +397,4 @@ def train(dataset: Dataset, cfg: TrainConfig, device: str | torch.device = "cpu"
 
 
 def train_to_end(dataset: Dataset, cfg: TrainConfig, device: str | torch.device = "cpu") -> Trained:
-    gen = train(dataset, cfg, device)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(train(dataset, cfg, device))

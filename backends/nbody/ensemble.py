@@ -148,7 +148,7 @@ def _small_batch(mass, pos, vel, t_end, tol, escape_radius, close_radius, max_st
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _acc(x, mass, I, J, eps2: float = 0.0):  # noqa: E741
+def _acc(x, mass, I, J, eps2: float = 0.0):
     """x (..., N, 3) -> accelerations (..., N, 3) via pair list (I < J), Plummer-softened by eps2."""
     import torch
 
@@ -161,7 +161,7 @@ def _acc(x, mass, I, J, eps2: float = 0.0):  # noqa: E741
     return a
 
 
-def _energy(x, v, mass, I, J, eps2: float = 0.0):  # noqa: E741
+def _energy(x, v, mass, I, J, eps2: float = 0.0):
     import torch
 
     kin = 0.5 * (mass * (v * v).sum(-1)).sum(-1)
@@ -288,7 +288,7 @@ def _torch_batch(
     bsz, n, _ = pos.shape
     m = torch.as_tensor(np.asarray(mass, float), dtype=f64, device=dev)
     iu = np.triu_indices(n, 1)
-    I = torch.as_tensor(iu[0], device=dev)  # noqa: E741
+    I = torch.as_tensor(iu[0], device=dev)
     J = torch.as_tensor(iu[1], device=dev)
     T = lambda a: torch.as_tensor(np.asarray(a, float), dtype=f64, device=dev)  # noqa: E731
     cx1, linv, cg2b, deriv = T(CX[1:]), T(LINV), T(C_G2B), T(DERIV)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backends.common import Progress, UserError
+from backends.common import Progress, UserError, drain
 from backends.nbody.core import System, angular_momentum, energy, preset, to_com_frame
 from backends.nbody.events import Event, EventDetector
 from backends.nbody.integrators import IAS15, RK4, Hermite, Integrator, Leapfrog
@@ -262,9 +262,4 @@ def simulate(
 
 def run(system: System | None, cfg: RunConfig) -> RunResult:
     """Run :func:`simulate` to the end and return the result."""
-    gen = simulate(system, cfg, yield_every_s=math.inf)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(simulate(system, cfg, yield_every_s=math.inf))

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from backends.common import UserError
+from backends.common import UserError, drain
 from backends.nbody.learned import (
     ACTIONS,
     DEFAULT_POLICY,
@@ -150,15 +150,13 @@ def main(argv: list[str]) -> int:
         ),
     )
     t0 = time.perf_counter()
-    gen = train(cfg)
-    while True:
-        try:
-            ep, r, _ = next(gen)
-            if ep % 10 == 0 or ep == cfg.episodes:
-                print(f"episode {ep}: reward {r:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        except StopIteration as stop:
-            pol = stop.value
-            break
+
+    def report(item) -> None:
+        ep, r, _ = item
+        if ep % 10 == 0 or ep == cfg.episodes:
+            print(f"episode {ep}: reward {r:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    pol = drain(train(cfg), report)
     out = pol.save(args.out)
     print(f"trained {cfg.episodes} episodes in {time.perf_counter() - t0:.0f} s -> {out}")
     return 0

@@ -19,21 +19,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from backends.common import Progress, UserError, require
+from backends.common import Progress, UserError, drain, require
 
 
 def _progress(gen, quiet: bool):
     """Drive a generator, printing progress / epoch lines on stderr; return its value."""
     last = 0.0
-    while True:
-        try:
-            item = next(gen)
-        except StopIteration as stop:
-            if not quiet and isinstance(last, float) and last > 0:
-                sys.stderr.write("\n")
-            return stop.value
+
+    def report(item) -> None:
+        nonlocal last
         if quiet:
-            continue
+            return
         if isinstance(item, Progress):
             now = time.monotonic()
             if now - last > 0.3 or item.fraction == 1.0:
@@ -45,6 +41,11 @@ def _progress(gen, quiet: bool):
                 f"epoch {item.epoch}/{item.epochs}: loss {item.train_loss:.4g}, test rel L2 {item.test_l2:.4g}, "
                 f"{item.seconds:.1f} s\n"
             )
+
+    value = drain(gen, report)
+    if not quiet and last > 0:
+        sys.stderr.write("\n")
+    return value
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from backends.common import Progress, UserError
+from backends.common import Progress, UserError, drain
 from backends.options import ArgParser, Bound, check, check_device, require_memory
 from backends.safeio import check_writable, write_npz
 
@@ -133,22 +133,23 @@ def _check_budget(args) -> None:
 def _progress(gen, quiet: bool):
     """Drive a generator, drawing a text progress bar on stderr; return its value."""
     last = 0.0
-    try:
-        while True:
-            item = next(gen)
-            if quiet or not isinstance(item, Progress):
-                continue
-            now = time.monotonic()
-            if now - last > 0.2 or item.fraction == 1.0:
-                f = item.fraction or 0.0
-                bar = "#" * int(30 * f)
-                sys.stderr.write(f"\r[{bar:<30}] {100 * f:5.1f}% {item.message[:60]:<60}")
-                sys.stderr.flush()
-                last = now
-    except StopIteration as stop:
-        if not quiet:
-            sys.stderr.write("\n")
-        return stop.value
+
+    def report(item) -> None:
+        nonlocal last
+        if quiet or not isinstance(item, Progress):
+            return
+        now = time.monotonic()
+        if now - last > 0.2 or item.fraction == 1.0:
+            f = item.fraction or 0.0
+            bar = "#" * int(30 * f)
+            sys.stderr.write(f"\r[{bar:<30}] {100 * f:5.1f}% {item.message[:60]:<60}")
+            sys.stderr.flush()
+            last = now
+
+    value = drain(gen, report)
+    if not quiet:
+        sys.stderr.write("\n")
+    return value
 
 
 def _sim_kwargs(args, model: str) -> dict:
@@ -192,15 +193,15 @@ def _run_field(args) -> int:
     frames, error = [], None
     gen = run(sim, t_end, args.frames)
     t0 = time.perf_counter()
+
+    def record(p) -> None:
+        frames.append(p.data)
+        if not args.quiet:
+            f = p.fraction or 0.0
+            sys.stderr.write(f"\r[{'#' * int(30 * f):<30}] {100 * f:5.1f}% {p.message[:60]:<60}")
+
     try:
-        while True:
-            p = next(gen)
-            frames.append(p.data)
-            if not args.quiet:
-                f = p.fraction or 0.0
-                sys.stderr.write(f"\r[{'#' * int(30 * f):<30}] {100 * f:5.1f}% {p.message[:60]:<60}")
-    except StopIteration:
-        pass
+        drain(gen, record)  # the frames are the result; a blow-up keeps those recorded so far
     except BlowUp as exc:
         error = str(exc)
     if not args.quiet:

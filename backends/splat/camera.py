@@ -50,11 +50,11 @@ class Camera:
             )
 
     @property
-    def K(self) -> np.ndarray:  # noqa: N802 - the usual name
+    def K(self) -> np.ndarray:  # the usual name
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1.0]])
 
     @property
-    def R(self) -> np.ndarray:  # noqa: N802
+    def R(self) -> np.ndarray:
         return self.viewmat[:3, :3]
 
     @property
@@ -92,9 +92,9 @@ class Camera:
         )
 
 
-def from_viewmat_K(viewmat, K, width: int, height: int) -> Camera:  # noqa: N803
+def from_viewmat_K(viewmat, K, width: int, height: int) -> Camera:
     """gsplat-style camera: world-to-camera 4x4 and 3x3 intrinsics."""
-    K = np.asarray(K, dtype=np.float64)  # noqa: N806
+    K = np.asarray(K, dtype=np.float64)
     return Camera(
         np.asarray(viewmat, np.float64), K[0, 0], K[1, 1], K[0, 2], K[1, 2], int(width), int(height)
     )

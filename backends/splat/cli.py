@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common import Progress, UserError, parse_size
+from backends.common import Progress, UserError, drain, parse_size
 from backends.options import ArgParser, Bound, check, check_device
 from backends.safeio import check_writable, write_bytes
 from backends.splat import camera as cm
@@ -58,18 +58,18 @@ def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
 
 
 def _load_with_progress(paths: list[str], quiet: bool):
+    last = 0.0
+
+    def report(item) -> None:
+        nonlocal last
+        if isinstance(item, Progress) and not quiet and time.monotonic() - last > 1.0:
+            print(f"  {item.message}", file=sys.stderr)
+            last = time.monotonic()
+
     scenes = []
     for p in paths:
-        gen = io.load_gen(p)
         last = 0.0
-        try:
-            while True:
-                item = next(gen)
-                if isinstance(item, Progress) and not quiet and time.monotonic() - last > 1.0:
-                    print(f"  {item.message}", file=sys.stderr)
-                    last = time.monotonic()
-        except StopIteration as stop:
-            scenes.append(stop.value)
+        scenes.append(drain(io.load_gen(p), report))
     if len(scenes) == 1:
         return scenes[0]
     from backends.splat.gaussians import concat
@@ -215,12 +215,7 @@ def render_main(argv: list[str], gl_renderer=None) -> int:
 
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             raise UserError("--device cuda requested but no CUDA GPU is available")
-        gen = raster.render_gen(g, camera, bg, time=args.time, device=args.device)
-        try:
-            while True:
-                next(gen)
-        except StopIteration as stop:
-            rgba = raster.to_rgba8(stop.value)
+        rgba = raster.to_rgba8(drain(raster.render_gen(g, camera, bg, time=args.time, device=args.device)))
     _save_png(args.out, rgba)
     print(
         f"rendered {g.count:,} Gaussians at {w}x{h} with the {args.renderer} renderer in "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common import Progress, UserError
+from backends.common import Progress, UserError, drain
 from backends.safeio import atomic_write, check_writable
 from backends.splat.gaussians import SH_C0, Gaussians, normalize_quats
 from backends.splat.memory import _check_memory, memory_estimate  # noqa: F401 - memory_estimate: API
@@ -730,24 +730,8 @@ def load_gen(path: str | os.PathLike, validate: bool = True) -> Iterator:
     return g
 
 
-def run_gen(gen):
-    """Drive a generator to completion and return its value (for scripts, tests and the CLI)."""
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
-
-
 def load(path: str | os.PathLike, validate: bool = True) -> Gaussians:
-    return run_gen(load_gen(path, validate))
-
-
-def load_many(paths: list[str | os.PathLike]) -> Gaussians:
-    """Several files as one scene with ``extras['block']`` = file index."""
-    from backends.splat.gaussians import concat
-
-    return concat([load(p) for p in paths])
+    return drain(load_gen(path, validate))
 
 
 # -- writers ----------------------------------------------------------------------------------------------

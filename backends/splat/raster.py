@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backends.common import Progress, UserError
+from backends.common import Progress, UserError, drain
 from backends.splat.camera import Camera
 from backends.splat.gaussians import Gaussians
 from backends.splat.sh import eval_sh_colors
@@ -121,7 +121,7 @@ def rasterize_gen(
     opac_t = torch.as_tensor(np.asarray(opacities, np.float32), device=dev)
     col_t = torch.as_tensor(np.asarray(colors, np.float32), device=dev)
     bg = torch.as_tensor(np.asarray(background, np.float32), device=dev)
-    H, W = cam.height, cam.width  # noqa: N806
+    H, W = cam.height, cam.width
     img = torch.empty((H, W, 3), dtype=dt, device=dev)
     alpha_img = torch.empty((H, W), dtype=dt, device=dev)
     p = project(means_t, covs_t, cam)
@@ -139,8 +139,8 @@ def rasterize_gen(
             x0, y0 = tx * TILE, ty * TILE
             w, h = min(TILE, W - x0), min(TILE, H - y0)
             n = counts_l[tid]
-            T = torch.ones(TILE * TILE, dtype=dt, device=dev)  # noqa: N806
-            C = torch.zeros((TILE * TILE, 3), dtype=dt, device=dev)  # noqa: N806
+            T = torch.ones(TILE * TILE, dtype=dt, device=dev)
+            C = torch.zeros((TILE * TILE, 3), dtype=dt, device=dev)
             if n:
                 done = torch.zeros(TILE * TILE, dtype=torch.bool, device=dev)
                 s0 = starts_l[tid]
@@ -158,8 +158,8 @@ def rasterize_gen(
                     inc = tcum >= 1e-4
                     tbefore = torch.cat([T[None], tcum[:-1]], 0)
                     wgt = torch.where(inc, a * tbefore, torch.zeros_like(a))
-                    C = C + wgt.T @ col_p[idx]  # noqa: N806
-                    T = T * torch.prod(torch.where(inc, 1 - a, torch.ones_like(a)), 0)  # noqa: N806
+                    C = C + wgt.T @ col_p[idx]
+                    T = T * torch.prod(torch.where(inc, 1 - a, torch.ones_like(a)), 0)
                     done = done | (~inc).any(0)
                     if bool(done.all()):
                         break
@@ -206,12 +206,7 @@ def render(
     sh_degree: int | None = None,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    gen = render_gen(g, cam, background, time, sh_degree, device)
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
+    return drain(render_gen(g, cam, background, time, sh_degree, device))
 
 
 def to_rgba8(img: np.ndarray) -> np.ndarray:

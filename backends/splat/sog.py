@@ -134,7 +134,7 @@ def _image(files: _Files, name: str, count: int, *, exact_width: int | None = No
             rgba = np.asarray(im.convert("RGBA"), dtype=np.uint8)
     except UserError:
         raise
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt images
+    except Exception as exc:  # Pillow raises many types for corrupt images
         raise UserError(f"{files.label(name)}: not a readable image ({type(exc).__name__}: {exc})") from None
     return rgba.reshape(-1, 4)
 
@@ -301,7 +301,7 @@ def _read_shn(files: _Files, meta: dict, count: int, v1: bool, label: str) -> np
         try:
             with Image.open(io.BytesIO(data)) as im:
                 width = im.size[0]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise UserError(f"{files.label(names[0])}: not a readable image ({exc})") from None
         bands = _V1_SHN_WIDTH_TO_BANDS.get(width)
         if bands is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.common import UserError
+from backends.common import UserError, drain
 from backends.options import ArgParser, Bound, check
 from backends.safeio import check_writable, json_safe, write_json
 from backends.trajectory.data import SCENES, available_scenes, load_split
@@ -67,16 +67,13 @@ def evaluate_scene(
         cfg = ETConfig(
             k=k, num_samples=anchors, static_dist=STATIC_DIST.get(scene, 0.353), epochs=epochs, seed=seed
         )
+
+        def report(p) -> None:
+            if p.data is not None:  # epoch summaries only
+                log(f"  [{scene}] {p.message}")
+
         t = time.perf_counter()
-        gen = train_eigentrajectory(cfg, train, val)
-        while True:
-            try:
-                p = next(gen)
-                if p.data is not None:
-                    log(f"  [{scene}] {p.message}")
-            except StopIteration as stop:
-                et = stop.value
-                break
+        et = drain(train_eigentrajectory(cfg, train, val), report)
         out["train_seconds"] = time.perf_counter() - t
         out["epochs"] = epochs
         if et.history is not None and et.history.val_minfde:

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from backends.common import Progress, UserError
+from backends.common import Progress, UserError, drain
 from backends.safeio import check_writable, load_weights, write_bytes
 from backends.trajectory.data import Windows
 
@@ -515,9 +515,4 @@ def train_eigentrajectory(
 
 def run_training(cfg: ETConfig, train: Windows, val: Windows | None = None) -> ETModel:
     """Drive :func:`train_eigentrajectory` to the end (scripts, CLI, tests)."""
-    gen = train_eigentrajectory(cfg, train, val)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(train_eigentrajectory(cfg, train, val))

@@ -33,7 +33,7 @@ class LogAxis(pg.AxisItem):
     """A log axis labelled at 1-2-5 per decade (thinned to fit) in plain numbers: pyqtgraph's default log
     ticks label 2..9 of every decade, and those labels run into each other ("2345")."""
 
-    def tickValues(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph override
+    def tickValues(self, minVal, maxVal, size):  # pyqtgraph override
         if not self.logMode:
             return super().tickValues(minVal, maxVal, size)
         lo, hi = math.floor(minVal), math.ceil(maxVal)
@@ -48,7 +48,7 @@ class LogAxis(pg.AxisItem):
             return super().tickValues(minVal, maxVal, size)
         return [(1.0, vals)]
 
-    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph override
+    def tickStrings(self, values, scale, spacing):  # pyqtgraph override
         if not self.logMode:
             return super().tickStrings(values, scale, spacing)
         return [f"{10.0**v:.3g}" for v in values]

@@ -25,7 +25,7 @@ COLOURS = ("#1f77b4", "#ff7f0e")
 class DecadeAxis(pg.AxisItem):
     """A log axis labelled at decades only (pyqtgraph labels 2·10¹, 3·10¹, ... too, which overlap)."""
 
-    def logTickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph override
+    def logTickStrings(self, values, scale, spacing):  # pyqtgraph override
         strings = super().logTickStrings(values, scale, spacing)
         decade = [abs(v - round(v)) < 1e-6 for v in values]
         if not any(decade):  # less than a decade in view: the minor labels are all there is

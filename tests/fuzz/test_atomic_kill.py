@@ -132,7 +132,7 @@ def _complete(kind: str, p: Path) -> bool:
             return torch.load(p, weights_only=True)["w"].shape == (1_000_000,)
         if kind == "txt":
             return len(p.read_text().splitlines()) == 60_000
-    except Exception:  # noqa: BLE001 - any parse failure means "not complete"
+    except Exception:  # any parse failure means "not complete"
         return False
     raise AssertionError(kind)
 

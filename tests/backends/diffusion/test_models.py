@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from backends.common import UserError
+from backends.common import UserError, drain
 from backends.diffusion.data import make_dataset
 from backends.diffusion.lightsb import LightSBConfig, fit_lightsb, gaussian_bridge_closed_form
 from backends.diffusion.metrics import metric_with_floor
@@ -120,13 +120,7 @@ def test_lightsb_recovers_gaussian_bridge():
     def tgt(n, rng):
         return rng.multivariate_normal(m1, B, n)
 
-    gen = fit_lightsb(src, tgt, 2, cfg)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            model, losses = stop.value
-            break
+    model, losses = drain(fit_lightsb(src, tgt, 2, cfg))
     x = torch.as_tensor(src(40000, np.random.default_rng(9)))
     y = model.sample_conditional(x, torch.Generator().manual_seed(0))
     joint = np.concatenate([x.numpy(), y.numpy()], 1)
@@ -194,13 +188,7 @@ def test_other_families_train_and_sample(family):
 def test_swissroll_edm_trained_on_cpu_reaches_twice_noise_floor():
     """The issue's acceptance check: a CPU-trained swiss-roll model within 2x of the SW noise floor."""
     ds = make_dataset("swissroll")
-    gen = train(ds, TrainConfig(family="edm", steps=2500, batch=512, seed=0))
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            tr = stop.value
-            break
+    tr = drain(train(ds, TrainConfig(family="edm", steps=2500, batch=512, seed=0)))
     res = generate(from_trained(tr), SampleConfig(sampler="heun", nfe=35, count=5000, seed=0))
     v, f = metric_with_floor(res.samples, truth_sampler(ds), repeats=3)
     assert v < 2.0 * f, (v, f)

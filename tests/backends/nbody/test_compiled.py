@@ -10,9 +10,9 @@ from backends.common import drain
 from backends.nbody.core import energy, preset, random_system
 
 pytest.importorskip("numba")
-from backends.nbody.compiled import integrate_batch_compiled  # noqa: E402
-from backends.nbody.ensemble import CLOSE, EnsembleConfig, escape_map, integrate_batch  # noqa: E402
-from backends.nbody.integrators import IAS15  # noqa: E402
+from backends.nbody.compiled import integrate_batch_compiled
+from backends.nbody.ensemble import CLOSE, EnsembleConfig, escape_map, integrate_batch
+from backends.nbody.integrators import IAS15
 
 
 def integrate(it, t_end):

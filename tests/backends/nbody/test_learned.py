@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends.common import UserError
+from backends.common import UserError, drain
 
 torch = pytest.importorskip("torch")
 
@@ -43,14 +43,8 @@ def test_env_reward_trades_accuracy_for_cost():
 
 
 def test_training_runs_and_saves(tmp_path):
-    gen = train(TrainConfig(episodes=3, env=EnvConfig(t_end=0.2)))
     rewards = []
-    while True:
-        try:
-            rewards.append(next(gen))
-        except StopIteration as stop:
-            pol = stop.value
-            break
+    pol = drain(train(TrainConfig(episodes=3, env=EnvConfig(t_end=0.2))), rewards.append)
     assert [e for e, _, _ in rewards] == [1, 2, 3] and all(np.isfinite(r) for _, r, _ in rewards)
     assert rewards[-1][2] == tuple(r for _, r, _ in rewards)
     p = pol.save(tmp_path / "p.pt")
@@ -173,13 +167,7 @@ def test_lambda_conditioned_training_saves_and_moves_along_the_trade_off(tmp_pat
         lam_range=(0.002, 0.01),
         env=EnvConfig(t_end=0.2, reward="final", cost_per_eval=0.004, features="extended"),
     )
-    gen = train(cfg)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            pol = stop.value
-            break
+    pol = drain(train(cfg))
     again = load_policy(pol.save(tmp_path / "c.pt"))
     assert again.lam == pytest.approx(0.004) and again.features == "extended" and again.net_inputs == 22
     obs = StepEnv(cfg.env).reset(seed=1)
@@ -190,15 +178,10 @@ def test_lambda_conditioned_training_saves_and_moves_along_the_trade_off(tmp_pat
         pol.lam = -1.0
     with pytest.raises(UserError):
         TrainConfig(lam_range=(0.01, 0.002), env=EnvConfig(reward="final"))
-    plain = train(TrainConfig(episodes=1, env=EnvConfig(t_end=0.1)))
-    while True:
-        try:
-            next(plain)
-        except StopIteration as stop:
-            assert stop.value.lam is None
-            with pytest.raises(UserError):
-                stop.value.lam = 0.005
-            break
+    plain = drain(train(TrainConfig(episodes=1, env=EnvConfig(t_end=0.1))))
+    assert plain.lam is None
+    with pytest.raises(UserError):
+        plain.lam = 0.005
 
 
 def test_bundled_policy_matches_its_documented_configuration():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends.common import Progress, UserError
+from backends.common import Progress, UserError, drain
 from backends.nbody.cli import main
 from backends.nbody.core import System, preset, random_system, to_com_frame
 from backends.nbody.run import RunConfig, run, simulate
@@ -13,17 +13,12 @@ from backends.nbody.run import RunConfig, run, simulate
 
 def test_generator_yields_chunks_that_add_up_to_the_result():
     cfg = RunConfig(preset="figure8", integrator="hermite", eta=0.02, t_end=2.0)
-    gen = simulate(None, cfg, yield_every_steps=50)
-    n = 0
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            res = stop.value
-            break
-        assert isinstance(p, Progress) and 0 <= p.fraction <= 1
-        n += len(p.data.t)
-    assert n == len(res.t)  # every sample (the initial one included) arrives in exactly one chunk
+    chunks = []
+    res = drain(simulate(None, cfg, yield_every_steps=50), chunks.append)
+    assert all(isinstance(p, Progress) and 0 <= p.fraction <= 1 for p in chunks)
+    assert sum(len(p.data.t) for p in chunks) == len(
+        res.t
+    )  # every sample (the initial one included) arrives in exactly one chunk
     assert res.t[-1] == pytest.approx(2.0, abs=1e-14)
     assert np.all(np.diff(res.t) > 0)
 

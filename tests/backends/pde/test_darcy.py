@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from backends.common import UserError
+from backends.common import UserError, drain
 from backends.pde.darcy import (
     DarcyConfig,
     assemble,
@@ -13,14 +13,6 @@ from backends.pde.darcy import (
     similarity_order,
     solve_sequence,
 )
-
-
-def _drain(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
 
 
 def test_constant_coefficient_matches_poisson_series():
@@ -40,7 +32,7 @@ def test_coefficients_are_fno_like():
 
 def test_pcg_and_recycled_match_direct_solve():
     a = darcy_coefficients(32, 6, seed=4)
-    rec = _drain(solve_sequence(a, recycle=True, k=8, m=16))
+    rec = drain(solve_sequence(a, recycle=True, k=8, m=16))
     for i in range(6):
         ref = direct_solve(a[i])
         assert np.abs(rec.u[i] - ref).max() < 1e-8 * np.abs(ref).max()
@@ -63,8 +55,8 @@ def test_matrix_is_spd_with_harmonic_faces():
 
 def test_recycling_cuts_iterations_over_sorted_sequence():
     a = darcy_coefficients(64, 100, seed=0)
-    rec = _drain(solve_sequence(a, recycle=True, sort=True, k=16, m=32))
-    plain = _drain(solve_sequence(a, recycle=False, sort=False))
+    rec = drain(solve_sequence(a, recycle=True, sort=True, k=16, m=32))
+    plain = drain(solve_sequence(a, recycle=False, sort=False))
     ratio = plain.iterations.sum() / rec.iterations.sum()
     assert ratio >= 1.5, ratio
     assert np.abs(plain.u - rec.u).max() < 1e-8 * np.abs(plain.u).max()
@@ -84,7 +76,7 @@ def test_similarity_order_is_permutation_and_shorter_path():
 
 
 def test_dataset_and_validation():
-    res = _drain(generate_dataset(DarcyConfig(n=16, count=5, recycle_k=4, recycle_m=8)))
+    res = drain(generate_dataset(DarcyConfig(n=16, count=5, recycle_k=4, recycle_m=8)))
     assert res["a"].shape == (5, 16, 16) and res["u"].shape == (5, 16, 16)
     assert res["max_diff"] < 1e-8
     assert np.all(res["u"][:, 0, :] == 0) and np.all(res["u"][:, :, -1] == 0)

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from backends.common import UserError
+from backends.common import UserError, drain
 from backends.splat import io
 from backends.splat.gaussians import SH_C0, Gaussians
 from tests.conftest import shared_data
@@ -228,12 +228,7 @@ def test_bad_content_messages(tmp_path):
 def test_progress_and_memory_estimate(tmp_path):
     g = _random_scene(300)
     io.write_ply(tmp_path / "a.ply", g)
-    gen = io.load_gen(tmp_path / "a.ply")
     fractions = []
-    try:
-        while True:
-            fractions.append(next(gen).fraction)
-    except StopIteration as stop:
-        h = stop.value
+    h = drain(io.load_gen(tmp_path / "a.ply"), lambda p: fractions.append(p.fraction))
     assert h.count == 300 and fractions[-1] == 1.0 and fractions == sorted(fractions)
     assert io.memory_estimate(1_000_000, 3) == 2 * 1_000_000 * 4 * (11 + 48)

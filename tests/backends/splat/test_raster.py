@@ -19,8 +19,8 @@ SH_C0 = 0.28209479177387814
 
 def _numpy_reference(g: Gaussians, cam: cm.Camera, bg) -> np.ndarray:
     """Per pixel, float64, straight from the 3DGS/gsplat formulas (no tiles lists, no torch)."""
-    W, H = cam.width, cam.height  # noqa: N806
-    R, t = cam.viewmat[:3, :3], cam.viewmat[:3, 3]  # noqa: N806
+    W, H = cam.width, cam.height
+    R, t = cam.viewmat[:3, :3], cam.viewmat[:3, 3]
     campos = -R.T @ t
     rows = []
     for i in range(g.count):
@@ -29,13 +29,13 @@ def _numpy_reference(g: Gaussians, cam: cm.Camera, bg) -> np.ndarray:
         if z <= 0.01:
             continue
         rot = quat_to_rotmat(g.quats[i : i + 1].astype(np.float64))[0]
-        S = np.diag(g.scales[i].astype(np.float64))  # noqa: N806
+        S = np.diag(g.scales[i].astype(np.float64))
         cov3 = rot @ S @ S.T @ rot.T
         limx = np.array([cam.cx / cam.fx, (W - cam.cx) / cam.fx]) + 0.3 * 0.5 * W / cam.fx
         limy = np.array([cam.cy / cam.fy, (H - cam.cy) / cam.fy]) + 0.3 * 0.5 * H / cam.fy
         tx = z * min(limx[1], max(-limx[0], x / z))
         ty = z * min(limy[1], max(-limy[0], y / z))
-        J = np.array([[cam.fx / z, 0, -cam.fx * tx / z**2], [0, cam.fy / z, -cam.fy * ty / z**2]])  # noqa: N806
+        J = np.array([[cam.fx / z, 0, -cam.fx * tx / z**2], [0, cam.fy / z, -cam.fy * ty / z**2]])
         cov2 = J @ R @ cov3 @ R.T @ J.T + 0.3 * np.eye(2)
         det = np.linalg.det(cov2)
         if det <= 0:
@@ -56,7 +56,7 @@ def _numpy_reference(g: Gaussians, cam: cm.Camera, bg) -> np.ndarray:
     img = np.zeros((H, W, 3))
     for j in range(H):
         for i in range(W):
-            T, C = 1.0, np.zeros(3)  # noqa: N806
+            T, C = 1.0, np.zeros(3)
             for _, u, v, r, inv, o, col in rows:
                 # gsplat tiling: the Gaussian reaches every pixel of the 16x16 tiles its 3-sigma square touches
                 if not (np.floor((u - r) / 16) <= i // 16 < np.ceil((u + r) / 16)):
@@ -72,8 +72,8 @@ def _numpy_reference(g: Gaussians, cam: cm.Camera, bg) -> np.ndarray:
                     continue
                 if T * (1 - a) < 1e-4:
                     break
-                C += col * a * T  # noqa: N806
-                T *= 1 - a  # noqa: N806
+                C += col * a * T
+                T *= 1 - a
             img[j, i] = C + T * np.asarray(bg)
     return img
 
@@ -142,7 +142,7 @@ def test_garden_cameras_follow_opencv_convention():
     d = np.load(shared_data("splat", "gsplat_test_garden.npz"))
     pts, cols = d["means3d"].astype(np.float64), d["colors"]
     w, h = int(d["width"]), int(d["height"])
-    for vm, K in zip(d["viewmats"], d["Ks"], strict=True):  # noqa: N806
+    for vm, K in zip(d["viewmats"], d["Ks"], strict=True):
         cam = cm.from_viewmat_K(vm, K, w, h)
         # R is a rotation; camera centre from -R^T t
         np.testing.assert_allclose(cam.R @ cam.R.T, np.eye(3), atol=1e-5)
