@@ -61,7 +61,10 @@ def test_every_field_rejects_invalid_values_and_nothing_changes():
             with pytest.raises(UserError) as err:
                 m.restore({"params": {**before["params"], name: bad}})
             numeric = isinstance(bad, int | float) and spec.kind in ("int", "float")
-            shown = f"{bad:g}" if numeric else repr(bad)
+            whole = (
+                spec.kind == "int" and isinstance(bad, int | float) and math.isfinite(bad) and bad == int(bad)
+            )
+            shown = (str(int(bad)) if whole else f"{bad:g}") if numeric else repr(bad)
             assert f"diffusion.params.{name}" in str(err.value) and shown in str(err.value), str(err.value)
             assert m.state() == before
     for bad_state, words in [
