@@ -331,18 +331,31 @@ class OperatorLab(PanelModel):
         return out
 
     def validate_state(self, state: Any, arrays: dict[str, np.ndarray]) -> dict:
+        """Everything checked before anything changes. Without arrays (a state dict alone) the parameters,
+        history and selection are restored and the data and network shown stay."""
         staged = super().validate_state(state, arrays)
         w = "operator"
         staged["history"] = self._check_history(state.get("history", []))
         data = state.get("data")
-        staged["data"] = None
-        staged["source"] = ""
         if data is not None:
             if not isinstance(data, dict) or set(data) - {"kind", "source", "meta"}:
                 raise UserError(f"{w}.data must be an object with kind, source and meta; got {data!r:.80}")
             kind, source, meta = data.get("kind"), data.get("source", ""), data.get("meta", {})
             if not isinstance(kind, str) or not isinstance(source, str) or not isinstance(meta, dict):
                 raise UserError(f"{w}.data: kind and source must be text, meta an object; got {data!r:.80}")
+        cfg = None
+        if state.get("network") is not None:
+            try:
+                cfg = ModelConfig.from_dict(state["network"])
+            except UserError as exc:
+                raise UserError(f"{w}.network: {exc}") from None
+        staged["keep"] = not arrays
+        if not arrays:
+            self._check_selection(staged["params"], self.test_data, where=f"{w}.params.")
+            return staged
+        staged.update(data=None, train=None, source="", prediction=None, network=None, weights=None)
+        test = None
+        if data is not None:
             tx = require_array(arrays, "test_x", where=w, ndim=4)
             ty = require_array(arrays, "test_y", where=w, ndim=4)
             try:
@@ -360,22 +373,14 @@ class OperatorLab(PanelModel):
                 train_part.x.shape[1:] != test.x.shape[1:] or train_part.y.shape[1:] != test.y.shape[1:]
             ):
                 raise UserError(f"{w}: arrays train_x/train_y do not match test_x/test_y in channels or grid")
-            staged["data"], staged["train"], staged["source"] = test, train_part, source
-        test = staged["data"] if data is not None else None
+            staged.update(data=test, train=train_part, source=source)
         self._check_selection(staged["params"], test, where=f"{w}.params.")
-        staged["prediction"] = None
         if "prediction" in arrays:
             if test is None:
                 raise UserError(f"{w}: the session has a prediction but no data")
             pred = require_array(arrays, "prediction", where=w, shape=test.y.shape)
             staged["prediction"] = pred.astype(np.float32)
-        staged["network"], staged["weights"] = None, None
-        net_cfg = state.get("network")
-        if net_cfg is not None:
-            try:
-                cfg = ModelConfig.from_dict(net_cfg)
-            except UserError as exc:
-                raise UserError(f"{w}.network: {exc}") from None
+        if cfg is not None:
             if test is not None and (cfg.in_channels, cfg.out_channels) != (test.x.shape[1], test.y.shape[1]):
                 raise UserError(
                     f"{w}.network: {cfg.in_channels} -> {cfg.out_channels} channels do not fit the data"
@@ -403,6 +408,9 @@ class OperatorLab(PanelModel):
     def apply_state(self, staged: dict) -> None:
         super().apply_state(staged)
         self.history = staged["history"]
+        if staged["keep"]:
+            self.events.emit("history")
+            return
         test = staged["data"]
         if test is None:
             self.data = self.train_data = self.test_data = None

@@ -139,3 +139,19 @@ def test_changing_data_parameters_marks_the_view_stale(darcy):
     assert "press Generate" in m.stale
     m.set_data(darcy, "generated")
     assert m.stale == ""
+
+
+def test_a_state_without_arrays_keeps_the_data_and_network_shown(darcy):
+    m = OperatorLab()
+    m.set_params(**SMALL)
+    m.set_data(darcy)
+    net = m.new_network()
+    for p in train_with_previews(net, m.train_data, m.test_data, m.params.train_config(epochs=1)):
+        m.add_preview(p)
+    state, pred = m.state(), m.prediction
+    with pytest.raises(UserError, match=r"operator\.network: .*got 'cnn'"):
+        m.restore({**state, "network": {"kind": "cnn"}})
+    with pytest.raises(UserError, match=r"operator\.params\.sample = 7"):
+        m.restore({**state, "params": {**state["params"], "sample": 7}})
+    m.restore({**state, "params": {**state["params"], "sample": 3, "lr": 1e-2}})
+    assert m.params.sample == 3 and m.params.lr == 1e-2 and m.prediction is pred and len(m.history) == 1
