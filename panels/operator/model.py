@@ -88,6 +88,16 @@ class Preview:
     weights: dict[str, torch.Tensor]
 
 
+def data_generator(p: OperatorParams) -> Iterator:
+    """The backend generator that makes the data set ``p`` describes (ns: n rounded to a multiple of 16)."""
+    if p.problem == "darcy":
+        return opdata.generate_darcy(p.n, p.count, seed=p.seed, compare=True)
+    n = p.n if p.n % 16 == 0 else 16 * round(p.n / 16)
+    return opdata.generate_ns(
+        n, p.count, nu=p.nu, steps=p.steps, t_in=10, seed=p.seed, batch=min(p.count, 64)
+    )
+
+
 def weights_copy(net: OperatorModel) -> dict[str, torch.Tensor]:
     """The network's tensors, cloned: the worker keeps training ``net`` while the GUI reads the copy."""
     return {k: v.clone() for k, v in tensor_state(net).items()}

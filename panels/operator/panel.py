@@ -18,7 +18,7 @@ from backends.common import UserError, drain
 from backends.operator import checkpoint
 from backends.operator import data as opdata
 from panels.base import ExportAction, Panel
-from panels.operator.model import OperatorLab, OperatorParams, train_with_previews
+from panels.operator.model import OperatorLab, OperatorParams, data_generator, train_with_previews
 from panels.operator.render import TITLES, compose, shared_limits
 from panels.widgets import ParamForm, bind_form, fill_with_splitter, make_plot, param_fields
 
@@ -161,18 +161,9 @@ class OperatorPanel(Panel):
         self.s_pred.setData([] if ep is None else k[sl], [] if ep is None else np.maximum(ep[sl], 1e-30))
 
     # -- computation -----------------------------------------------------------------------------------------
-    def _generator(self):
-        p = self.model.params
-        if p.problem == "darcy":
-            return opdata.generate_darcy(p.n, p.count, seed=p.seed, compare=True)
-        n = p.n if p.n % 16 == 0 else 16 * round(p.n / 16)
-        return opdata.generate_ns(
-            n, p.count, nu=p.nu, steps=p.steps, t_in=10, seed=p.seed, batch=min(p.count, 64)
-        )
-
     def generate(self) -> None:
         self.tasks.submit(
-            self._generator, label="generate operator data", group="run",
+            data_generator, self.model.params, label="generate operator data", group="run",
             on_progress=lambda f, m: self.status.emit(m),
             on_done=lambda ds: self.model.set_data(ds, "generated"),
             on_error=self.status.emit,
@@ -213,7 +204,7 @@ class OperatorPanel(Panel):
     def advance(self, steps: int) -> None:
         """Synchronously: generate the default data set if none, then train ``steps`` epochs (CLI snapshot)."""
         if self.model.train_data is None:
-            self.model.set_data(drain(self._generator()), "generated")
+            self.model.set_data(drain(data_generator(self.model.params)), "generated")
         net = self.model.new_network()
         p = self.model.params
         cfg = p.train_config(epochs=max(1, min(int(steps), p.epochs)))
@@ -222,7 +213,9 @@ class OperatorPanel(Panel):
 
     # -- files ------------------------------------------------------------------------------------------------
     def open_path(self, path: Path) -> None:
-        self.model.set_data(opdata.load(path), Path(path).name)
+        data = opdata.load(path)
+        self.stop()  # a running task's late results must not land on the new data
+        self.model.set_data(data, Path(path).name)
 
     def _open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open operator data", "", self.open_filter)
@@ -234,6 +227,7 @@ class OperatorPanel(Panel):
 
     def load_weights(self, directory: Path) -> None:
         net, _meta = checkpoint.load(directory)
+        self.stop()
         self.model.set_network(net)
 
     def _load_weights_dialog(self) -> None:

@@ -92,7 +92,9 @@ def test_a_rejected_form_edit_puts_the_model_value_back(panel):
 
 
 def test_train_in_the_background_and_stop_without_blocking(panel, qtbot):
-    panel.advance(1)  # the data set (synchronously), so the background run only trains
+    panel.generate()
+    qtbot.waitUntil(lambda: panel.model.test_data is not None, timeout=60_000)
+    assert len(panel.model.train_data) == 24 and panel.model.test_data.y.shape == (6, 1, 20, 20)
     panel.model.set_params(epochs=200)
     panel.start()
     qtbot.waitUntil(lambda: len(panel.model.history) >= 2, timeout=60_000)
