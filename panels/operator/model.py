@@ -261,11 +261,12 @@ class OperatorLab(PanelModel):
         self.events.emit("prediction")
 
     # -- what the views draw -----------------------------------------------------------------------------
-    def sample_fields(self) -> dict[str, np.ndarray] | None:
-        """input, truth, prediction (or None) and error of the selected test sample and channel."""
+    def sample_fields(self, sample: int | None = None) -> dict[str, np.ndarray] | None:
+        """input, truth, prediction (or None) and error of a test sample (default: the selected one) and the
+        selected channel."""
         if self.test_data is None:
             return None
-        s, c = self.params.sample, self.params.channel
+        s, c = self.params.sample if sample is None else sample, self.params.channel
         truth = self.test_data.y[s, c]
         out = {"input": self.test_data.x[s, -1], "truth": truth, "prediction": None, "error": None}
         if self.prediction is not None and len(self.prediction) == len(self.test_data):

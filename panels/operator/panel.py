@@ -17,10 +17,12 @@ from app.export import export_plot, save_csv, save_npz, save_png
 from backends.common import UserError, drain
 from backends.operator import checkpoint
 from backends.operator import data as opdata
-from panels.base import ExportAction, Panel
+from panels.base import ExportAction, Panel, VideoSpec
 from panels.operator.model import OperatorLab, OperatorParams, data_generator, train_with_previews
 from panels.operator.render import TITLES, compose, shared_limits
 from panels.widgets import ParamForm, bind_form, fill_with_splitter, make_plot, param_fields
+
+SECONDS_PER_SAMPLE = 0.5  # video: how long each test sample is shown
 
 
 class OperatorPanel(Panel):
@@ -246,6 +248,18 @@ class OperatorPanel(Panel):
             out[..., 3] = 255
             return out
         return compose(f, size)
+
+    def video(self) -> VideoSpec | None:
+        """The test samples one after another (half a second each), as the export shows them."""
+        test = self.model.test_data
+        if test is None:
+            return None
+        n = len(test)
+
+        def frame(u: float, size: tuple[int, int]) -> np.ndarray:
+            return compose(self.model.sample_fields(min(int(u * n), n - 1)), size)
+
+        return VideoSpec("Test samples", max(2.0, SECONDS_PER_SAMPLE * n), frame)
 
     def exports(self) -> list[ExportAction]:
         return [

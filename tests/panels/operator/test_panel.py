@@ -13,7 +13,7 @@ from backends.common import UserError
 from backends.operator import checkpoint
 from backends.operator.train import predict
 from panels.operator.panel import OperatorPanel
-from panels.operator.render import VIRIDIS, colorize, shared_limits
+from panels.operator.render import VIRIDIS, colorize, compose, shared_limits
 from tests.conftest import shared_data
 
 pytest.importorskip("neuralop")
@@ -69,6 +69,12 @@ def test_exports_metrics_predictions_and_weights(panel, tmp_path):
     acts["Weights (checkpoint directory)"].write(tmp_path / "w.ckpt")
     net, _ = checkpoint.load(tmp_path / "w.ckpt")
     assert np.allclose(predict(net, panel.model.test_data.x), panel.model.prediction, atol=1e-6)
+    video = panel.video()
+    assert video.duration == 3.0  # 6 test samples, half a second each
+    frame = video.frame(0.55, (400, 100))  # sample 3 of 0..5, the selection unchanged
+    assert np.array_equal(frame, compose(panel.model.sample_fields(3), (400, 100)))
+    assert not np.array_equal(frame, compose(panel.model.sample_fields(0), (400, 100)))
+    assert panel.model.params.sample == 0
     acts["Test sample PNG"].write(tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 1000
 
