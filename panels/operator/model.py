@@ -15,6 +15,7 @@ figure, and Train/Refine continue from a restored session.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
@@ -140,7 +141,16 @@ def network_from_weights(cfg: ModelConfig, weights: dict[str, Any], where: str) 
 
 def _json_meta(meta: dict) -> dict:
     """The data set's notes that survive JSON (numbers and text), for the summary line after a restore."""
-    return {k: v for k, v in meta.items() if isinstance(v, str | int | float | bool) and v == v}
+    return {
+        k: v
+        for k, v in meta.items()
+        if isinstance(v, str | int | bool) or (isinstance(v, float) and math.isfinite(v))
+    }
+
+
+def _finite_or_none(v: float) -> float | None:
+    """Strict JSON has no NaN/Infinity: a diverged epoch's loss is written as null."""
+    return v if math.isfinite(v) else None
 
 
 class OperatorLab(PanelModel):
@@ -320,7 +330,7 @@ class OperatorLab(PanelModel):
 
     def state(self) -> dict:
         st = super().state()
-        st["history"] = [h.to_dict() for h in self.history]
+        st["history"] = [{k: _finite_or_none(v) for k, v in h.to_dict().items()} for h in self.history]
         t = self.test_data
         st["data"] = (
             None if t is None else {"kind": t.kind, "source": self.source, "meta": _json_meta(t.meta)}
@@ -411,9 +421,9 @@ class OperatorLab(PanelModel):
             if not isinstance(h, dict) or sorted(h) != sorted(names):
                 raise UserError(f"operator.history[{i}] must have the keys {', '.join(names)}; got {h!r:.80}")
             for k, v in h.items():
-                if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
-                    raise UserError(f"operator.history[{i}].{k} must be a number, got {v!r}")
-            out.append(EpochStats(**h))
+                if isinstance(v, bool) or not isinstance(v, int | float | None):
+                    raise UserError(f"operator.history[{i}].{k} must be a number or null, got {v!r}")
+            out.append(EpochStats(**{k: math.nan if v is None else v for k, v in h.items()}))
         return out
 
     def apply_state(self, staged: dict) -> None:

@@ -4,6 +4,7 @@ predictions recomputed from them match the stored ones), and the weights a worke
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -155,3 +156,14 @@ def test_a_state_without_arrays_keeps_the_data_and_network_shown(darcy):
         m.restore({**state, "params": {**state["params"], "sample": 7}})
     m.restore({**state, "params": {**state["params"], "sample": 3, "lr": 1e-2}})
     assert m.params.sample == 3 and m.params.lr == 1e-2 and m.prediction is pred and len(m.history) == 1
+
+
+def test_a_diverged_epoch_is_saved_as_strict_json(trained):
+    m = trained[0]
+    fresh = OperatorLab()
+    bad = dataclasses.replace(m.history[-1], train_loss=float("nan"), test_l2=float("inf"))
+    fresh.history = [bad]
+    text = json.dumps(fresh.state(), allow_nan=False)
+    fresh.restore(json.loads(text))
+    assert np.isnan(fresh.history[0].train_loss) and np.isnan(fresh.history[0].test_l2)
+    assert fresh.history[0].epoch == bad.epoch
