@@ -1,139 +1,201 @@
-"""Qt-free state of the operator-learning panel: parameters, data set, network, training history, selection.
+"""Qt-free state of the operator-learning panel: parameters, data set, trained weights, history, selection.
 
-Views subscribe with :meth:`OperatorLab.on` to plain-callback events ("params", "data", "history",
-"prediction", "sample") and draw only what this object holds. The long work (generation, training,
-refinement) runs as backend generators; :func:`train_with_previews` adds the test-set predictions of each
-epoch, computed in the worker thread, so the GUI never touches a network that is being trained.
+Views subscribe through ``self.events`` ("params", "restored", "stale" from the base; "data", "history",
+"prediction", "sample" here) and draw only what this object holds. The long work (generation, training,
+refinement) runs as backend generators in workers; :func:`train_with_previews` adds, after every epoch, the
+test-set predictions and a *copy* of the weights, computed in the worker thread, so the GUI never touches a
+network that is being trained.
+
+A session holds the parameters, the history and the selection (JSON) and, as arrays, the data set (the test
+part always, the training part when it is small), the prediction shown and the weights (state-dict tensors,
+rebuilt from the model configuration on restore; nothing is pickled). So an export's sidecar reproduces the
+figure, and Train/Refine continue from a restored session.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields, replace
+import dataclasses
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
+import torch
 
-from backends.common import UserError, require
+from backends.common import UserError
 from backends.operator import data as opdata
+from backends.operator.checkpoint import tensor_state
 from backends.operator.models import ModelConfig, OperatorModel
 from backends.operator.train import EpochStats, TrainConfig, make_model, predict, rel_l2_per_sample, train
+from panels.model import PanelModel, param, require_array, validate_params
 
 PROBLEMS = ("darcy", "ns")
 MODELS = ("fno", "tfno", "lsm", "fno3d")
-EVENTS = ("params", "data", "history", "prediction", "sample")
 MAX_HISTORY = 100_000
+#: the training part of the data set goes into a session only up to this size (the test part always does)
+MAX_SESSION_TRAIN_BYTES = 64 * 2**20
+WEIGHT = "weight."  # prefix of the weight arrays in a session
+DATA_FIELDS = ("problem", "n", "count", "seed", "nu", "steps", "n_test")
+NET_FIELDS = ("model", "modes", "width", "epochs", "lr", "batch_size", "refine_epochs")
 
 
 @dataclass(frozen=True)
 class OperatorParams:
-    problem: str = "darcy"  # darcy | ns
-    n: int = 32  # grid points per side, 16..256
-    count: int = 64  # samples generated, 2..20000
-    seed: int = 0
-    nu: float = 1e-3  # ns viscosity
-    steps: int = 20  # ns unit-time snapshots (10 given)
-    model: str = "fno"
-    modes: int = 8
-    width: int = 16
-    epochs: int = 20
-    lr: float = 5e-3
-    batch_size: int = 16
-    n_test: int = 8
-    refine_epochs: int = 3
-    sample: int = 0  # shown test sample
-    channel: int = 0  # shown output channel (ns: predicted time step)
-
-    def __post_init__(self):
-        require(self.problem in PROBLEMS, f"problem must be one of {', '.join(PROBLEMS)}")
-        require(self.model in MODELS, f"model must be one of {', '.join(MODELS)}")
-        require(16 <= self.n <= 256, f"n must be in 16..256, got {self.n}")
-        require(2 <= self.count <= 20_000, f"count must be in 2..20000, got {self.count}")
-        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
-        require(1e-6 <= self.nu <= 1.0, f"nu must be in [1e-6, 1], got {self.nu}")
-        require(11 <= self.steps <= 200, f"steps must be in 11..200, got {self.steps}")
-        require(1 <= self.modes <= 128 and 8 <= self.width <= 256, "modes must be in 1..128, width in 8..256")
-        require(1 <= self.epochs <= 10_000 and 1 <= self.refine_epochs <= 1000, "epochs out of range")
-        require(0 < self.lr <= 1, f"lr must be in (0, 1], got {self.lr}")
-        require(1 <= self.batch_size <= 1024, f"batch size must be in 1..1024, got {self.batch_size}")
-        require(1 <= self.n_test <= 10_000, f"test samples must be in 1..10000, got {self.n_test}")
-        require(self.sample >= 0 and self.channel >= 0, "sample and channel must be >= 0")
+    problem: str = param(
+        "darcy", "Problem", choices=PROBLEMS, tooltip="darcy: a -> u; ns: 10 vorticity steps -> the rest"
+    )
+    n: int = param(32, "Resolution n", minimum=16, maximum=256)
+    count: int = param(64, "Samples", minimum=2, maximum=20_000)
+    seed: int = param(0, "Seed", minimum=0, maximum=10**6)
+    nu: float = param(1e-3, "Viscosity nu (ns)", minimum=1e-6, maximum=1.0, log=True)
+    steps: int = param(20, "Unit-time steps (ns)", minimum=11, maximum=200)
+    n_test: int = param(8, "Test samples", minimum=1, maximum=10_000)
+    model: str = param("fno", "Model", choices=MODELS, tooltip="fno3d: spatiotemporal FNO (Navier-Stokes)")
+    modes: int = param(8, "Fourier modes", minimum=1, maximum=128)
+    width: int = param(16, "Width", minimum=8, maximum=256)
+    epochs: int = param(20, "Epochs", minimum=1, maximum=10_000)
+    lr: float = param(5e-3, "Learning rate", minimum=1e-6, maximum=1.0, log=True)
+    batch_size: int = param(16, "Batch size", minimum=1, maximum=1024)
+    refine_epochs: int = param(3, "Refiner epochs", minimum=1, maximum=1000)
+    sample: int = param(0, "Test sample", minimum=0, maximum=10_000)
+    channel: int = param(0, "Output channel / step", minimum=0, maximum=1000)
 
     def model_config(self, train: opdata.OperatorData) -> ModelConfig:
-        kind = self.model
-        if kind == "lsm":
-            width = max(8, self.width // 8 * 8)
-        else:
-            width = self.width
+        width = max(8, self.width // 8 * 8) if self.model == "lsm" else self.width  # lsm: 8 heads
         return ModelConfig(
-            kind=kind,
+            kind=self.model,
             in_channels=train.x.shape[1],
             out_channels=train.y.shape[1],
             modes=self.modes,
             width=width,
         )
 
-    def train_config(self, refine: bool = False) -> TrainConfig:
+    def train_config(self, refine: bool = False, epochs: int | None = None) -> TrainConfig:
         if refine:
             return TrainConfig(
-                epochs=self.refine_epochs, batch_size=self.batch_size, lr=1e-3, schedule="none"
+                epochs=epochs or self.refine_epochs, batch_size=self.batch_size, lr=1e-3, schedule="none"
             )
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+        return TrainConfig(epochs=epochs or self.epochs, batch_size=self.batch_size, lr=self.lr)
 
 
 @dataclass(frozen=True)
 class Preview:
-    """One epoch's statistics and the test-set predictions after it (copies, safe across threads)."""
+    """One epoch's statistics, the test predictions and a copy of the weights after it (safe across threads)."""
 
     stats: EpochStats
     prediction: np.ndarray
+    config: ModelConfig
+    weights: dict[str, torch.Tensor]
+
+
+def data_generator(p: OperatorParams) -> Iterator:
+    """The backend generator that makes the data set ``p`` describes (ns: n rounded to a multiple of 16)."""
+    if p.problem == "darcy":
+        return opdata.generate_darcy(p.n, p.count, seed=p.seed, compare=True)
+    n = p.n if p.n % 16 == 0 else 16 * round(p.n / 16)
+    return opdata.generate_ns(
+        n, p.count, nu=p.nu, steps=p.steps, t_in=10, seed=p.seed, batch=min(p.count, 64)
+    )
+
+
+def weights_copy(net: OperatorModel) -> dict[str, torch.Tensor]:
+    """The network's tensors, cloned: the worker keeps training ``net`` while the GUI reads the copy."""
+    return {k: v.clone() for k, v in tensor_state(net).items()}
 
 
 def train_with_previews(
     net: OperatorModel, train_data, test_data, cfg: TrainConfig, refine: bool = False
 ) -> Iterator[Preview]:
-    """The trainer (or the Spectral-Refiner) with the test predictions after every epoch."""
+    """The trainer (or the Spectral-Refiner) with the test predictions and weights after every epoch."""
     from backends.operator.refine import refine as refine_gen
 
     gen = refine_gen(net, train_data, test_data, cfg) if refine else train(net, train_data, test_data, cfg)
     for stats in gen:
-        yield Preview(stats, predict(net, test_data.x))
+        yield Preview(stats, predict(net, test_data.x), net.cfg, weights_copy(net))
+
+
+def network_from_weights(cfg: ModelConfig, weights: dict[str, Any], where: str) -> OperatorModel:
+    """Rebuild a network from its configuration and tensors; a missing or misshapen tensor is a UserError."""
+    net = OperatorModel(cfg)
+    want = tensor_state(net)
+    missing, extra = sorted(set(want) - set(weights)), sorted(set(weights) - set(want))
+    if missing or extra:
+        raise UserError(
+            f"{where}: weights do not match a {cfg.kind} model (missing {missing[:2]}, extra {extra[:2]})"
+        )
+    state = {}
+    for k, v in weights.items():
+        t = torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
+        if t.shape != want[k].shape or t.dtype != want[k].dtype:
+            raise UserError(
+                f"{where}: weight {k!r} is {tuple(t.shape)} {t.dtype}, the model needs "
+                f"{tuple(want[k].shape)} {want[k].dtype}"
+            )
+        if not torch.isfinite(torch.view_as_real(t) if t.is_complex() else t).all():
+            raise UserError(f"{where}: weight {k!r} contains NaN or infinity")
+        state[k] = t.clone()
+    net.load_state_dict(state, strict=False)
     return net
 
 
-class OperatorLab:
+def _json_meta(meta: dict) -> dict:
+    """The data set's notes that survive JSON (numbers and text), for the summary line after a restore."""
+    return {
+        k: v
+        for k, v in meta.items()
+        if isinstance(v, str | int | bool) or (isinstance(v, float) and math.isfinite(v))
+    }
+
+
+def _finite_or_none(v: float) -> float | None:
+    """Strict JSON has no NaN/Infinity: a diverged epoch's loss is written as null."""
+    return v if math.isfinite(v) else None
+
+
+class OperatorLab(PanelModel):
     """The panel's model. Mutate only through its methods so listeners hear about every change."""
 
-    def __init__(self, params: OperatorParams | None = None):
-        self.params = params or OperatorParams()
+    key = "operator"
+    Params = OperatorParams
+
+    def __init__(self) -> None:
+        super().__init__()
         self.data: opdata.OperatorData | None = None
         self.train_data: opdata.OperatorData | None = None
         self.test_data: opdata.OperatorData | None = None
-        self.net: OperatorModel | None = None
+        self.net_config: ModelConfig | None = None
+        self.weights: dict[str, torch.Tensor] | None = None  # GUI-owned copy; never trained in place
         self.history: list[EpochStats] = []
         self.prediction: np.ndarray | None = None  # (n_test, C_out, n, n)
         self.source = ""  # where the data came from (file name or "generated")
-        self._listeners: dict[str, list[Callable[[], None]]] = {e: [] for e in EVENTS}
-
-    # -- events ------------------------------------------------------------------------------------------
-    def on(self, event: str, callback: Callable[[], None]) -> None:
-        require(event in EVENTS, f"unknown event {event!r}")
-        self._listeners[event].append(callback)
-
-    def _emit(self, event: str) -> None:
-        for cb in list(self._listeners[event]):
-            cb()
 
     # -- parameters --------------------------------------------------------------------------------------
-    def set_params(self, **changes) -> None:
-        """Validate the whole new parameter set, then apply it (all or nothing)."""
-        new = replace(self.params, **changes)
-        old = self.params
-        self.params = new
-        self._emit("params")
-        if (new.sample, new.channel) != (old.sample, old.channel):
-            self._emit("sample")
+    def set_params(self, **changes: Any) -> set[str]:
+        """Validate ranges (base) and the combination with the data shown, then apply (all or nothing)."""
+        staged = validate_params(OperatorParams, changes, base=self.params)
+        self._check_selection(staged, self.test_data)
+        return super().set_params(**changes)
+
+    @staticmethod
+    def _check_selection(p: OperatorParams, test: opdata.OperatorData | None, where: str = "") -> None:
+        if test is None:
+            return
+        if p.sample >= len(test):
+            raise UserError(f"{where}sample = {p.sample} is out of range [0, {len(test) - 1}] (test samples)")
+        if p.channel >= test.y.shape[1]:
+            raise UserError(f"{where}channel = {p.channel} is out of range [0, {test.y.shape[1] - 1}]")
+
+    def params_changed(self, changed: set[str]) -> None:
+        if changed & {"sample", "channel"}:
+            self.events.emit("sample")
+        if self.data is not None and self.source == "generated" and changed & set(DATA_FIELDS):
+            self.mark_stale("the data parameters changed: press Generate")
+        elif self.weights is not None and changed & {"model", "modes", "width"}:
+            self.mark_stale("the network parameters changed: press Train")
 
     def select(self, sample: int | None = None, channel: int | None = None) -> None:
+        """Select a test sample/channel, clamped to the data shown."""
         if self.test_data is None:
             return
         s = self.params.sample if sample is None else sample
@@ -145,59 +207,78 @@ class OperatorLab:
     # -- data --------------------------------------------------------------------------------------------
     def set_data(self, ds: opdata.OperatorData, source: str = "generated") -> None:
         n_test = min(self.params.n_test, len(ds) - 1)
-        require(n_test >= 1, "a data set needs at least 2 samples (train and test)")
+        if n_test < 1:
+            raise UserError("a data set needs at least 2 samples (train and test)")
+        self._set_split(ds.subset(slice(0, len(ds) - n_test)), ds.subset(slice(len(ds) - n_test, len(ds))))
         self.data, self.source = ds, source
-        self.train_data = ds.subset(slice(0, len(ds) - n_test))
-        self.test_data = ds.subset(slice(len(ds) - n_test, len(ds)))
-        self.net, self.history, self.prediction = None, [], None
-        self._emit("data")
-        self._emit("history")
-        self.select(0, 0)
-        self._emit("prediction")
+        self.net_config, self.weights, self.history, self.prediction = None, None, [], None
+        self.mark_stale("")
+        self.events.emit("data")
+        self.events.emit("history")
+        self.params = dataclasses.replace(self.params, sample=0, channel=0)
+        self.events.emit("params", changed={"sample", "channel"})
+        self.events.emit("sample")
+        self.events.emit("prediction")
+
+    def _set_split(self, train_part: opdata.OperatorData | None, test_part: opdata.OperatorData) -> None:
+        self.train_data, self.test_data = train_part, test_part
 
     def new_network(self) -> OperatorModel:
-        require(self.train_data is not None, "generate or open a data set first")
+        """A freshly initialised network for a worker to train (the GUI keeps no reference to it)."""
+        if self.train_data is None:
+            raise UserError("no training data: press Generate or open a data set first")
         cfg = self.params.model_config(self.train_data)
         if cfg.kind == "fno3d" and self.train_data.kind == "darcy":
             raise UserError(
                 "fno3d is the spatiotemporal FNO for Navier-Stokes sequences: pick fno, tfno or lsm"
             )
-        self.net = make_model(cfg, self.train_data, self.params.seed)
+        net = make_model(cfg, self.train_data, self.params.seed)
         self.history = []
-        self._emit("history")
-        return self.net
+        self.events.emit("history")
+        return net
+
+    def network(self) -> OperatorModel | None:
+        """A GUI-side network built from the current weights (a new object each call; None before training)."""
+        if self.weights is None:
+            return None
+        return network_from_weights(self.net_config, self.weights, "operator")
 
     def set_network(self, net: OperatorModel) -> None:
-        require(self.test_data is not None, "open a data set before loading weights")
-        require(
-            net.cfg.in_channels == self.test_data.x.shape[1]
-            and net.cfg.out_channels == self.test_data.y.shape[1],
-            "these weights do not fit the data set's channels",
-        )
-        self.net, self.history = net, []
-        self._emit("history")
+        """Show a network loaded from a checkpoint: its weights are copied, its predictions computed."""
+        if self.test_data is None:
+            raise UserError("open a data set before loading weights")
+        if (
+            net.cfg.in_channels != self.test_data.x.shape[1]
+            or net.cfg.out_channels != self.test_data.y.shape[1]
+        ):
+            raise UserError("these weights do not fit the data set's channels")
+        self.net_config, self.weights, self.history = net.cfg, weights_copy(net), []
+        self.mark_stale("")
+        self.events.emit("history")
         self.set_prediction(predict(net, self.test_data.x))
 
     # -- training ----------------------------------------------------------------------------------------
     def add_preview(self, p: Preview) -> None:
         self.history.append(p.stats)
         del self.history[:-MAX_HISTORY]
-        self._emit("history")
+        self.net_config, self.weights = p.config, p.weights
+        self.mark_stale("")
+        self.events.emit("history")
         self.set_prediction(p.prediction)
 
     def set_prediction(self, pred: np.ndarray | None) -> None:
         self.prediction = pred
-        self._emit("prediction")
+        self.events.emit("prediction")
 
     # -- what the views draw -----------------------------------------------------------------------------
-    def sample_fields(self) -> dict[str, np.ndarray] | None:
-        """input, truth, prediction (or None) and error of the selected test sample and channel."""
+    def sample_fields(self, sample: int | None = None) -> dict[str, np.ndarray] | None:
+        """input, truth, prediction (or None) and error of a test sample (default: the selected one) and the
+        selected channel."""
         if self.test_data is None:
             return None
-        s, c = self.params.sample, self.params.channel
+        s, c = self.params.sample if sample is None else sample, self.params.channel
         truth = self.test_data.y[s, c]
-        inp = self.test_data.x[s, -1]
-        out = {"input": inp, "truth": truth, "prediction": None, "error": None}
+        out = {"input": self.test_data.x[s, -1], "truth": truth, "prediction": None, "error": None}
         if self.prediction is not None and len(self.prediction) == len(self.test_data):
             out["prediction"] = self.prediction[s, c]
             out["error"] = self.prediction[s, c] - truth
@@ -218,14 +299,15 @@ class OperatorLab:
         return rel_l2_per_sample(self.prediction, self.test_data.y)
 
     def summary(self) -> str:
-        if self.data is None:
+        if self.test_data is None:
             return "no data: generate a set or open one (NPZ, neuraloperator .pt, Zarr)"
-        s = self.data.summary()
+        t = self.test_data
+        n_train = 0 if self.train_data is None else len(self.train_data)
         line = (
-            f"{s['kind']} from {self.source}: {s['count']} samples at {s['resolution']}x{s['resolution']} "
-            f"({len(self.train_data)} train / {len(self.test_data)} test), {s['in_channels']} -> {s['out_channels']} ch"
+            f"{t.kind} from {self.source}: {n_train + len(t)} samples at {t.resolution}x{t.resolution} "
+            f"({n_train} train / {len(t)} test), {t.x.shape[1]} -> {t.y.shape[1]} ch"
         )
-        m = self.data.meta
+        m = t.meta
         if "iterations_recycled" in m and "iterations_pcg" in m:
             line += (
                 f"; recycled CG {m['iterations_recycled']} iterations in {m['seconds_recycled']:.1f} s vs "
@@ -243,22 +325,132 @@ class OperatorLab:
         return names, cols
 
     # -- sessions ----------------------------------------------------------------------------------------
-    def state(self) -> dict:
-        return {"params": asdict(self.params), "history": [h.to_dict() for h in self.history]}
+    def state_keys(self) -> set[str]:
+        return {"params", "history", "data", "network"}
 
-    def restore(self, state: dict) -> None:
-        """Validate everything first, then apply (all or nothing). Data and weights are not part of it."""
-        if not isinstance(state, dict):
-            raise UserError("operator session state must be an object")
-        params = state.get("params", {})
-        known = {f.name for f in fields(OperatorParams)}
-        if not isinstance(params, dict) or set(params) - known:
-            raise UserError(f"operator session: unknown parameters {sorted(set(params) - known)}")
-        new = replace(OperatorParams(), **params)
-        try:
-            hist = [EpochStats(**h) for h in state.get("history", [])]
-        except TypeError as e:
-            raise UserError(f"operator session: bad training history ({e})") from None
-        self.params, self.history = new, hist
-        self._emit("params")
-        self._emit("history")
+    def state(self) -> dict:
+        st = super().state()
+        st["history"] = [{k: _finite_or_none(v) for k, v in h.to_dict().items()} for h in self.history]
+        t = self.test_data
+        st["data"] = (
+            None if t is None else {"kind": t.kind, "source": self.source, "meta": _json_meta(t.meta)}
+        )
+        st["network"] = None if self.net_config is None else self.net_config.to_dict()
+        return st
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if self.test_data is not None:
+            out["test_x"], out["test_y"] = self.test_data.x, self.test_data.y
+            tr = self.train_data
+            if tr is not None and tr.x.nbytes + tr.y.nbytes <= MAX_SESSION_TRAIN_BYTES:
+                out["train_x"], out["train_y"] = tr.x, tr.y
+        if self.prediction is not None:
+            out["prediction"] = self.prediction
+        for k, v in (self.weights or {}).items():
+            out[WEIGHT + k] = v.numpy()
+        return out
+
+    def validate_state(self, state: Any, arrays: dict[str, np.ndarray]) -> dict:
+        """Everything checked before anything changes. Without arrays (a state dict alone) the parameters,
+        history and selection are restored and the data and network shown stay."""
+        staged = super().validate_state(state, arrays)
+        w = "operator"
+        staged["history"] = self._check_history(state.get("history", []))
+        data = state.get("data")
+        if data is not None:
+            if not isinstance(data, dict) or set(data) - {"kind", "source", "meta"}:
+                raise UserError(f"{w}.data must be an object with kind, source and meta; got {data!r:.80}")
+            kind, source, meta = data.get("kind"), data.get("source", ""), data.get("meta", {})
+            if not isinstance(kind, str) or not isinstance(source, str) or not isinstance(meta, dict):
+                raise UserError(f"{w}.data: kind and source must be text, meta an object; got {data!r:.80}")
+        cfg = None
+        if state.get("network") is not None:
+            try:
+                cfg = ModelConfig.from_dict(state["network"])
+            except UserError as exc:
+                raise UserError(f"{w}.network: {exc}") from None
+        staged["keep"] = not arrays
+        if not arrays:
+            self._check_selection(staged["params"], self.test_data, where=f"{w}.params.")
+            return staged
+        staged.update(data=None, train=None, source="", prediction=None, network=None, weights=None)
+        test = None
+        if data is not None:
+            tx = require_array(arrays, "test_x", where=w, ndim=4)
+            ty = require_array(arrays, "test_y", where=w, ndim=4)
+            try:
+                test = opdata.OperatorData(
+                    tx.astype(np.float32), ty.astype(np.float32), kind, _json_meta(meta)
+                )
+                train_part = None
+                if "train_x" in arrays:
+                    trx = require_array(arrays, "train_x", where=w, ndim=4)
+                    tr_y = require_array(arrays, "train_y", where=w, ndim=4)
+                    train_part = opdata.OperatorData(trx.astype(np.float32), tr_y.astype(np.float32), kind)
+            except UserError as exc:
+                raise UserError(f"{w}: session data: {exc}") from None
+            if train_part is not None and (
+                train_part.x.shape[1:] != test.x.shape[1:] or train_part.y.shape[1:] != test.y.shape[1:]
+            ):
+                raise UserError(f"{w}: arrays train_x/train_y do not match test_x/test_y in channels or grid")
+            staged.update(data=test, train=train_part, source=source)
+        self._check_selection(staged["params"], test, where=f"{w}.params.")
+        if "prediction" in arrays:
+            if test is None:
+                raise UserError(f"{w}: the session has a prediction but no data")
+            pred = require_array(arrays, "prediction", where=w, shape=test.y.shape)
+            staged["prediction"] = pred.astype(np.float32)
+        if cfg is not None:
+            if test is not None and (cfg.in_channels, cfg.out_channels) != (test.x.shape[1], test.y.shape[1]):
+                raise UserError(
+                    f"{w}.network: {cfg.in_channels} -> {cfg.out_channels} channels do not fit the data"
+                )
+            weights = {k[len(WEIGHT) :]: a for k, a in arrays.items() if k.startswith(WEIGHT)}
+            net = network_from_weights(cfg, weights, w)
+            staged["network"], staged["weights"] = cfg, weights_copy(net)
+        return staged
+
+    @staticmethod
+    def _check_history(hist: Any) -> list[EpochStats]:
+        if not isinstance(hist, list):
+            raise UserError(f"operator.history must be a list, got {hist!r:.60}")
+        names = [f.name for f in fields(EpochStats)]
+        out = []
+        for i, h in enumerate(hist):
+            if not isinstance(h, dict) or sorted(h) != sorted(names):
+                raise UserError(f"operator.history[{i}] must have the keys {', '.join(names)}; got {h!r:.80}")
+            for k, v in h.items():
+                if isinstance(v, bool) or not isinstance(v, int | float | None):
+                    raise UserError(f"operator.history[{i}].{k} must be a number or null, got {v!r}")
+            out.append(EpochStats(**{k: math.nan if v is None else v for k, v in h.items()}))
+        return out
+
+    def apply_state(self, staged: dict) -> None:
+        super().apply_state(staged)
+        self.history = staged["history"]
+        if staged["keep"]:
+            self.events.emit("history")
+            return
+        test = staged["data"]
+        if test is None:
+            self.data = self.train_data = self.test_data = None
+        else:
+            train_part = staged["train"]
+            self.data = (
+                test
+                if train_part is None
+                else opdata.OperatorData(
+                    np.concatenate([train_part.x, test.x]),
+                    np.concatenate([train_part.y, test.y]),
+                    test.kind,
+                    test.meta,
+                )
+            )
+            self._set_split(train_part, test)
+        self.source = staged["source"]
+        self.prediction = staged["prediction"]
+        self.net_config, self.weights = staged["network"], staged["weights"]
+        self.mark_stale("")
+        for event in ("data", "history", "sample", "prediction"):
+            self.events.emit(event)

@@ -1,12 +1,12 @@
 """Operator learning panel: generate or open a data set, train FNO/TFNO/LSM live, refine, inspect test samples.
 
 Wiring only: the form writes :class:`~panels.operator.model.OperatorLab`, buttons submit backend generators
-through :mod:`app.worker`, and the views redraw from the model's events.
+through the panel's task set, and the views redraw from the model's events. A worker trains its own network
+and hands the GUI copies of the weights after every epoch.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -14,69 +14,56 @@ from PySide6 import QtCore
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.export import export_plot, save_csv, save_npz, save_png
-from app.worker import submit
 from backends.common import UserError, drain
 from backends.operator import checkpoint
 from backends.operator import data as opdata
-from panels.base import ExportAction, Panel
-from panels.operator.model import MODELS, PROBLEMS, OperatorLab, OperatorParams, train_with_previews
+from panels.base import ExportAction, Panel, VideoSpec
+from panels.operator.model import OperatorLab, OperatorParams, data_generator, train_with_previews
 from panels.operator.render import TITLES, compose, shared_limits
-from panels.widgets import Field, ParamForm, fill_with_splitter, make_plot
+from panels.widgets import ParamForm, bind_form, fill_with_splitter, make_plot, param_fields
 
-FIELDS = [
-    Field(
-        "problem",
-        "Problem",
-        "choice",
-        choices=PROBLEMS,
-        tooltip="darcy: a -> u; ns: 10 vorticity steps -> the rest",
-    ),
-    Field("n", "Resolution n", "int", minimum=16, maximum=256),
-    Field("count", "Samples", "int", minimum=2, maximum=20000),
-    Field("seed", "Seed", "int", minimum=0, maximum=10**6),
-    Field("nu", "Viscosity nu (ns)", log=True, minimum=1e-6, maximum=1.0),
-    Field("steps", "Unit-time steps (ns)", "int", minimum=11, maximum=200),
-    Field("n_test", "Test samples", "int", minimum=1, maximum=10000),
-    Field("model", "Model", "choice", choices=MODELS, tooltip="fno3d: spatiotemporal FNO (Navier-Stokes)"),
-    Field("modes", "Fourier modes", "int", minimum=1, maximum=128),
-    Field("width", "Width", "int", minimum=8, maximum=256),
-    Field("epochs", "Epochs", "int", minimum=1, maximum=10000),
-    Field("lr", "Learning rate", log=True, minimum=1e-6, maximum=1.0),
-    Field("batch_size", "Batch size", "int", minimum=1, maximum=1024),
-    Field("refine_epochs", "Refiner epochs", "int", minimum=1, maximum=1000),
-    Field("sample", "Test sample", "int", minimum=0, maximum=10000),
-    Field("channel", "Output channel / step", "int", minimum=0, maximum=1000),
-]
+SECONDS_PER_SAMPLE = 0.5  # video: how long each test sample is shown
 
 
 class OperatorPanel(Panel):
     key = "operator"
     title = "Operator learning"
     open_filter = "Operator data (*.npz *.pt)"
+    quick_start = (
+        "<p>Press <b>Generate</b> for a Darcy (or Navier-Stokes) data set solved here, or File &gt; Open a "
+        "neuraloperator <code>.pt</code>/NPZ set. Then <b>Train</b>: the test sample, the training curves and "
+        "the energy spectra update after every epoch. <b>Refine</b> runs the Spectral-Refiner on the trained "
+        "network; <b>Stop</b> keeps the last epoch. Pick the test sample and output channel in the form.</p>"
+    )
+    controls = (
+        ("Mouse wheel on an image", "zoom (all four tiles keep their own view)"),
+        ("Drag on an image", "pan"),
+        ("Right click on a plot", "pyqtgraph menu: axes, export"),
+        ("Test sample / Output channel", "choose what the four tiles show"),
+    )
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = OperatorLab()
-        self._task = None
         self._build()
-        for event, fn in (
-            ("params", self._show_params),
-            ("data", self._show_summary),
-            ("history", self._draw_history),
-            ("prediction", self._draw_sample),
-            ("sample", self._draw_sample),
-        ):
-            self.model.on(event, fn)
-        self.model.on("prediction", self._draw_spectra)
-        self.model.on("prediction", self._show_summary)
+        ev = self.model.events
+        ev.connect("data", self._show_summary)
+        ev.connect("history", self._draw_history)
+        ev.connect("sample", self._draw_sample)
+        ev.connect("sample", self._draw_spectra)
+        ev.connect("prediction", self._draw_sample)
+        ev.connect("prediction", self._draw_spectra)
+        ev.connect("prediction", self._show_summary)
+        ev.connect("stale", self._show_summary)
+        ev.connect("restored", self._show_summary)
         self._show_summary()
 
     # -- UI -------------------------------------------------------------------------------------------------
     def _build(self) -> None:
         import pyqtgraph as pg
 
-        self.form = ParamForm(FIELDS, asdict(self.model.params))
-        self.form.changed.connect(self._on_form)
+        self.form = ParamForm(param_fields(OperatorParams))
+        bind_form(self.form, self.model, self.status.emit)
         buttons = {}
         for name, slot in (
             ("Generate", self.generate),
@@ -140,31 +127,12 @@ class OperatorPanel(Panel):
         rv.addWidget(plots, 2)
         fill_with_splitter(self, [left, right], [1, 3])
 
-    # -- form <-> model -------------------------------------------------------------------------------------
-    def _on_form(self, name: str, value) -> None:
-        try:
-            if name in ("sample", "channel"):
-                self.model.select(**{name: value})
-            else:
-                self.model.set_params(**{name: value})
-        except UserError as e:
-            self.status.emit(str(e))
-            self._show_params()
-
-    def _show_params(self) -> None:
-        self.form.set_values(asdict(self.model.params))
-
-    def _show_summary(self) -> None:
-        self.info.setText(self.model.summary())
-
-    def params(self) -> OperatorParams:
-        return self.model.params
-
-    def set_params(self, cfg: OperatorParams) -> None:
-        self.model.set_params(**asdict(cfg))
+    def _show_summary(self, **_) -> None:
+        stale = self.model.stale
+        self.info.setText(self.model.summary() + (f"<br><b>{stale}</b>" if stale else ""))
 
     # -- views ----------------------------------------------------------------------------------------------
-    def _draw_sample(self) -> None:
+    def _draw_sample(self, **_) -> None:
         f = self.model.sample_fields()
         if f is None:
             return
@@ -179,13 +147,13 @@ class OperatorPanel(Panel):
             item.setImage(a.T, levels=levels)  # ImageItem indexes [x, y]
         self.colorbar.setLevels((lo, hi))
 
-    def _draw_history(self) -> None:
+    def _draw_history(self, **_) -> None:
         h = self.model.history
         ep = np.array([s.epoch for s in h], float)
         self.c_train.setData(ep, np.array([s.train_loss for s in h], float))
         self.c_test.setData(ep, np.array([s.test_l2 for s in h], float))
 
-    def _draw_spectra(self) -> None:
+    def _draw_spectra(self, **_) -> None:
         sp = self.model.spectra()
         if sp is None:
             return
@@ -195,21 +163,9 @@ class OperatorPanel(Panel):
         self.s_pred.setData([] if ep is None else k[sl], [] if ep is None else np.maximum(ep[sl], 1e-30))
 
     # -- computation -----------------------------------------------------------------------------------------
-    def _generator(self):
-        p = self.model.params
-        if p.problem == "darcy":
-            return opdata.generate_darcy(p.n, p.count, seed=p.seed, compare=True)
-        n = p.n if p.n % 16 == 0 else 16 * round(p.n / 16)
-        return opdata.generate_ns(
-            n, p.count, nu=p.nu, steps=p.steps, t_in=10, seed=p.seed, batch=min(p.count, 64)
-        )
-
     def generate(self) -> None:
-        self.stop()
-        if self._busy():
-            return
-        self._task = submit(
-            self._generator, label="generate operator data", group=f"operator-{id(self)}",
+        self.tasks.submit(
+            data_generator, self.model.params, label="generate operator data", group="run",
             on_progress=lambda f, m: self.status.emit(m),
             on_done=lambda ds: self.model.set_data(ds, "generated"),
             on_error=self.status.emit,
@@ -217,24 +173,23 @@ class OperatorPanel(Panel):
 
     def _run_training(self, refine: bool) -> None:
         m = self.model
-        self.stop()
-        if self._busy():
-            return
         try:
             if refine:
-                if m.net is None:
-                    raise UserError("train or load a model before refining it")
-                net = m.net
+                net = m.network()  # a fresh copy built from the weights shown: the worker owns it
+                if net is None or m.train_data is None:
+                    raise UserError(
+                        "train or load a model (with its training data) before refining: press Train"
+                    )
             else:
                 net = m.new_network()
         except UserError as e:
             self.status.emit(str(e))
             return
-        self._task = submit(
+        self.tasks.submit(
             train_with_previews, net, m.train_data, m.test_data, m.params.train_config(refine), refine,
-            label="refine operator" if refine else "train operator", group=f"operator-{id(self)}",
+            label="refine operator" if refine else "train operator", group="run",
             on_yield=self._on_preview, on_error=self.status.emit, throttle_ms=0,
-            on_done=lambda _net: self.status.emit("refinement done" if refine else "training done"),
+            on_done=lambda _r: self.status.emit("refinement done" if refine else "training done"),
         )  # fmt: skip
 
     def _on_preview(self, p) -> None:
@@ -248,38 +203,21 @@ class OperatorPanel(Panel):
     def refine(self) -> None:
         self._run_training(refine=True)
 
-    def stop(self) -> None:
-        """Cancel at the next epoch or progress step (never blocks); results so far stay in the model."""
-        if self._task is not None:
-            self._task.cancel()
-
-    def _busy(self) -> bool:
-        if self._task is not None and self._task.is_running():
-            self.status.emit(
-                "the previous run is still stopping (it ends after the current epoch); try again"
-            )
-            return True
-        return False
-
     def advance(self, steps: int) -> None:
         """Synchronously: generate the default data set if none, then train ``steps`` epochs (CLI snapshot)."""
-        if self.model.data is None:
-            self.model.set_data(drain(self._generator()), "generated")
+        if self.model.train_data is None:
+            self.model.set_data(drain(data_generator(self.model.params)), "generated")
         net = self.model.new_network()
-        cfg = self.model.params.train_config()
-        cfg = type(cfg)(**{**asdict(cfg), "epochs": max(1, min(int(steps), cfg.epochs))})
-        for p in train_with_previews(net, self.model.train_data, self.model.test_data, cfg):
-            self.model.add_preview(p)
-
-    def shutdown(self) -> None:
-        self.stop()
-        if self._task is not None:
-            self._task.stale = True
-            self._task.wait(5_000)
+        p = self.model.params
+        cfg = p.train_config(epochs=max(1, min(int(steps), p.epochs)))
+        for preview in train_with_previews(net, self.model.train_data, self.model.test_data, cfg):
+            self.model.add_preview(preview)
 
     # -- files ------------------------------------------------------------------------------------------------
     def open_path(self, path: Path) -> None:
-        self.model.set_data(opdata.load(path), Path(path).name)
+        data = opdata.load(path)
+        self.stop()  # a running task's late results must not land on the new data
+        self.model.set_data(data, Path(path).name)
 
     def _open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open operator data", "", self.open_filter)
@@ -291,6 +229,7 @@ class OperatorPanel(Panel):
 
     def load_weights(self, directory: Path) -> None:
         net, _meta = checkpoint.load(directory)
+        self.stop()
         self.model.set_network(net)
 
     def _load_weights_dialog(self) -> None:
@@ -310,6 +249,18 @@ class OperatorPanel(Panel):
             return out
         return compose(f, size)
 
+    def video(self) -> VideoSpec | None:
+        """The test samples one after another (half a second each), as the export shows them."""
+        test = self.model.test_data
+        if test is None:
+            return None
+        n = len(test)
+
+        def frame(u: float, size: tuple[int, int]) -> np.ndarray:
+            return compose(self.model.sample_fields(min(int(u * n), n - 1)), size)
+
+        return VideoSpec("Test samples", max(2.0, SECONDS_PER_SAMPLE * n), frame)
+
     def exports(self) -> list[ExportAction]:
         return [
             ExportAction("Test sample PNG", ("png",), lambda p: save_png(p, self.render((1600, 400)))),
@@ -324,23 +275,17 @@ class OperatorPanel(Panel):
     def _write_predictions(self, path: Path) -> None:
         m = self.model
         if m.prediction is None:
-            raise UserError("no predictions yet: train or load a model first")
+            raise UserError("no predictions yet: press Train (or load weights) first")
         save_npz(path, x=m.test_data.x, y=m.test_data.y, prediction=m.prediction, rel_l2=m.test_errors())
 
     def _write_metrics(self, path: Path) -> None:
         if not self.model.history:
-            raise UserError("no training history yet")
+            raise UserError("no training history yet: press Train")
         names, cols = self.model.metrics_columns()
         save_csv(path, names, cols)
 
     def _write_weights(self, path: Path) -> None:
-        if self.model.net is None:
-            raise UserError("no model yet: train one first")
-        checkpoint.save(path, self.model.net, {"n_test": len(self.model.test_data)})
-
-    # -- sessions ---------------------------------------------------------------------------------------------
-    def state(self) -> dict:
-        return self.model.state()
-
-    def restore(self, state: dict) -> None:
-        self.model.restore(state)
+        net = self.model.network()
+        if net is None:
+            raise UserError("no model yet: press Train first")
+        checkpoint.save(path, net, {"n_test": len(self.model.test_data)})
