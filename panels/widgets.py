@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -381,21 +380,6 @@ def finite_or_nan(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=float).copy()
     a[~np.isfinite(a)] = np.nan
     return a
-
-
-def nice_limits(a: np.ndarray, symmetric: bool = False) -> tuple[float, float]:
-    """Robust colour limits from the 1st/99th percentiles of the finite values."""
-    a = np.asarray(a)
-    a = a[np.isfinite(a)]
-    if a.size == 0:
-        return (0.0, 1.0)
-    lo, hi = np.percentile(a, [1, 99]) if a.size > 100 else (a.min(), a.max())
-    if symmetric:
-        m = max(abs(lo), abs(hi)) or 1.0
-        return (-float(m), float(m))
-    if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
-        return (float(lo) - 0.5, float(lo) + 0.5)
-    return (float(lo), float(hi))
 
 
 def grid_segments(lo: tuple[float, float], hi: tuple[float, float], lines: int = 10) -> np.ndarray:
