@@ -10,7 +10,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from backends.common import UserError
@@ -103,21 +105,30 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> tu
         raise UserError(
             f"--weights {path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})"
         ) from None
-    model = OperatorModel(cfg)
-    want = tensor_state(model)
-    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    model = network_from_weights(cfg, state, f"--weights {path}")
+    return model.to(device).eval(), meta
+
+
+def network_from_weights(cfg: ModelConfig, weights: dict[str, Any], where: str) -> OperatorModel:
+    """Rebuild a network from its configuration and tensors (a checkpoint's or a session's); a missing,
+    misshapen or non-finite tensor is one UserError naming ``where``; nothing is unpickled."""
+    net = OperatorModel(cfg)
+    want = tensor_state(net)
+    missing, extra = sorted(set(want) - set(weights)), sorted(set(weights) - set(want))
     if missing or extra:
         raise UserError(
-            f"--weights {path}: tensors do not match a {cfg.kind} model "
-            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, unexpected {extra[:3]})"
+            f"{where}: weights do not match a {cfg.kind} model (missing {missing[:2]}, extra {extra[:2]})"
         )
-    for k, v in state.items():
-        if v.shape != want[k].shape or v.dtype != want[k].dtype:
+    state = {}
+    for k, v in weights.items():
+        t = torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
+        if t.shape != want[k].shape or t.dtype != want[k].dtype:
             raise UserError(
-                f"--weights {path}: tensor {k} is {tuple(v.shape)} {v.dtype}, "
-                f"the model needs {tuple(want[k].shape)} {want[k].dtype}"
+                f"{where}: weight {k!r} is {tuple(t.shape)} {t.dtype}, the model needs "
+                f"{tuple(want[k].shape)} {want[k].dtype}"
             )
-        if not torch.isfinite(torch.view_as_real(v) if v.is_complex() else v).all():
-            raise UserError(f"--weights {path}: tensor {k} contains NaN or infinity")
-    model.load_state_dict(state)
-    return model.to(device).eval(), meta
+        if not torch.isfinite(torch.view_as_real(t) if t.is_complex() else t).all():
+            raise UserError(f"{where}: weight {k!r} contains NaN or infinity")
+        state[k] = t.clone()
+    net.load_state_dict(state, strict=False)
+    return net

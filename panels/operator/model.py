@@ -25,7 +25,7 @@ import torch
 
 from backends.common import UserError
 from backends.operator import data as opdata
-from backends.operator.checkpoint import tensor_state
+from backends.operator.checkpoint import network_from_weights, tensor_state
 from backends.operator.models import ModelConfig, OperatorModel
 from backends.operator.train import EpochStats, TrainConfig, make_model, predict, rel_l2_per_sample, train
 from panels.model import PanelModel, param, require_array, validate_params
@@ -113,30 +113,6 @@ def train_with_previews(
     gen = refine_gen(net, train_data, test_data, cfg) if refine else train(net, train_data, test_data, cfg)
     for stats in gen:
         yield Preview(stats, predict(net, test_data.x), net.cfg, weights_copy(net))
-
-
-def network_from_weights(cfg: ModelConfig, weights: dict[str, Any], where: str) -> OperatorModel:
-    """Rebuild a network from its configuration and tensors; a missing or misshapen tensor is a UserError."""
-    net = OperatorModel(cfg)
-    want = tensor_state(net)
-    missing, extra = sorted(set(want) - set(weights)), sorted(set(weights) - set(want))
-    if missing or extra:
-        raise UserError(
-            f"{where}: weights do not match a {cfg.kind} model (missing {missing[:2]}, extra {extra[:2]})"
-        )
-    state = {}
-    for k, v in weights.items():
-        t = torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
-        if t.shape != want[k].shape or t.dtype != want[k].dtype:
-            raise UserError(
-                f"{where}: weight {k!r} is {tuple(t.shape)} {t.dtype}, the model needs "
-                f"{tuple(want[k].shape)} {want[k].dtype}"
-            )
-        if not torch.isfinite(torch.view_as_real(t) if t.is_complex() else t).all():
-            raise UserError(f"{where}: weight {k!r} contains NaN or infinity")
-        state[k] = t.clone()
-    net.load_state_dict(state, strict=False)
-    return net
 
 
 def _json_meta(meta: dict) -> dict:
