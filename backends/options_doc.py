@@ -6,7 +6,9 @@ Kept apart from :mod:`backends.options` because it imports every CLI, which them
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from backends.options import Bound
@@ -35,6 +37,13 @@ def _clis() -> list[tuple[str, Any, dict[str, Bound], str]]:
         ("visual-lab run diffusion", diffusion._parser(), diffusion.BOUNDS, diffusion.MEMORY),
         ("visual-lab run trajectory", trajectory.build_parser(), trajectory.BOUNDS, trajectory.MEMORY),
     ]
+
+
+def _portable(value: Any) -> Any:
+    """A default path inside the project as a path relative to it: the doc must not depend on the checkout."""
+    root = str(Path(__file__).resolve().parents[1])
+    text = str(value)
+    return os.path.relpath(text, root) if text.startswith(root + os.sep) else value
 
 
 def numeric_dests(parser: argparse.ArgumentParser) -> list[str]:
@@ -70,7 +79,7 @@ def markdown() -> str:
             else:
                 rng = "text / file"
             notes = "; ".join(x for x in (a.help, b.note if b else "") if x).replace("|", "\\|")
-            default = "" if a.default in (None, "", argparse.SUPPRESS) else f"`{a.default}`"
+            default = "" if a.default in (None, "", argparse.SUPPRESS) else f"`{_portable(a.default)}`"
             out.append(f"| `{flag}` | {default} | {rng} | {notes} |")
         out += ["", "**Memory.** " + memory, ""]
     return "\n".join(out).rstrip() + "\n"
