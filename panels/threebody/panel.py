@@ -289,6 +289,11 @@ class ThreeBodyPanel(Panel):
         for chunk in self._sync.chunks(int(steps)):
             self.model.add_chunk(chunk)
         self.model.set_time(self.model.rec.t_last)
+        self.plots.draw_run()  # the plots redraw at most every 100 ms while chunks stream in: now, all of it
+
+    def _export_energy_plot(self, path) -> None:
+        self.plots.draw_run()
+        export_plot(self.plots.energy_plot, path)
 
     def start_ensemble(self) -> None:
         try:
@@ -355,7 +360,9 @@ class ThreeBodyPanel(Panel):
         return [
             ExportAction("Orbit PNG", ("png",), lambda p: save_png(p, self.render((1200, 900)))),
             ExportAction(
-                "Energy plot SVG/CSV", ("svg", "csv", "png"), lambda p: export_plot(self.plots.energy_plot, p)
+                "Energy plot SVG/CSV",
+                ("svg", "csv", "png"),
+                self._export_energy_plot,
             ),
             ExportAction("Trajectory NPZ", ("npz",), lambda p: self.model.rec.save(p)),
             ExportAction("Ensemble map PNG", ("png",), self._write_ens_png),
