@@ -369,9 +369,6 @@ def make_plot(
         item.getAxis(side).enableAutoSIPrefix(False)
     item.setLogMode(x=logx, y=logy)
     item.showGrid(x=True, y=True, alpha=0.25)
-    # long histories: draw at most ~2 points per pixel column of what is visible (the paint stays cheap)
-    item.setDownsampling(auto=True, mode="peak")
-    item.setClipToView(True)
     if legend:
         item.addLegend(offset=(10, 10))
     w.setMinimumHeight(140)
