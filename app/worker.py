@@ -216,6 +216,7 @@ def _join_at_exit() -> None:
 atexit.register(_join_at_exit)
 
 _gc_timer = None
+FULL_GC_TICKS = 120
 
 
 def collect_garbage_on_gui_thread(interval_ms: int = 1000) -> None:
@@ -225,7 +226,7 @@ def collect_garbage_on_gui_thread(interval_ms: int = 1000) -> None:
     training a network; if the garbage holds Qt widgets (closed panels, dialogs), their C++ destructors then
     run in that worker and PySide can deadlock on the interpreter lock. So automatic collection is switched
     off and a GUI-thread timer collects instead: the young generation every ``interval_ms``, everything every
-    tenth tick.
+    ``FULL_GC_TICKS`` ticks.
     """
     global _gc_timer
     if _gc_timer is not None:
@@ -233,11 +234,14 @@ def collect_garbage_on_gui_thread(interval_ms: int = 1000) -> None:
     from PySide6.QtCore import QTimer
 
     gc.disable()
+    gc.freeze()  # what exists at start-up (modules, torch) is never garbage: keep it out of every scan
     ticks = [0]
 
     def tick() -> None:
+        # young objects every tick (fast); a full scan, which can take a few hundred ms on a big heap, only
+        # every FULL_GC_TICKS ticks, so the GUI thread is rarely held that long
         ticks[0] += 1
-        gc.collect(2 if ticks[0] % 10 == 0 else 0)
+        gc.collect(2 if ticks[0] % FULL_GC_TICKS == 0 else 1 if ticks[0] % 10 == 0 else 0)
 
     _gc_timer = QTimer()
     _gc_timer.setInterval(interval_ms)
