@@ -46,6 +46,7 @@ class Task(QObject):
         self._fn, self._args, self._kwargs = fn, args, kwargs
         self._throttle = throttle_ms / 1000.0
         self._cancel = threading.Event()
+        self._on_cancel: list[Callable[[], None]] = []
         self.stale = False  # set when superseded: its results must not be shown
         self.result: Any = None
         self.error: str | None = None
@@ -54,6 +55,17 @@ class Task(QObject):
     # -- control -----------------------------------------------------------------------------------------
     def cancel(self) -> None:
         self._cancel.set()
+        hooks, self._on_cancel = self._on_cancel, []
+        for hook in hooks:
+            hook()
+
+    def also_cancel(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` (from the cancelling thread) when this task is cancelled: for work that blocks
+        outside the generator's yields, e.g. a batch study waiting on Dask futures."""
+        if self._cancel.is_set():
+            hook()
+        else:
+            self._on_cancel.append(hook)
 
     @property
     def cancelled(self) -> bool:

@@ -30,6 +30,10 @@ class Panel(QWidget):
     #: file dialog filter for File > Open, e.g. "Gaussian splats (*.ply *.splat *.spz)"; '' = opens nothing
     open_filter: ClassVar[str] = ""
 
+    #: batch workloads (``backends.batch`` names, e.g. "escape-map") whose Zarr stores this panel opens
+    #: (File > Open study…); run them with :func:`panels.study.run_study`
+    study_workloads: ClassVar[tuple[str, ...]] = ()
+
     #: Help > Quick start: what to press first, in a few lines of HTML
     quick_start: ClassVar[str] = ""
     #: Help > Keyboard and mouse: (keys or gesture, what it does) for this panel's views
@@ -79,6 +83,11 @@ class Panel(QWidget):
 
     def open_path(self, path: Path) -> None:
         """Open a file chosen in File > Open (only called when ``open_filter`` is set)."""
+        raise NotImplementedError
+
+    def open_study(self, path: Path, meta: dict) -> None:
+        """Show a batch study's store (``meta`` = ``backends.batch.store.read_meta(path)``; finished chunks
+        only, a partial store shows what is done). Only called for workloads in ``study_workloads``."""
         raise NotImplementedError
 
     # -- sessions ---------------------------------------------------------------------------------------
