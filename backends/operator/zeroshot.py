@@ -134,9 +134,19 @@ def fine_test_set(
     return (yield from opdata.generate_darcy(m, count, seed=seed))
 
 
+
+
+def zero_shot_generated(model: OperatorModel, kind: str, n: int, count: int, **kw) -> Iterator[Progress]:
+    """Generate the fine test set (:func:`fine_test_set`), then :func:`zero_shot`; for a GUI worker."""
+    fine = yield from fine_test_set(kind, n, count, **kw)
+    yield Progress(1.0, f"zero-shot: evaluating at {fine.resolution}x{fine.resolution}")
+    return zero_shot(model, fine, n)
+
+
 __all__ = [
     "ZeroShot",
     "zero_shot",
+    "zero_shot_generated",
     "fine_test_set",
     "fine_resolution",
     "restrict",
