@@ -9,11 +9,12 @@ in float64, frames every unit of time (x = w(0..t_in-1), y = w(t_in..t_in+t_out-
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from backends.common import UserError, require
+from backends.common import Progress, UserError, require
 
 from .data import OperatorData
 
@@ -74,4 +75,10 @@ def load_study(path: str | Path) -> OperatorData:
     return OperatorData(x, y, KINDS[model], info)
 
 
-__all__ = ["dataset_workload", "load_study", "KINDS"]
+def read_study(path: str | Path) -> Iterator[Progress]:
+    """:func:`load_study` as a long-work generator (a big store takes seconds to read: not on a GUI thread)."""
+    yield Progress(None, f"reading the finished samples of {Path(path).name}")
+    return load_study(path)
+
+
+__all__ = ["dataset_workload", "load_study", "read_study", "KINDS"]

@@ -22,7 +22,7 @@ from backends.common import UserError, drain
 from backends.operator import checkpoint
 from backends.operator import data as opdata
 from backends.operator.rollout import rollout
-from backends.operator.studies import dataset_workload, load_study
+from backends.operator.studies import dataset_workload, load_study, read_study
 from backends.operator.zeroshot import zero_shot_generated
 from panels.base import ExportAction, Panel, VideoSpec
 from panels.operator.exports import write_rollout_csv, write_rollout_npz, write_zeroshot_png
@@ -206,16 +206,17 @@ class OperatorPanel(Panel):
         )  # fmt: skip
 
     def _study_done(self, store: Path, report) -> None:
+        """The finished chunks become the data set (read in a worker: a big store takes seconds)."""
         if report.done == 0:
             self.status.emit("generate: no chunk finished")
             return
-        try:
-            self.model.set_data(load_study(store), store.name)
-        except UserError as e:
-            self.status.emit(str(e))
-            return
         failed = f", {len(report.failed)} chunks failed" if report.failed else ""
-        self.status.emit(f"generate: {report.done}/{report.total} chunks in {store}{failed}")
+        self.tasks.submit(
+            read_study, store, label="read study", group="run", on_error=self.status.emit,
+            on_progress=lambda f, m: self.status.emit(m),
+            on_done=lambda ds: (self.model.set_data(ds, store.name),
+                                self.status.emit(f"generate: {report.done}/{report.total} chunks in {store}{failed}")),
+        )  # fmt: skip
 
     def _run_training(self, refine: bool) -> None:
         m = self.model
