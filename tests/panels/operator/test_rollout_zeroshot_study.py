@@ -54,7 +54,7 @@ def test_rollout_beside_the_solver_and_its_exports(panel, qtbot, ns_data, tmp_pa
     panel.advance(25)
     m.select(sample=1)
     panel.roll_out()  # in a worker: 8 steps = one block of 5, then one fed back on predictions
-    qtbot.waitUntil(lambda: not panel.tasks.busy(), timeout=60_000)
+    qtbot.waitUntil(lambda: len(m.rollout.steps) == T_IN + 8, timeout=60_000)
     r = m.rollout
     t, truth, pred, err = r.arrays()
     assert list(t) == list(range(T_IN + 8)) and r.sample == 1
@@ -146,6 +146,6 @@ def test_generate_runs_a_study_on_a_local_cluster_and_the_store_trains(panel, qt
     assert len(m.train_data) == 6 and m.data.kind == "darcy" and m.source == store.name
     assert "recycled CG" in panel.info.text()
     panel.start()
-    qtbot.waitUntil(lambda: not panel.tasks.busy(), timeout=60_000)
+    qtbot.waitUntil(lambda: len(m.history) == 10, timeout=60_000)
     loss = [h.train_loss for h in m.history]
     assert len(loss) == 10 and loss[-1] < 0.8 * loss[0]
