@@ -134,8 +134,6 @@ def fine_test_set(
     return (yield from opdata.generate_darcy(m, count, seed=seed))
 
 
-
-
 def zero_shot_generated(model: OperatorModel, kind: str, n: int, count: int, **kw) -> Iterator[Progress]:
     """Generate the fine test set (:func:`fine_test_set`), then :func:`zero_shot`; for a GUI worker."""
     fine = yield from fine_test_set(kind, n, count, **kw)
