@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -27,16 +27,21 @@ from backends.common import UserError
 from backends.operator import data as opdata
 from backends.operator.checkpoint import network_from_weights, tensor_state
 from backends.operator.models import ModelConfig, OperatorModel
+from backends.operator.rollout import MAX_STEPS as MAX_ROLLOUT
+from backends.operator.rollout import RolloutConfig, RolloutStep
 from backends.operator.train import EpochStats, TrainConfig, make_model, predict, rel_l2_per_sample, train
+from backends.operator.zeroshot import ZeroShot
 from panels.model import PanelModel, param, require_array, validate_params
 
 PROBLEMS = ("darcy", "ns")
 MODELS = ("fno", "tfno", "lsm", "fno3d")
 MAX_HISTORY = 100_000
+#: the zero-shot fine test set's seed is the form's seed plus this (samples apart from the training data)
+ZEROSHOT_SEED_OFFSET = 7919
 #: the training part of the data set goes into a session only up to this size (the test part always does)
 MAX_SESSION_TRAIN_BYTES = 64 * 2**20
 WEIGHT = "weight."  # prefix of the weight arrays in a session
-DATA_FIELDS = ("problem", "n", "count", "seed", "nu", "steps", "n_test")
+DATA_FIELDS = ("problem", "n", "count", "seed", "nu", "steps", "n_test", "chunk")
 NET_FIELDS = ("model", "modes", "width", "epochs", "lr", "batch_size", "refine_epochs")
 
 
@@ -58,6 +63,20 @@ class OperatorParams:
     lr: float = param(5e-3, "Learning rate", minimum=1e-6, maximum=1.0, log=True)
     batch_size: int = param(16, "Batch size", minimum=1, maximum=1024)
     refine_epochs: int = param(3, "Refiner epochs", minimum=1, maximum=1000)
+    chunk: int = param(
+        16,
+        "Samples per chunk (Generate)",
+        minimum=1,
+        maximum=10_000,
+        tooltip="Generate runs a pde-dataset batch study: one chunk per task",
+    )
+    rollout_steps: int = param(
+        20,
+        "Rollout steps (ns)",
+        minimum=1,
+        maximum=MAX_ROLLOUT,
+        tooltip="unit-time steps the operator and the solver advance after the given ones",
+    )
     sample: int = param(0, "Test sample", minimum=0, maximum=10_000)
     channel: int = param(0, "Output channel / step", minimum=0, maximum=1000)
 
@@ -115,6 +134,63 @@ def train_with_previews(
         yield Preview(stats, predict(net, test_data.x), net.cfg, weights_copy(net))
 
 
+@dataclass
+class RolloutState:
+    """The rollout being shown: one entry per unit time, appended as the worker yields them."""
+
+    sample: int  # the test sample whose given snapshots started it
+    t_in: int
+    steps: list[RolloutStep] = field(default_factory=list)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(times, truth (T, n, n), prediction (T, n, n), rel_l2)."""
+        return (
+            np.array([s.t for s in self.steps], int),
+            np.stack([s.truth for s in self.steps]),
+            np.stack([s.prediction for s in self.steps]),
+            np.array([s.rel_l2 for s in self.steps], float),
+        )
+
+    def limits(self) -> tuple[float, float]:
+        """One colour scale for the whole rollout (solver, operator and difference), so a video does not
+        flicker: the range of every field so far."""
+        lo = min(min(float(s.truth.min()), float(s.prediction.min()), float((s.prediction - s.truth).min()))
+                 for s in self.steps)  # fmt: skip
+        hi = max(max(float(s.truth.max()), float(s.prediction.max()), float((s.prediction - s.truth).max()))
+                 for s in self.steps)  # fmt: skip
+        return (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
+
+
+@dataclass
+class StudyProgress:
+    """Counts of a Generate study as its chunks land (the store is the data; this is the status line)."""
+
+    store: str
+    total_chunks: int
+    total_samples: int
+    samples: int = 0
+    chunks: int = 0
+    failed: int = 0
+    compute_s: float = 0.0  # the chunks' compute time on the workers, summed
+    iterations: int = 0  # Darcy: recycled CG iterations of the samples done
+    where: str = ""
+
+    def line(self) -> str:
+        out = (
+            f"Generate ({self.where}): {self.samples}/{self.total_samples} samples, "
+            f"{self.chunks}/{self.total_chunks} chunks, {self.compute_s:.1f} s of solver time"
+        )
+        if self.iterations:
+            out += f", recycled CG {self.iterations / max(self.samples, 1):.1f} iterations per system"
+        return out + (f", {self.failed} chunks failed" if self.failed else "")
+
+
+def rollout_nu(data: opdata.OperatorData, fallback: float) -> float:
+    """The viscosity the data were made with (generator or store metadata), else the form's."""
+    nu = data.meta.get("nu")
+    return float(nu) if isinstance(nu, int | float) and 0 < nu <= 1 else fallback
+
+
 def _json_meta(meta: dict) -> dict:
     """The data set's notes that survive JSON (numbers and text), for the summary line after a restore."""
     return {
@@ -145,6 +221,9 @@ class OperatorLab(PanelModel):
         self.history: list[EpochStats] = []
         self.prediction: np.ndarray | None = None  # (n_test, C_out, n, n)
         self.source = ""  # where the data came from (file name or "generated")
+        self.rollout: RolloutState | None = None
+        self.zeroshot: ZeroShot | None = None
+        self.study: StudyProgress | None = None
 
     # -- parameters --------------------------------------------------------------------------------------
     def set_params(self, **changes: Any) -> set[str]:
@@ -188,6 +267,7 @@ class OperatorLab(PanelModel):
         self._set_split(ds.subset(slice(0, len(ds) - n_test)), ds.subset(slice(len(ds) - n_test, len(ds))))
         self.data, self.source = ds, source
         self.net_config, self.weights, self.history, self.prediction = None, None, [], None
+        self.clear_derived()
         self.mark_stale("")
         self.events.emit("data")
         self.events.emit("history")
@@ -210,6 +290,7 @@ class OperatorLab(PanelModel):
             )
         net = make_model(cfg, self.train_data, self.params.seed)
         self.history = []
+        self.clear_derived()
         self.events.emit("history")
         return net
 
@@ -229,6 +310,7 @@ class OperatorLab(PanelModel):
         ):
             raise UserError("these weights do not fit the data set's channels")
         self.net_config, self.weights, self.history = net.cfg, weights_copy(net), []
+        self.clear_derived()
         self.mark_stale("")
         self.events.emit("history")
         self.set_prediction(predict(net, self.test_data.x))
@@ -290,6 +372,8 @@ class OperatorLab(PanelModel):
                 f"plain PCG {m['iterations_pcg']} in {m['seconds_pcg']:.1f} s "
                 f"(x{m['iterations_pcg'] / max(m['iterations_recycled'], 1):.2f} fewer iterations)"
             )
+        elif "iterations_per_system" in m:
+            line += f"; recycled CG {m['iterations_per_system']:.1f} iterations per system (plain CG not run)"
         errs = self.test_errors()
         if errs is not None:
             line += f"; test rel L2 {errs.mean():.4f}"
@@ -299,6 +383,98 @@ class OperatorLab(PanelModel):
         names = [f.name for f in fields(EpochStats)]
         cols = [np.array([getattr(h, n) for h in self.history], dtype=float) for n in names]
         return names, cols
+
+    # -- rollout, zero-shot, studies ----------------------------------------------------------------------
+    def clear_derived(self) -> None:
+        """Forget the rollout and the zero-shot result (new data or a new network make them stale)."""
+        self.rollout, self.zeroshot = None, None
+        self.events.emit("rollout")
+        self.events.emit("zeroshot")
+
+    def rollout_job(self) -> tuple[OperatorModel, np.ndarray, RolloutConfig]:
+        """(network, given snapshots, config) for a rollout of the selected test sample; starts a new rollout."""
+        t = self.test_data
+        if t is None or t.kind != "ns":
+            raise UserError("a rollout needs Navier-Stokes data: set problem = ns and press Generate")
+        net = self.network()
+        if net is None:
+            raise UserError("no trained model: press Train (or load weights) first")
+        s = self.params.sample
+        cfg = RolloutConfig(steps=self.params.rollout_steps, nu=rollout_nu(t, self.params.nu))
+        self.rollout = RolloutState(s, t.x.shape[1])
+        self.events.emit("rollout")
+        return net, t.x[s], cfg
+
+    def add_rollout_step(self, step: RolloutStep) -> None:
+        if self.rollout is not None:
+            self.rollout.steps.append(step)
+            self.events.emit("rollout")
+
+    def rollout_fields(self, k: int | None = None) -> dict[str, np.ndarray] | None:
+        """solver, operator and difference at rollout step ``k`` (default: the latest)."""
+        r = self.rollout
+        if r is None or not r.steps:
+            return None
+        s = r.steps[-1 if k is None else int(np.clip(k, 0, len(r.steps) - 1))]
+        return {"solver": s.truth, "operator": s.prediction, "difference": s.prediction - s.truth, "t": s.t}
+
+    def zeroshot_job(self) -> tuple[str, int, int, dict]:
+        """(kind, n, samples, keywords) of the fine test set :func:`backends.operator.zeroshot.fine_test_set`
+        makes for the data shown (the test-set size, a seed of its own)."""
+        t = self.test_data
+        if t is None or self.weights is None:
+            raise UserError("zero-shot needs a trained model: press Generate, then Train")
+        if t.kind not in ("darcy", "ns"):
+            raise UserError("zero-shot data are generated for darcy or ns data; this set is generic")
+        kw = {"seed": self.params.seed + ZEROSHOT_SEED_OFFSET}
+        if t.kind == "ns":
+            kw.update(
+                nu=rollout_nu(t, self.params.nu), steps=t.x.shape[1] + t.y.shape[1] - 1, t_in=t.x.shape[1]
+            )
+        return t.kind, t.resolution, len(t), kw
+
+    def set_zeroshot(self, zs: ZeroShot | None) -> None:
+        self.zeroshot = zs
+        self.events.emit("zeroshot")
+
+    def zeroshot_fields(self, sample: int | None = None) -> tuple[dict, dict] | None:
+        """input, truth, prediction, error of one zero-shot sample at n and at the fine resolution (the
+        selected channel; the sample clamped to the fine set)."""
+        z = self.zeroshot
+        if z is None:
+            return None
+        s = int(np.clip(self.params.sample if sample is None else sample, 0, len(z.fine) - 1))
+        c = min(self.params.channel, z.fine.y.shape[1] - 1)
+
+        def row(d: opdata.OperatorData, pred: np.ndarray) -> dict:
+            return {
+                "input": d.x[s, -1],
+                "truth": d.y[s, c],
+                "prediction": pred[s, c],
+                "error": pred[s, c] - d.y[s, c],
+            }
+
+        return row(z.coarse, z.pred_coarse), row(z.fine, z.pred_fine)
+
+    def begin_study(self, store: str, total_chunks: int, total_samples: int, where: str) -> None:
+        self.study = StudyProgress(store, total_chunks, total_samples, where=where)
+        self.events.emit("study")
+
+    def add_study_chunks(self, results, sizes: dict[int, int]) -> None:
+        """Count finished chunks (``ChunkResult``s; ``sizes`` = samples per chunk index)."""
+        st = self.study
+        if st is None:
+            return
+        for r in results:
+            if r.error is not None:
+                st.failed += 1
+                continue
+            st.chunks += 1
+            st.samples += sizes[r.index]
+            st.compute_s += r.seconds
+            if "iterations" in r.arrays:
+                st.iterations += int(np.asarray(r.arrays["iterations"]).sum())
+        self.events.emit("study")
 
     # -- sessions ----------------------------------------------------------------------------------------
     def state_keys(self) -> set[str]:
@@ -427,6 +603,7 @@ class OperatorLab(PanelModel):
         self.source = staged["source"]
         self.prediction = staged["prediction"]
         self.net_config, self.weights = staged["network"], staged["weights"]
+        self.rollout, self.zeroshot = None, None
         self.mark_stale("")
-        for event in ("data", "history", "sample", "prediction"):
+        for event in ("data", "history", "sample", "prediction", "rollout", "zeroshot"):
             self.events.emit(event)

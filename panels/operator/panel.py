@@ -1,39 +1,65 @@
-"""Operator learning panel: generate or open a data set, train FNO/TFNO/LSM live, refine, inspect test samples.
+"""Operator learning panel: generate (a batch study) or open a data set, train FNO/TFNO/LSM live, refine,
+inspect test samples, roll a Navier-Stokes operator out beside the solver, evaluate zero-shot at 2n.
 
 Wiring only: the form writes :class:`~panels.operator.model.OperatorLab`, buttons submit backend generators
-through the panel's task set, and the views redraw from the model's events. A worker trains its own network
-and hands the GUI copies of the weights after every epoch.
+through the panel's task set, and the views (:mod:`panels.operator.views`) redraw from the model's events. A
+worker trains its own network and hands the GUI copies of the weights after every epoch; rollouts and
+zero-shot runs get a network rebuilt from those copies.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from app.export import export_plot, save_csv, save_npz, save_png
+from backends.batch import Study
 from backends.common import UserError, drain
 from backends.operator import checkpoint
 from backends.operator import data as opdata
+from backends.operator.rollout import rollout
+from backends.operator.studies import dataset_workload, load_study, read_study
+from backends.operator.zeroshot import zero_shot_generated
 from panels.base import ExportAction, Panel, VideoSpec
+from panels.operator.exports import write_rollout_csv, write_rollout_npz, write_zeroshot_png
 from panels.operator.model import OperatorLab, OperatorParams, data_generator, train_with_previews
-from panels.operator.render import TITLES, compose, shared_limits
+from panels.operator.render import TITLES, compose, compose_rollout, shared_limits
+from panels.operator.views import RolloutView, TileGrid, ZeroShotView
+from panels.study import run_study, where
 from panels.widgets import ParamForm, bind_form, fill_with_splitter, make_plot, param_fields
 
 SECONDS_PER_SAMPLE = 0.5  # video: how long each test sample is shown
+SECONDS_PER_STEP = 0.25  # video: how long each rollout step is shown
+
+
+def default_study_dir() -> Path:
+    """Where Generate keeps its stores (one per parameter set, so a rerun resumes or reopens)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "visual-lab" / "operator-studies"
 
 
 class OperatorPanel(Panel):
     key = "operator"
     title = "Operator learning"
     open_filter = "Operator data (*.npz *.pt)"
+    study_workloads = ("pde-dataset",)
     quick_start = (
-        "<p>Press <b>Generate</b> for a Darcy (or Navier-Stokes) data set solved here, or File &gt; Open a "
-        "neuraloperator <code>.pt</code>/NPZ set. Then <b>Train</b>: the test sample, the training curves and "
-        "the energy spectra update after every epoch. <b>Refine</b> runs the Spectral-Refiner on the trained "
-        "network; <b>Stop</b> keeps the last epoch. Pick the test sample and output channel in the form.</p>"
+        "<p>Press <b>Generate</b> for a Darcy (or Navier-Stokes) data set: a <code>pde-dataset</code> batch "
+        "study (on the cluster when Compute &gt; Cluster… has one), counts streaming in as chunks finish; or "
+        "File &gt; Open a neuraloperator <code>.pt</code>/NPZ set or a study store. Then <b>Train</b>: the test "
+        "sample, the training curves and the energy spectra update after every epoch. <b>Refine</b> runs the "
+        "Spectral-Refiner on the trained network; <b>Stop</b> keeps the last epoch.</p>"
+        "<p><b>Roll out</b> (Navier-Stokes): the selected test sample's 10 given snapshots start the operator "
+        "and the pseudo-spectral solver (from the last given snapshot) side by side, one unit of time per step, "
+        "with the relative L2 error against time. Longer than the model's output window the rollout is "
+        "<i>block-autoregressive</i>: the last 10 known frames (predictions included) are fed back and the next "
+        "block of outputs appended. <b>Zero-shot 2n</b> generates test samples on the grid of half the spacing "
+        "(NS: 2n points; Darcy: 2n-1 nodes, every other node is the n grid) and shows the model there beside "
+        "its prediction at n, with both errors and the interpolated-from-n error.</p>"
     )
     controls = (
         ("Mouse wheel on an image", "zoom (all four tiles keep their own view)"),
@@ -56,6 +82,11 @@ class OperatorPanel(Panel):
         ev.connect("prediction", self._show_summary)
         ev.connect("stale", self._show_summary)
         ev.connect("restored", self._show_summary)
+        ev.connect("study", self._show_summary)
+        ev.connect("rollout", lambda **_: self.rollout_view.draw(self.model))
+        ev.connect("zeroshot", lambda **_: self.zeroshot_view.draw(self.model))
+        ev.connect("sample", lambda **_: self.zeroshot_view.draw(self.model))
+        self.study_dir = default_study_dir()
         self._show_summary()
 
     # -- UI -------------------------------------------------------------------------------------------------
@@ -72,6 +103,8 @@ class OperatorPanel(Panel):
             ("Refine", self.refine),
             ("Stop", self.stop),
             ("Load weights...", self._load_weights_dialog),
+            ("Roll out", self.roll_out),
+            ("Zero-shot 2n", self.zero_shot),
         ):
             b = QPushButton(name)
             b.clicked.connect(slot)
@@ -81,7 +114,9 @@ class OperatorPanel(Panel):
         lv = QVBoxLayout(left)
         lv.setContentsMargins(2, 2, 2, 2)
         lv.addWidget(self.form)
-        for row in (("Generate", "Open data..."), ("Train", "Refine", "Stop"), ("Load weights...",)):
+        rows = (("Generate", "Open data..."), ("Train", "Refine", "Stop"), ("Roll out", "Zero-shot 2n"),
+                ("Load weights...",))  # fmt: skip
+        for row in rows:
             h = QHBoxLayout()
             for name in row:
                 h.addWidget(buttons[name])
@@ -91,20 +126,8 @@ class OperatorPanel(Panel):
         lv.addWidget(self.info)
         lv.addStretch(1)
 
-        self.images = pg.GraphicsLayoutWidget()
-        self.images.setBackground("#101418")
-        self.image_items = {}
-        for i, title in enumerate(TITLES):
-            vb = self.images.addViewBox(row=0, col=i, lockAspect=True)
-            vb.invertY(True)
-            item = pg.ImageItem()
-            vb.addItem(item)
-            self.images.addLabel(title, row=1, col=i, color="#dddddd")
-            self.image_items[title] = item
-        self.image_items["input"].setColorMap(pg.colormap.get("CET-L1"))  # grey
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False)
-        self.colorbar.setImageItem([self.image_items[k] for k in TITLES[1:]])
-        self.images.addItem(self.colorbar, row=0, col=4)
+        self.images = TileGrid([list(TITLES)], grey_cols=(0,))
+        self.image_items, self.colorbar = self.images.items, self.images.colorbar
         self.curves_plot = make_plot("Training", "epoch", "relative error", logy=True)
         self.c_train = self.curves_plot.plot([], [], pen=pg.mkPen("#1f77b4", width=2), name="train loss")
         self.c_test = self.curves_plot.plot([], [], pen=pg.mkPen("#d62728", width=2), name="test rel L2")
@@ -120,32 +143,28 @@ class OperatorPanel(Panel):
         ph.setContentsMargins(0, 0, 0, 0)
         ph.addWidget(self.curves_plot)
         ph.addWidget(self.spectra_plot)
-        right = QWidget()
-        rv = QVBoxLayout(right)
+        sample_tab = QWidget()
+        rv = QVBoxLayout(sample_tab)
         rv.setContentsMargins(0, 0, 0, 0)
         rv.addWidget(self.images, 3)
         rv.addWidget(plots, 2)
-        fill_with_splitter(self, [left, right], [1, 3])
+        self.rollout_view, self.zeroshot_view = RolloutView(), ZeroShotView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(sample_tab, "Test sample")
+        self.tabs.addTab(self.rollout_view, "Rollout")
+        self.tabs.addTab(self.zeroshot_view, "Zero-shot")
+        fill_with_splitter(self, [left, self.tabs], [1, 3])
 
     def _show_summary(self, **_) -> None:
-        stale = self.model.stale
-        self.info.setText(self.model.summary() + (f"<br><b>{stale}</b>" if stale else ""))
+        stale, study = self.model.stale, self.model.study
+        text = self.model.summary() + (f"<br><b>{stale}</b>" if stale else "")
+        self.info.setText(text + (f"<br>{study.line()}" if study is not None else ""))
 
     # -- views ----------------------------------------------------------------------------------------------
     def _draw_sample(self, **_) -> None:
         f = self.model.sample_fields()
-        if f is None:
-            return
-        lo, hi = shared_limits(f)
-        for k in TITLES:
-            a = f[k]
-            item = self.image_items[k]
-            if a is None:
-                item.clear()
-                continue
-            levels = (float(a.min()), float(a.max()) or 1.0) if k == "input" else (lo, hi)
-            item.setImage(a.T, levels=levels)  # ImageItem indexes [x, y]
-        self.colorbar.setLevels((lo, hi))
+        if f is not None:
+            self.images.show_fields({k: f[k] for k in TITLES}, shared_limits(f))
 
     def _draw_history(self, **_) -> None:
         h = self.model.history
@@ -164,11 +183,39 @@ class OperatorPanel(Panel):
 
     # -- computation -----------------------------------------------------------------------------------------
     def generate(self) -> None:
+        """Run the pde-dataset study of the form's data parameters; its finished chunks become the data set."""
+        p = self.model.params
+        n = p.n if p.problem == "darcy" or p.n % 16 == 0 else 16 * round(p.n / 16)
+        name = f"{p.problem}-n{n}-count{p.count}-chunk{p.chunk}-seed{p.seed}"
+        if p.problem == "ns":
+            name += f"-nu{p.nu:g}-steps{p.steps}"
+        try:
+            work = dataset_workload(p.problem, n, p.count, p.chunk, nu=p.nu, steps=p.steps)
+            self.study_dir.mkdir(parents=True, exist_ok=True)
+            study = Study(work, self.study_dir / f"{name}.zarr", seed=p.seed)
+            study.open()
+        except (UserError, OSError) as e:
+            self.status.emit(str(e))
+            return
+        sizes = {i: r["x"][0].stop - r["x"][0].start for i, r in enumerate(work.regions())}
+        self.model.begin_study(str(study.store), study.n_chunks, p.count, where())
+        run_study(
+            self, study, lambda results: self.model.add_study_chunks(results, sizes),
+            on_done=lambda report: self._study_done(study.store, report), on_error=self.status.emit,
+            group="run", label="generate",
+        )  # fmt: skip
+
+    def _study_done(self, store: Path, report) -> None:
+        """The finished chunks become the data set (read in a worker: a big store takes seconds)."""
+        if report.done == 0:
+            self.status.emit("generate: no chunk finished")
+            return
+        failed = f", {len(report.failed)} chunks failed" if report.failed else ""
         self.tasks.submit(
-            data_generator, self.model.params, label="generate operator data", group="run",
+            read_study, store, label="read study", group="run", on_error=self.status.emit,
             on_progress=lambda f, m: self.status.emit(m),
-            on_done=lambda ds: self.model.set_data(ds, "generated"),
-            on_error=self.status.emit,
+            on_done=lambda ds: (self.model.set_data(ds, store.name),
+                                self.status.emit(f"generate: {report.done}/{report.total} chunks in {store}{failed}")),
         )  # fmt: skip
 
     def _run_training(self, refine: bool) -> None:
@@ -203,6 +250,34 @@ class OperatorPanel(Panel):
     def refine(self) -> None:
         self._run_training(refine=True)
 
+    def roll_out(self) -> None:
+        """The selected test sample's rollout, operator beside solver, step by step into the model."""
+        try:
+            net, given, cfg = self.model.rollout_job()
+        except UserError as e:
+            self.status.emit(str(e))
+            return
+        self.tabs.setCurrentWidget(self.rollout_view)
+        self.tasks.submit(
+            rollout, net, given, cfg, label="operator rollout", group="rollout", throttle_ms=0,
+            on_yield=self.model.add_rollout_step, on_error=self.status.emit,
+            on_done=lambda r: self.status.emit(f"rollout done: relative L2 {r.rel_l2[-1]:.4f} at t = {r.times[-1]}"),
+        )  # fmt: skip
+
+    def zero_shot(self) -> None:
+        """Generate test samples on the fine grid and evaluate the trained model there and at n."""
+        try:
+            kind, n, count, kw = self.model.zeroshot_job()
+        except UserError as e:
+            self.status.emit(str(e))
+            return
+        self.tabs.setCurrentWidget(self.zeroshot_view)
+        self.tasks.submit(
+            zero_shot_generated, self.model.network(), kind, n, count, label="zero-shot", group="zeroshot",
+            **kw, on_progress=lambda f, m: self.status.emit(m), on_done=self.model.set_zeroshot,
+            on_error=self.status.emit,
+        )  # fmt: skip
+
     def advance(self, steps: int) -> None:
         """Synchronously: generate the default data set if none, then train ``steps`` epochs (CLI snapshot)."""
         if self.model.train_data is None:
@@ -217,6 +292,12 @@ class OperatorPanel(Panel):
     def open_path(self, path: Path) -> None:
         data = opdata.load(path)
         self.stop()  # a running task's late results must not land on the new data
+        self.model.set_data(data, Path(path).name)
+
+    def open_study(self, path: Path, meta: dict) -> None:
+        """A pde-dataset store's finished chunks as the data set (ready to train)."""
+        data = load_study(path)
+        self.stop()
         self.model.set_data(data, Path(path).name)
 
     def _open_dialog(self) -> None:
@@ -250,7 +331,16 @@ class OperatorPanel(Panel):
         return compose(f, size)
 
     def video(self) -> VideoSpec | None:
-        """The test samples one after another (half a second each), as the export shows them."""
+        """The rollout (solver | operator | difference, a quarter second per step) when there is one, else
+        the test samples one after another (half a second each)."""
+        r = self.model.rollout
+        if r is not None and r.steps:
+            steps, limits = len(r.steps), r.limits()
+
+            def rollout_frame(u: float, size: tuple[int, int]) -> np.ndarray:
+                return compose_rollout(self.model.rollout_fields(round(u * (steps - 1))), size, limits)
+
+            return VideoSpec("Rollout", max(2.0, SECONDS_PER_STEP * steps), rollout_frame)
         test = self.model.test_data
         if test is None:
             return None
@@ -270,6 +360,9 @@ class OperatorPanel(Panel):
                 "Training curves SVG/PNG", ("svg", "png", "csv"), lambda p: export_plot(self.curves_plot, p)
             ),
             ExportAction("Weights (checkpoint directory)", ("ckpt",), self._write_weights),
+            ExportAction("Rollout NPZ", ("npz",), lambda p: write_rollout_npz(self.model, p)),
+            ExportAction("Rollout error CSV", ("csv",), lambda p: write_rollout_csv(self.model, p)),
+            ExportAction("Zero-shot PNG", ("png",), lambda p: write_zeroshot_png(self.model, p)),
         ]
 
     def _write_predictions(self, path: Path) -> None:

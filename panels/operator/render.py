@@ -53,29 +53,63 @@ def _resize_nearest(img: np.ndarray, h: int, w: int) -> np.ndarray:
     return img[ys][:, xs]
 
 
-def compose(fields: dict, size: tuple[int, int], background=(16, 20, 24)) -> np.ndarray:
-    """The four tiles in a row (row 0 of each field at the top) and a colour bar at the right.
+def compose_grid(
+    rows: list[list[np.ndarray | None]],
+    size: tuple[int, int],
+    limits: tuple[float, float],
+    grey_cols: tuple[int, ...] = (),
+    background=(16, 20, 24),
+) -> np.ndarray:
+    """Square tiles in rows (row 0 of each field at the top) and one colour bar at the right for ``limits``.
 
-    Missing prediction/error tiles stay background. Returns (height, width, 4) uint8."""
+    Columns in ``grey_cols`` are drawn in grey on each tile's own range (inputs); ``None`` tiles stay
+    background. Returns (height, width, 4) uint8."""
     w, h = int(size[0]), int(size[1])
     out = np.empty((h, w, 4), np.uint8)
     out[..., :3] = background
     out[..., 3] = 255
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
     bar_w = max(4, w // 40)
     gap = max(1, w // 200)
-    tile = max(1, min(h, (w - bar_w - 5 * gap) // 4))
-    top = (h - tile) // 2
-    lo, hi = shared_limits(fields)
-    a = fields["input"]
-    tiles = [colorize(a, float(a.min()), float(a.max()) if a.max() > a.min() else float(a.min()) + 1, GREY)]
-    for k in TITLES[1:]:
-        tiles.append(None if fields.get(k) is None else colorize(fields[k], lo, hi))
-    for i, t in enumerate(tiles):
-        if t is None:
-            continue
-        x0 = gap + i * (tile + gap)
-        out[top : top + tile, x0 : x0 + tile, :3] = _resize_nearest(t, tile, tile)
-    x0 = gap + 4 * (tile + gap)
-    ramp = colorize(np.linspace(hi, lo, tile)[:, None].repeat(bar_w, 1), lo, hi)
-    out[top : top + tile, x0 : x0 + bar_w, :3] = ramp[:, : max(0, min(bar_w, w - x0))]
+    tile = max(1, min((h - (n_rows - 1) * gap) // n_rows, (w - bar_w - (n_cols + 1) * gap) // n_cols))
+    top = max(0, (h - n_rows * tile - (n_rows - 1) * gap) // 2)
+    lo, hi = limits
+    for r, row in enumerate(rows):
+        y0 = top + r * (tile + gap)
+        for i, a in enumerate(row):
+            if a is None:
+                continue
+            if i in grey_cols:
+                amin, amax = float(a.min()), float(a.max())
+                rgb = colorize(a, amin, amax if amax > amin else amin + 1, GREY)
+            else:
+                rgb = colorize(a, lo, hi)
+            x0 = gap + i * (tile + gap)
+            out[y0 : y0 + tile, x0 : x0 + tile, :3] = _resize_nearest(rgb, tile, tile)[: h - y0, : w - x0]
+    x0 = gap + n_cols * (tile + gap)
+    span = min(h - top, n_rows * tile + (n_rows - 1) * gap)
+    ramp = colorize(np.linspace(hi, lo, span)[:, None].repeat(bar_w, 1), lo, hi)
+    out[top : top + span, x0 : x0 + bar_w, :3] = ramp[:, : max(0, min(bar_w, w - x0))]
     return out
+
+
+def compose(fields: dict, size: tuple[int, int], background=(16, 20, 24)) -> np.ndarray:
+    """input | truth | prediction | error in a row, truth/prediction/error on one shared scale."""
+    row = [fields["input"]] + [fields.get(k) for k in TITLES[1:]]
+    return compose_grid([row], size, shared_limits(fields), grey_cols=(0,), background=background)
+
+
+ROLLOUT_TITLES = ("solver", "operator", "difference")
+
+
+def compose_rollout(fields: dict, size: tuple[int, int], limits: tuple[float, float]) -> np.ndarray:
+    """solver | operator | difference on one colour scale (the rollout's, fixed over its frames)."""
+    return compose_grid([[fields[k] for k in ROLLOUT_TITLES]], size, limits)
+
+
+def compose_zeroshot(coarse: dict, fine: dict, size: tuple[int, int]) -> np.ndarray:
+    """Two rows (n, then the fine grid) of input | truth | prediction | error on one shared scale."""
+    lo1, hi1 = shared_limits(coarse)
+    lo2, hi2 = shared_limits(fine)
+    rows = [[f[k] for k in TITLES] for f in (coarse, fine)]
+    return compose_grid(rows, size, (min(lo1, lo2), max(hi1, hi2)), grey_cols=(0,))

@@ -167,3 +167,63 @@ def test_a_diverged_epoch_is_saved_as_strict_json(trained):
     fresh.restore(json.loads(text))
     assert np.isnan(fresh.history[0].train_loss) and np.isnan(fresh.history[0].test_l2)
     assert fresh.history[0].epoch == bad.epoch
+
+
+# -- rollout, zero-shot and study state (Qt-free) -------------------------------------------------------------
+def test_a_rollout_needs_navier_stokes_data_and_a_network(trained):
+    m = trained[0]
+    with pytest.raises(UserError, match="a rollout needs Navier-Stokes data"):
+        m.rollout_job()
+
+
+def test_rollout_state_follows_the_steps_it_is_given():
+    from backends.operator.rollout import rollout
+
+    ns = drain(opdata.generate_ns(16, 6, nu=1e-3, steps=11, t_in=10, seed=1, batch=6))
+    m = OperatorLab()
+    m.set_params(problem="ns", n=16, count=6, n_test=2, epochs=1, width=8, modes=4, batch_size=4,
+                 rollout_steps=3, nu=0.5)  # fmt: skip
+    m.set_data(ns)
+    with pytest.raises(UserError, match="no trained model"):
+        m.rollout_job()
+    for p in train_with_previews(m.new_network(), m.train_data, m.test_data, m.params.train_config()):
+        m.add_preview(p)
+    m.select(sample=1)
+    heard = []
+    m.events.connect("rollout", lambda **_: heard.append(len(m.rollout.steps) if m.rollout else None))
+    net, given, cfg = m.rollout_job()
+    assert np.array_equal(given, m.test_data.x[1]) and cfg.steps == 3
+    assert cfg.nu == 1e-3  # the data's viscosity (generator metadata), not the form's 0.5
+    for step in rollout(net, given, cfg):
+        m.add_rollout_step(step)
+    assert heard == list(range(0, 14)) and m.rollout.sample == 1
+    f = m.rollout_fields(11)
+    s = m.rollout.steps[11]
+    assert f["t"] == 11 and np.array_equal(f["difference"], s.prediction - s.truth)
+    lo, hi = m.rollout.limits()
+    for s in m.rollout.steps:
+        for a in (s.truth, s.prediction, s.prediction - s.truth):
+            assert lo <= a.min() and a.max() <= hi
+    m.set_data(ns)  # new data: the rollout is stale and gone
+    assert m.rollout is None and heard[-1] is None
+
+
+def test_study_counts_stream_in_as_chunks_finish(tmp_path):
+    from backends.batch import Study
+    from backends.operator.studies import dataset_workload
+
+    work = dataset_workload("darcy", 16, 5, 2)
+    study = Study(work, tmp_path / "s.zarr")
+    m = OperatorLab()
+    m.begin_study(str(study.store), study.n_chunks, 5, "in this process")
+    sizes = {i: r["x"][0].stop - r["x"][0].start for i, r in enumerate(work.regions())}
+    seen = []
+    for res in study.results():
+        m.add_study_chunks([res], sizes)
+        seen.append(m.study.samples)
+    import zarr
+
+    its = zarr.open_group(str(study.store), mode="r")["iterations"][:]
+    assert seen == [2, 4, 5] and m.study.chunks == 3 and m.study.iterations == its.sum()
+    assert "5/5 samples, 3/3 chunks" in m.study.line()
+    assert f"recycled CG {its.sum() / 5:.1f} iterations per system" in m.study.line()

@@ -20,12 +20,13 @@ pytest.importorskip("neuralop")
 
 
 @pytest.fixture
-def panel(qtbot):
+def panel(qtbot, tmp_path):
     p = OperatorPanel()
     qtbot.addWidget(p)
     p.resize(1200, 700)
     p.show()
     qtbot.waitExposed(p)
+    p.study_dir = tmp_path / "studies"  # Generate writes its stores here, not in the user's cache
     p.model.set_params(n=20, count=30, n_test=6, epochs=3, width=8, modes=4, batch_size=8)
     yield p
     p.shutdown()
