@@ -141,8 +141,11 @@ def export_plot(plot, path: str | os.PathLike, width: int | None = None) -> Path
 
     A PNG is ``width`` pixels wide (default: the width of the Export size setting) and keeps the plot's
     on-screen proportions at any width, the way matplotlib keeps a figure's at any dpi: text, legend, lines
-    and markers all grow with the width (see :func:`render_plot`)."""
+    and markers all grow with the width (see :func:`render_plot`). A plot whose redraws are throttled
+    (``plot.throttles``, see ``panels.widgets.PlotThrottle``) draws its pending update first."""
     p = check_writable(path, suffixes=(".png", ".svg", ".csv"), what="plot")
+    for throttle in getattr(plot, "throttles", ()):  # panels.widgets.PlotThrottle: a redraw may be pending
+        throttle.flush()
     item = plot.getPlotItem() if hasattr(plot, "getPlotItem") else plot
     suffix = p.suffix.lower()
     if suffix == ".png":

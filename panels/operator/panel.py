@@ -20,7 +20,7 @@ from backends.operator import data as opdata
 from panels.base import ExportAction, Panel, VideoSpec
 from panels.operator.model import OperatorLab, OperatorParams, data_generator, train_with_previews
 from panels.operator.render import TITLES, compose, shared_limits
-from panels.widgets import ParamForm, bind_form, fill_with_splitter, make_plot, param_fields
+from panels.widgets import ParamForm, PlotThrottle, bind_form, fill_with_splitter, make_plot, param_fields
 
 SECONDS_PER_SAMPLE = 0.5  # video: how long each test sample is shown
 
@@ -48,11 +48,14 @@ class OperatorPanel(Panel):
         self._build()
         ev = self.model.events
         ev.connect("data", self._show_summary)
-        ev.connect("history", self._draw_history)
-        ev.connect("sample", self._draw_sample)
-        ev.connect("sample", self._draw_spectra)
-        ev.connect("prediction", self._draw_sample)
-        ev.connect("prediction", self._draw_spectra)
+        # training hands over a preview every epoch: redraw at most every 100 ms while it runs
+        history = PlotThrottle(
+            self._draw_history, live=self._training, plots=(self.curves_plot,), parent=self
+        )
+        sample = PlotThrottle(self._draw_views, live=self._training, plots=(self.spectra_plot,), parent=self)
+        ev.connect("history", history.request)
+        ev.connect("sample", sample.request)
+        ev.connect("prediction", sample.request)
         ev.connect("prediction", self._show_summary)
         ev.connect("stale", self._show_summary)
         ev.connect("restored", self._show_summary)
@@ -132,6 +135,13 @@ class OperatorPanel(Panel):
         self.info.setText(self.model.summary() + (f"<br><b>{stale}</b>" if stale else ""))
 
     # -- views ----------------------------------------------------------------------------------------------
+    def _training(self) -> bool:
+        return self.tasks.busy("run")
+
+    def _draw_views(self) -> None:
+        self._draw_sample()
+        self._draw_spectra()
+
     def _draw_sample(self, **_) -> None:
         f = self.model.sample_fields()
         if f is None:
