@@ -14,6 +14,7 @@ import gc
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -133,11 +134,13 @@ class Task(QObject):
         collector cannot see): without this, every task ever run stayed in memory with its inputs and its
         result, even after a full collection (trained networks, data sets, sample results)."""
         self.result = None
-        for sig in (self.yielded, self.progress, self.finished, self.failed, self.done):
-            try:
-                sig.disconnect()
-            except (RuntimeError, TypeError):  # nothing connected
-                pass
+        with warnings.catch_warnings():  # PySide warns (and older versions raise) when nothing is connected
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for sig in (self.yielded, self.progress, self.finished, self.failed, self.done):
+                try:
+                    sig.disconnect()
+                except (RuntimeError, TypeError):
+                    pass
         self.thread._task = None
 
 
