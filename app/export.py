@@ -189,6 +189,7 @@ def render_plot(item, width: int):
 
     if not 16 <= width <= MAX_PLOT_WIDTH:
         raise UserError(f"plot export width {width} px is out of range 16..{MAX_PLOT_WIDTH}")
+    _settle_layout(item)
     source = item.sceneBoundingRect()
     if source.width() < 1 or source.height() < 1:
         raise UserError("the plot has no size yet: show its tab once, then export")
@@ -212,6 +213,23 @@ def render_plot(item, width: int):
         exporter.setExportMode(False)
         painter.end()
     return image
+
+
+def _settle_layout(item) -> None:
+    """Lay the plot out for the data it holds now. Axes measure their tick labels while painting and widen
+    on the next layout pass, so a plot drawn right before the export (a panel flushing its throttled draw)
+    would be painted with the old axis widths: tick labels over the axis label. One throwaway paint and the
+    pending layout requests (no user input is processed) settle it."""
+    from PySide6.QtCore import QCoreApplication, QEvent, QRectF
+    from PySide6.QtGui import QImage, QPainter
+
+    scratch = QImage(4, 4, QImage.Format.Format_ARGB32)
+    painter = QPainter(scratch)
+    try:
+        item.scene().render(painter, QRectF(0, 0, 4, 4), item.sceneBoundingRect())
+    finally:
+        painter.end()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
 
 
 @contextmanager

@@ -113,3 +113,19 @@ def test_plot_png_width_defaults_to_the_export_size_setting(plot, tmp_path, conf
     assert png.shape[1] == 1000
     with pytest.raises(export.UserError, match="out of range"):
         export.export_plot(plot, tmp_path / "q.png", width=100_000)
+
+
+def test_a_plot_changed_right_before_the_export_is_laid_out_for_its_new_ticks(plot, qtbot, tmp_path):
+    """A panel draws its newest data and exports at once: the left axis must already be as wide as the new,
+    longer tick labels need when the export is painted (tick labels over the axis label otherwise)."""
+    item = plot.getPlotItem()
+    x = np.linspace(0.0, 10.0, 400)
+    narrow = item.getAxis("left").width()
+    for curve in item.curves:
+        curve.setData(x, -11.5 - 1e-3 * np.cos(x))  # tick labels like -11.5005: much wider than "0.5"
+    export.export_plot(plot, tmp_path / "now.png", width=800)
+    painted = item.getAxis("left").width()
+    qtbot.wait(300)
+    settled = item.getAxis("left").width()
+    assert settled > narrow + 10  # the new labels need a wider axis
+    assert painted == settled
