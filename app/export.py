@@ -12,6 +12,7 @@ import csv
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from backends.common import UserError, parse_size  # noqa: F401 - part of the ex
 
 IMAGE_SUFFIXES = ("png",)
 VIDEO_SUFFIXES = ("mp4", "gif")
+MAX_PLOT_WIDTH = 8192  # px: a 4K export with room (an 8192-px RGBA image is a few hundred MB at most)
 
 
 @dataclass(frozen=True)
@@ -134,27 +136,149 @@ def save_csv(path: str | os.PathLike, header: Sequence[str], columns: Sequence[n
     return p
 
 
-def export_plot(plot, path: str | os.PathLike, width: int = 1200) -> Path:
-    """A pyqtgraph PlotWidget/PlotItem to PNG, SVG or CSV (the curves' data), by suffix."""
-    import pyqtgraph.exporters as pgx
+def export_plot(plot, path: str | os.PathLike, width: int | None = None) -> Path:
+    """A pyqtgraph PlotWidget/PlotItem to PNG, SVG or CSV (the curves' data), by suffix.
 
+    A PNG is ``width`` pixels wide (default: the width of the Export size setting) and keeps the plot's
+    on-screen proportions at any width, the way matplotlib keeps a figure's at any dpi: text, legend, lines
+    and markers all grow with the width (see :func:`render_plot`). A plot whose redraws are throttled
+    (``plot.throttles``, see ``panels.widgets.PlotThrottle``) draws its pending update first."""
     p = check_writable(path, suffixes=(".png", ".svg", ".csv"), what="plot")
+    for throttle in getattr(plot, "throttles", ()):  # panels.widgets.PlotThrottle: a redraw may be pending
+        throttle.flush()
     item = plot.getPlotItem() if hasattr(plot, "getPlotItem") else plot
     suffix = p.suffix.lower()
     if suffix == ".png":
-        exporter = pgx.ImageExporter(item)
-        exporter.parameters()["width"] = int(width)
-    elif suffix == ".svg":
+        image = render_plot(item, _export_width() if width is None else int(width))
+        with safeio.atomic_path(p) as tmp:
+            if not image.save(str(tmp), "PNG"):
+                raise UserError(f"cannot write plot {p}: Qt could not encode the PNG")
+        return p
+    if suffix == ".svg":
         return _plot_svg(item, p)
-    elif suffix == ".csv":
-        exporter = pgx.CSVExporter(item)
-    else:
-        raise UserError(
-            f"cannot export a plot as {p.suffix or 'a file without suffix'}: use .png, .svg or .csv"
-        )
-    with safeio.atomic_path(p) as tmp:
-        exporter.export(str(tmp))
-    return p
+    if suffix == ".csv":
+        import pyqtgraph.exporters as pgx
+
+        with safeio.atomic_path(p) as tmp:
+            pgx.CSVExporter(item).export(str(tmp))
+        return p
+    raise UserError(f"cannot export a plot as {p.suffix or 'a file without suffix'}: use .png, .svg or .csv")
+
+
+def _export_width() -> int:
+    """The width of the Export size setting (the size of the last render or video export)."""
+    from app import settings
+
+    try:
+        return parse_size(str(settings.settings().value("export_size", "1280x720")))[0]
+    except UserError:
+        return 1280
+
+
+def render_plot(item, width: int):
+    """A QImage of a pyqtgraph item ``width`` pixels wide, laid out exactly as on screen and scaled as a whole.
+
+    The scene is painted at its on-screen (logical) size into an image whose device-pixel ratio is the export
+    scale. pyqtgraph's ImageExporter instead scales the painter's world transform, which items drawn in pixel
+    units ignore: the legend (``ItemIgnoresTransformations``) and cosmetic pens (curves, grid, axes) kept
+    their on-screen size, so a 3840-px export had a legend a fifth of the tick labels' height and hairlines.
+    A device-pixel ratio scales those too, and nothing of the widget changes (no resize, no relayout)."""
+    import pyqtgraph.exporters as pgx
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QImage, QPainter
+
+    if not 16 <= width <= MAX_PLOT_WIDTH:
+        raise UserError(f"plot export width {width} px is out of range 16..{MAX_PLOT_WIDTH}")
+    _settle_layout(item)
+    source = item.sceneBoundingRect()
+    if source.width() < 1 or source.height() < 1:
+        raise UserError("the plot has no size yet: show its tab once, then export")
+    scale = width / source.width()
+    height = max(1, round(source.height() * scale))
+    image = QImage(width, height, QImage.Format.Format_ARGB32)
+    image.setDevicePixelRatio(scale)
+    view = item.scene().views()[0] if item.scene().views() else None
+    background = view.backgroundBrush().color() if view is not None else None
+    image.fill(background if background is not None and background.alpha() else 0xFFFFFFFF)
+    exporter = pgx.ImageExporter(item)  # only for its list of the items to paint and their export mode
+    painter = QPainter(image)
+    try:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        # resolutionScale 1: the device-pixel ratio already scales what these items draw in pixels
+        exporter.setExportMode(True, {"antialias": True, "painter": painter, "resolutionScale": 1.0})
+        with _thicker_lines(exporter.getPaintItems(), scale):
+            item.scene().render(painter, QRectF(0, 0, source.width(), source.height()), source)
+    finally:
+        exporter.setExportMode(False)
+        painter.end()
+    return image
+
+
+def _settle_layout(item) -> None:
+    """Lay the plot out for the data it holds now. Axes measure their tick labels while painting and widen
+    on the next layout pass, so a plot drawn right before the export (a panel flushing its throttled draw)
+    would be painted with the old axis widths: tick labels over the axis label. One throwaway paint and the
+    pending layout requests (no user input is processed) settle it."""
+    from PySide6.QtCore import QCoreApplication, QEvent, QRectF
+    from PySide6.QtGui import QImage, QPainter
+
+    scratch = QImage(4, 4, QImage.Format.Format_ARGB32)
+    painter = QPainter(scratch)
+    try:
+        item.scene().render(painter, QRectF(0, 0, 4, 4), item.sceneBoundingRect())
+    finally:
+        painter.end()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+
+
+@contextmanager
+def _thicker_lines(items, scale: float):
+    """Cosmetic pens (pyqtgraph's default) stay one device pixel wide under any painter scale, so a curve,
+    an axis, the grid or a marker line would be a hairline in a 4K export: widen them by ``scale`` while
+    painting and put the original pens back afterwards."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import Qt
+
+    def wider(pen):
+        pen = pg.mkPen(pen)
+        if pen.isCosmetic() and pen.style() != Qt.PenStyle.NoPen:
+            pen.setWidthF(max(pen.widthF(), 1.0) * scale)
+        return pen
+
+    undo: list[Callable[[], None]] = []
+    try:
+        if scale > 1.0:
+            for it in items:
+                if isinstance(it, pg.PlotCurveItem):
+                    pen, shadow = it.opts["pen"], it.opts["shadowPen"]
+                    it.opts["pen"] = wider(pen)
+                    it.opts["shadowPen"] = None if shadow is None else wider(shadow)
+                    undo.append(
+                        lambda it=it, pen=pen, shadow=shadow: it.opts.update(pen=pen, shadowPen=shadow)
+                    )
+                elif isinstance(it, pg.PlotDataItem) and it.opts.get("pen") is not None:
+                    pen = it.opts["pen"]  # what its legend sample draws with (its curve is a child item)
+                    it.opts["pen"] = wider(pen)
+                    undo.append(lambda it=it, pen=pen: it.opts.update(pen=pen))
+                elif isinstance(it, pg.AxisItem):  # not setPen: that relabels the axis and relayouts the plot
+                    pen = it._pen
+                    _set_axis_pen(it, wider(it.pen()))
+                    undo.append(lambda it=it, pen=pen: _set_axis_pen(it, pen))
+                elif isinstance(it, pg.InfiniteLine):
+                    pen = it.pen
+                    it.setPen(wider(pen))
+                    undo.append(lambda it=it, pen=pen: it.setPen(pen))
+        yield
+    finally:
+        for fn in reversed(undo):
+            fn()
+
+
+def _set_axis_pen(axis, pen) -> None:
+    axis._pen = pen  # None means "the foreground colour"
+    axis.picture = None  # the axis caches its drawing
+    axis.update()
 
 
 def _plot_svg(item, path: Path) -> Path:

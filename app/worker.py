@@ -14,6 +14,7 @@ import gc
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -121,7 +122,26 @@ class Task(QObject):
             self.error = f"{type(exc).__name__}: {exc}"
             self.failed.emit(self.error, traceback.format_exc())
         finally:
+            # the inputs (networks, data sets, simulations) are not needed any more: let them go now, not
+            # when the last reference to this task goes
+            self._fn = self._args = self._kwargs = None
             self.done.emit()
+
+    def release(self) -> None:
+        """Forget the result and every connection once the task has ended and been reported (GUI thread).
+
+        The connections hold lambdas that refer back to this task (a cycle through Qt that Python's
+        collector cannot see): without this, every task ever run stayed in memory with its inputs and its
+        result, even after a full collection (trained networks, data sets, sample results)."""
+        self.result = None
+        with warnings.catch_warnings():  # PySide warns (and older versions raise) when nothing is connected
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for sig in (self.yielded, self.progress, self.finished, self.failed, self.done):
+                try:
+                    sig.disconnect()
+                except (RuntimeError, TypeError):
+                    pass
+        self.thread._task = None
 
 
 class _Runner(QThread):
@@ -192,6 +212,7 @@ class TaskManager(QObject):
         if task in self._tasks:
             self._tasks.remove(task)
         self.ended.emit(task)
+        task.release()
 
     def running(self) -> list[Task]:
         return [t for t in self._tasks if t.is_running()]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -335,6 +338,10 @@ class PlayBar(QWidget):
         self.slider.blockSignals(False)
 
 
+#: plots redraw at most this often while a run streams updates in (one draw per update starved the event loop)
+PLOT_INTERVAL_MS = 100.0
+
+
 # -- vispy canvas and pyqtgraph plot ----------------------------------------------------------------------
 def make_canvas(bgcolor: str = "#101418", size: tuple[int, int] = (640, 480)):
     """A vispy SceneCanvas ready to embed (``canvas.native`` is the QWidget)."""
@@ -352,14 +359,80 @@ def render_canvas(canvas, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(img[..., :4]).astype(np.uint8)
 
 
+class PlotThrottle(QObject):
+    """Redraw plots at most every ``interval_ms`` while updates stream in, and never lose the last one.
+
+    ``request()`` on every model update: it draws at once if the last draw is older than the interval
+    (leading edge), otherwise once when the interval has passed (trailing edge), so a burst of updates costs
+    one draw per interval and the plot always ends on the newest data. While ``live()`` is false (no run
+    streams in: a synchronous step, a script, a test) ``request()`` draws at once. ``now()`` draws at once (a
+    reset, a restored session); ``flush()`` draws only if a trailing draw is pending (before an export).
+    The data drawn is never thinned: plot CSV exports read the curves' data.
+
+    Pass the plot widgets it draws as ``plots``: :func:`app.export.export_plot` flushes their throttles, so an
+    export taken mid-run shows everything the model holds.
+    """
+
+    def __init__(
+        self,
+        draw: Callable[[], None],
+        interval_ms: float = PLOT_INTERVAL_MS,
+        *,
+        live: Callable[[], bool] = lambda: True,
+        plots=(),
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        if not 0 <= interval_ms <= 10_000:
+            raise ValueError(f"interval_ms must be in 0..10000, got {interval_ms}")
+        self._draw = draw
+        self.live = live
+        self.interval_ms = float(interval_ms)
+        self._last = -math.inf  # time.monotonic() of the last draw
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.now)
+        self.draws = 0  # how many times it drew (tests, benchmarks)
+        for plot in plots:
+            plot.throttles.append(self)
+
+    def request(self, *_args, **_kwargs) -> None:
+        """An update arrived: draw now or at the end of the interval (signal/event payloads are ignored)."""
+        wait = self._last + self.interval_ms / 1000 - time.monotonic()
+        if wait <= 0 or not self.live():
+            self.now()
+        elif not self._timer.isActive():
+            self._timer.start(max(1, math.ceil(wait * 1000)))
+
+    def now(self, *_args, **_kwargs) -> None:
+        """Draw at once (cancels a pending trailing draw)."""
+        self._timer.stop()
+        self._last = time.monotonic()
+        self.draws += 1
+        self._draw()
+
+    def flush(self) -> None:
+        """Draw now if a trailing draw is pending."""
+        if self._timer.isActive():
+            self.now()
+
+    @property
+    def pending(self) -> bool:
+        return self._timer.isActive()
+
+
 def make_plot(
     title: str, xlabel: str, ylabel: str, *, logx: bool = False, logy: bool = False, legend: bool = True
 ):
-    """A pyqtgraph PlotWidget with title, labelled axes (units in the label) and a legend."""
+    """A pyqtgraph PlotWidget with title, labelled axes (units in the label) and a legend.
+
+    ``w.throttles`` lists the :class:`PlotThrottle` objects that draw into it: the export service flushes
+    them before it writes the plot."""
     import pyqtgraph as pg
 
     pg.setConfigOptions(background="w", foreground="k", antialias=True)
     w = pg.PlotWidget()
+    w.throttles = []
     w.setBackground("w")
     item = w.getPlotItem()
     item.setTitle(title, color="k")

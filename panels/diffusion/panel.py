@@ -97,6 +97,7 @@ class DiffusionPanel(Panel):
         cv.addWidget(self.flow, 1)
         cv.addWidget(self.transport)
         self.plots = DiffusionPlots(m)
+        self.plots.is_live = lambda: self.tasks.busy()  # training or a sweep streams in: redraws throttled
         fill_with_splitter(self, [scroll, center, self.plots], [0, 3, 2])
         m.events.connect("resample", lambda **_: self.sample())
         m.events.connect("model_reset", self._on_model_reset)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -10,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter
 
 from backends.diffusion.pipeline import LABELS
-from panels.widgets import finite_or_nan, make_plot
+from panels.widgets import PlotThrottle, finite_or_nan, make_plot
 
 from .model import DiffusionModel
 
@@ -88,11 +89,22 @@ class DiffusionPlots(QSplitter):
         item.addItem(self._floor)
         self.addWidget(self.loss_plot)
         self.addWidget(self.nfe_plot)
-        model.events.connect("losses", lambda **_: self.show_losses())
-        model.events.connect("curves", lambda **_: self.show_curves())
-        model.events.connect("restored", lambda **_: (self.show_losses(), self.show_curves()))
+        #: whether training or a sweep streams updates in (only then are redraws throttled); the panel sets it
+        self.is_live: Callable[[], bool] = lambda: False
+        self.loss_throttle = PlotThrottle(
+            self.show_losses, live=self._live, plots=(self.loss_plot,), parent=self
+        )
+        self.curve_throttle = PlotThrottle(
+            self.show_curves, live=self._live, plots=(self.nfe_plot,), parent=self
+        )
+        model.events.connect("losses", self.loss_throttle.request)
+        model.events.connect("curves", self.curve_throttle.request)
+        model.events.connect("restored", lambda **_: (self.loss_throttle.now(), self.curve_throttle.now()))
         self.show_losses()
         self.show_curves()
+
+    def _live(self) -> bool:
+        return self.is_live()
 
     def show_losses(self) -> None:
         m = self.model

@@ -30,7 +30,7 @@ from panels.operator.model import OperatorLab, OperatorParams, data_generator, t
 from panels.operator.render import TITLES, compose, compose_rollout, shared_limits
 from panels.operator.views import RolloutView, TileGrid, ZeroShotView
 from panels.study import run_study, where
-from panels.widgets import ParamForm, bind_form, fill_with_splitter, make_plot, param_fields
+from panels.widgets import ParamForm, PlotThrottle, bind_form, fill_with_splitter, make_plot, param_fields
 
 SECONDS_PER_SAMPLE = 0.5  # video: how long each test sample is shown
 SECONDS_PER_STEP = 0.25  # video: how long each rollout step is shown
@@ -74,11 +74,14 @@ class OperatorPanel(Panel):
         self._build()
         ev = self.model.events
         ev.connect("data", self._show_summary)
-        ev.connect("history", self._draw_history)
-        ev.connect("sample", self._draw_sample)
-        ev.connect("sample", self._draw_spectra)
-        ev.connect("prediction", self._draw_sample)
-        ev.connect("prediction", self._draw_spectra)
+        # training hands over a preview every epoch: redraw at most every 100 ms while it runs
+        history = PlotThrottle(
+            self._draw_history, live=self._training, plots=(self.curves_plot,), parent=self
+        )
+        sample = PlotThrottle(self._draw_views, live=self._training, plots=(self.spectra_plot,), parent=self)
+        ev.connect("history", history.request)
+        ev.connect("sample", sample.request)
+        ev.connect("prediction", sample.request)
         ev.connect("prediction", self._show_summary)
         ev.connect("stale", self._show_summary)
         ev.connect("restored", self._show_summary)
@@ -161,6 +164,13 @@ class OperatorPanel(Panel):
         self.info.setText(text + (f"<br>{study.line()}" if study is not None else ""))
 
     # -- views ----------------------------------------------------------------------------------------------
+    def _training(self) -> bool:
+        return self.tasks.busy("run")
+
+    def _draw_views(self) -> None:
+        self._draw_sample()
+        self._draw_spectra()
+
     def _draw_sample(self, **_) -> None:
         f = self.model.sample_fields()
         if f is not None:

@@ -4,21 +4,20 @@ and space-time image, and the Darcy residual histories."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import QSplitter, QTabWidget
 
 from backends.pde.probes import line_profile
-from panels.widgets import finite_or_nan, make_plot
+from panels.widgets import PlotThrottle, finite_or_nan, make_plot
 
 from .figure import colormap_rgba
 from .model import LINE_SAMPLES, SPECTRUM_MODELS, PDEModel
 
-PLOTS_EVERY_S = 0.5  # pyqtgraph repaints are the costly part of a live frame: 2 Hz while running
+PLOTS_EVERY_MS = 500.0  # pyqtgraph repaints are the costly part of a live frame: 2 Hz while running
 COLOURS = ("#1f77b4", "#ff7f0e")
 
 
@@ -89,34 +88,33 @@ class Plots(QSplitter):
         self.addWidget(self.spectrum_plot)
         self.addWidget(self.tabs)
         self.setMinimumWidth(320)
-        self._clock = 0.0
-        self._later = False
         #: whether a live run feeds frames now (only then are redraws throttled); the panel sets it
         self.is_live: Callable[[], bool] = lambda: False
         self._history_keys: tuple = ()
+        plots = (self.spectrum_plot, self.history_plot, self.probe_plot, self.line_plot, self.kymo_plot)
+        self.throttle = PlotThrottle(
+            self._draw,
+            PLOTS_EVERY_MS,
+            live=lambda: self.is_live(),
+            plots=plots + (self.darcy_plot,),
+            parent=self,
+        )
         ev = model.events
-        ev.connect("frame", lambda **_: self.update_plots(live=True))
+        ev.connect("frame", self.throttle.request)
         for name in ("params", "reset", "restored", "probe"):
-            ev.connect(name, lambda **_: self.update_plots())
+            ev.connect(name, self.throttle.now)
         ev.connect("line", lambda **_: self._line_drawn())
         ev.connect("darcy", lambda **_: self._darcy())
-
-    def _catch_up(self) -> None:
-        self._later = False
-        self.update_plots()
 
     def _line_drawn(self) -> None:
         self.tabs.setCurrentWidget(self.line_tab)
         self.update_plots()
 
-    def update_plots(self, live: bool = False) -> None:
-        now = time.perf_counter()
-        if live and self.is_live() and now - self._clock < PLOTS_EVERY_S:
-            if not self._later:  # the last live frame's plots follow shortly
-                self._later = True
-                QTimer.singleShot(int(PLOTS_EVERY_S * 1000), self, self._catch_up)
-            return
-        self._clock = now
+    def update_plots(self) -> None:
+        """Redraw from the model now (live frames go through the throttle: at most 2 per second)."""
+        self.throttle.now()
+
+    def _draw(self) -> None:
         self._spectrum()
         self._history()
         self._probe()

@@ -3,17 +3,15 @@ map with axes and a colour bar, and the DQN reward curve. They keep no state of 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QTimer
+from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from backends.nbody.ensemble import CLOSE, ESCAPED, STATUS_NAMES
 from backends.nbody.live import log_escape_time
 from panels.threebody.model import ThreeBodyModel
-from panels.widgets import finite_or_nan, make_plot
+from panels.widgets import PlotThrottle, finite_or_nan, make_plot
 
 ENS_TITLE = "Escape time: body 2 starts at (x, y), all at rest"
 ENS_LEGEND = "grey: no escape by t_end, black: close encounter"  # the title's second line (two short lines:
@@ -32,9 +30,6 @@ def fixed_text(text: str = "", lines: int = READOUT_LINES) -> QLabel:
     return label
 
 
-DRAW_MS = 100
-
-
 class EnergyPlots(QWidget):
     def __init__(self, model: ThreeBodyModel, parent=None) -> None:
         super().__init__(parent)
@@ -49,30 +44,21 @@ class EnergyPlots(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.energy_plot)
         lay.addWidget(self.dt_plot)
-        # a long run appends a chunk many times a second: redraw at most every DRAW_MS (the curves can hold
+        # a long run appends a chunk many times a second: redraw at most every 100 ms (the curves can hold
         # 50,000 samples; one draw per chunk starved the event loop), at once for a reset or a session
-        self._pending = QTimer(self)
-        self._pending.setSingleShot(True)
-        self._pending.setInterval(DRAW_MS)
-        self._pending.timeout.connect(self.draw_run)
-        self._last_draw = 0.0
-        model.events.connect("history", self._history)
+        self.throttle = PlotThrottle(self._draw_run, plots=(self.energy_plot, self.dt_plot), parent=self)
+        model.events.connect("history", self.throttle.request)
         for name in ("reset", "restored"):
             model.events.connect(name, self.draw_run)
         model.events.connect("reference", self.draw_reference)
         model.events.connect("reset", self.draw_reference)
         self.draw_run()
 
-    def _history(self, **_) -> None:
-        """Leading and trailing edge: draw now if the last draw is old enough, else once when it is."""
-        if time.monotonic() - self._last_draw >= DRAW_MS / 1000:
-            self.draw_run()
-        elif not self._pending.isActive():
-            self._pending.start()
-
     def draw_run(self, **_) -> None:
-        self._pending.stop()
-        self._last_draw = time.monotonic()
+        """Draw the run now (a pending throttled draw is cancelled)."""
+        self.throttle.now()
+
+    def _draw_run(self) -> None:
         rec, name = self.model.rec, self.model.run_label or "ours"
         for plot, curve in ((self.energy_plot, self.e_curve), (self.dt_plot, self.dt_curve)):
             _legend_entry(plot, curve, name, len(rec) > 1)

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTabWidget
 
 from panels.trajectory.model import TrajectoryModel
-from panels.widgets import make_plot
+from panels.widgets import PlotThrottle, make_plot
 
 MAX_POINTS = 4000  # ET-space scatter: a fixed random subset of the test agents keeps the plot responsive
 
@@ -35,7 +35,11 @@ class TrajectoryPlots(QTabWidget):
         self.addTab(self.loss_plot, "Training")
         for name in ("forecast", "restored"):
             model.events.connect(name, self.update_model_plots)
-        model.events.connect("training", self.update_loss)
+        # a training run reports every epoch: redraw its curve at most every 100 ms while it runs
+        self.loss_throttle = PlotThrottle(
+            self.update_loss, live=lambda: model.training is not None, plots=(self.loss_plot,), parent=self
+        )
+        model.events.connect("training", self.loss_throttle.request)
         self.update_model_plots()
         self.update_loss()
 
