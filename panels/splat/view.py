@@ -25,7 +25,7 @@ from panels.splat.scheduler import DetailScheduler
 # between them (llvmpipe, 2 cores, 800x600: 0.3 s per 100k splats idle, 1-1.4 s loaded) ...
 PROGRESSIVE_CHUNK = 50_000
 # ... and smaller, so that a paint takes about this long (s), whatever the load (the brief's 100 ms rule)
-PROGRESSIVE_TARGET_S = 0.04
+PROGRESSIVE_TARGET_S = 0.05
 #: after this long without camera changes the view draws full detail again (s)
 STILL_AFTER_S = 0.25
 #: fly speed: scene radii per second

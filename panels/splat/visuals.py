@@ -123,7 +123,7 @@ void main() { v_uv = vec2(0.5 * (a_pos.x + 1.0), 0.5 * (1.0 - a_pos.y)); gl_Posi
 """
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "software")
 #: the fewest splats an adaptive progressive paint draws (see ``SplatVisual.chunk_target_s``)
-MIN_CHUNK = 2000
+MIN_CHUNK = 5000
 #: the per-instance GL attributes and their columns of the (N, 13) rows
 PARTS = {"a_center": (0, 3), "a_cov_a": (3, 6), "a_cov_b": (6, 9), "a_color": (9, 13)}
 

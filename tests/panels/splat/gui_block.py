@@ -57,7 +57,7 @@ def settled(panel) -> bool:
     )
 
 
-def wait_settled(panel, timeout_s: float = 120.0) -> None:
+def wait_settled(panel, timeout_s: float = 600.0) -> None:
     clock = QElapsedTimer()
     clock.start()
     while not settled(panel):
@@ -78,7 +78,7 @@ class Measure:
     settle_s: float  # until everything is shown
 
 
-def measure(panel, action: str, fn: Callable[[], None], timeout_s: float = 120.0) -> Measure:
+def measure(panel, action: str, fn: Callable[[], None], timeout_s: float = 600.0) -> Measure:
     beat = Heartbeat()
     beat.start()
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """The splat panel keeps the GUI thread answering on a big scene (issue 13; the brief: "the GUI thread never
 blocks > 100 ms"): opening ~300k Gaussians and editing them (which rebuilt the rows on the GUI thread in 2.1 s)
 run in the panel's workers, the GL upload is prepared there too and a still frame is drawn in paints of about
-40 ms; what ends on screen equals the synchronous path's frame."""
+50 ms; what ends on screen equals the synchronous path's frame."""
 
 from __future__ import annotations
 
