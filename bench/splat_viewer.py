@@ -45,6 +45,7 @@ def onscreen(g, w: int, h: int, seconds: float, moving_fps: float, viewer: str, 
         qapp.processEvents()
         time.sleep(0.02)
     p.model.set_scene(g, reset=True)
+    p.model.rows_complete()  # a big scene builds its rows in a worker: here, at once
     frames = [0]
     p.canvas_obj.events.draw.connect(lambda ev: frames.__setitem__(0, frames[0] + 1), position="last")
     counts = []

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from backends.common import UserError, drain, parse_size
+from backends.common import Progress, UserError, drain, parse_size
 from backends.splat import camera as cm
 from backends.splat import edits, gauss4d
 from backends.splat.gaussians import Gaussians
-from backends.splat.live import SCENES, SceneRows, check_scene_files, scene_rows
+from backends.splat.live import SCENES, LoadedScene, SceneRows, check_scene_files, scene_rows
 from backends.splat.pointcloud import frustum_segments
 from panels.model import PanelModel, param
 from panels.splat.stream import (
@@ -44,6 +45,11 @@ MAX_KEYFRAMES = 100
 VIDEOS = ("turntable", "camera path", "4D playback")
 #: the elevation stays off the poles, where azimuth is undefined
 MAX_ELEVATION = 89.0
+#: scenes up to this many Gaussians build their rows on the model's thread (the bundled samples, 8k and 15k:
+#: ~30 ms, so 4D playback shows every frame); bigger ones in a worker (300k: 1.4-2.3 s on the loaded 2 cores)
+INLINE_BUILD = 20_000
+#: the stale marker while a worker builds the rows
+UPDATING = "updating the splats ..."
 
 
 @dataclass(frozen=True)
@@ -161,10 +167,53 @@ class SplatParams:
 
 def build_rows(g: Gaussians, p: SplatParams, campos: np.ndarray):
     """(edited scene, legend, rows) of ``g`` for the parameters' edits, colouring and time, seen from
-    ``campos``; a pure function, so a worker can build a streamed scene's rows."""
+    ``campos``; a pure function, so a worker can build the rows (see :func:`build_rows_gen`)."""
+    return drain(build_rows_gen(g, p, campos))
+
+
+def build_rows_gen(g: Gaussians, p: SplatParams, campos: np.ndarray) -> Iterator:
+    """:func:`build_rows` as a worker generator: progress between the stages, where a cancel stops it. The rows
+    come in importance order (see :func:`importance_first`)."""
+    yield Progress(0.0, f"edits: {g.count:,} Gaussians")
     e = edits.apply_edits(g, p.edit_config())
+    yield Progress(0.1, f"colour by {p.color_by}")
     edited, legend = edits.color_by(e, p.color_by, campos)
-    return edited, legend, scene_rows(edited, p.time, campos)
+    yield Progress(0.2, f"instance rows: {edited.count:,} splats")
+    rows = scene_rows(edited, p.time, campos)
+    yield Progress(0.8, "importance order")
+    return edited, legend, importance_first(rows)
+
+
+def importance_first(rows: SceneRows) -> SceneRows:
+    """The rows reordered by decreasing importance, so the level of detail's moving set (the ``k`` most
+    important rows) is the prefix ``rows.rows[:k]``: a view, where :meth:`SceneRows.subset` copies (~0.2 s for
+    300k rows, too long for the GUI thread while the view moves)."""
+    o = rows.order
+    return SceneRows(rows.rows[o], rows.sh[o] if rows.sh is not None else None, np.arange(len(o)))
+
+
+def most_important(rows: SceneRows, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``k`` most important rows (and their SH) of rows built by :func:`build_rows`: views, no copy."""
+    return rows.rows[:k], (rows.sh[:k] if rows.sh is not None else None)
+
+
+@dataclass(frozen=True)
+class OpenedScene:
+    """A loaded scene source with its framing (robust centre and radius: ~0.1 s for 300k Gaussians) and time
+    range (4D: percentiles of the time means), computed where the scene is loaded, off the GUI thread."""
+
+    loaded: LoadedScene
+    center: np.ndarray
+    radius: float
+    time_range: tuple[float, float]
+
+
+def open_source_gen(scene: str, path: str = "") -> Iterator:
+    """Worker: :func:`~panels.splat.stream.load_source_gen`, then the scene's framing."""
+    loaded = yield from load_source_gen(scene, path)
+    yield Progress(None, "framing the scene")
+    center, radius = loaded.gaussians.robust_center_radius()
+    return OpenedScene(loaded, center, radius, gauss4d.time_range(loaded.gaussians))
 
 
 @dataclass(frozen=True)
@@ -244,19 +293,36 @@ class SplatModel(PanelModel):
         self.keyframes: list[Orbit] = []
         self.restoring = False  # True while a session is applied (a scene then keeps the session's camera)
         self.stream: Stream | None = None  # a streamed SOG scene's selection and loads
+        self.center = np.zeros(3)  # the scene's robust centre: the default view looks at it
+        #: runs a rows build off this thread: ``runner(make_generator, on_done)`` (None: build inline)
+        self.runner: Callable[[Callable[[], Iterator], Callable[[tuple], None]], None] | None = None
+        self._scene_gen = 0  # counts scenes shown: a build for an older scene is dropped
+        self._rows_seq = 0  # counts rows requests
+        self._rows_seq_shown = 0
+        self._rows_key: tuple | None = None  # (scene, build key) of the rows shown
+        self._rows_want: tuple | None = None  # (seq, key, make) the latest request not shown yet
+        self._rows_busy = False  # the runner is building
 
     # -- scene ----------------------------------------------------------------------------------------
     def load_now(self) -> None:
         """Load the scene the parameters name, on the calling thread (the small bundled samples, the CLI)."""
-        self.set_loaded(drain(load_source_gen(self.params.scene, self.params.path)), reset=True)
+        self.set_loaded(drain(open_source_gen(self.params.scene, self.params.path)), reset=True)
 
     def needs_load(self) -> bool:
         return (self.params.scene, self.params.path) != self.source
 
-    def set_loaded(self, loaded, reset: bool, source: tuple[str, str] | None = None) -> None:
-        """Show what :func:`~panels.splat.stream.load_source_gen` returned (a streamed scene keeps its stream)."""
+    def set_loaded(self, opened: OpenedScene, reset: bool, source: tuple[str, str] | None = None) -> None:
+        """Show what :func:`open_source_gen` returned (a streamed scene keeps its stream)."""
+        loaded = opened.loaded
         streamed = loaded.streamed if isinstance(loaded, StreamedScene) else None
-        self.set_scene(loaded.gaussians, reset, source=source, cameras=loaded.cameras, streamed=streamed)
+        self.set_scene(
+            loaded.gaussians,
+            reset,
+            source=source,
+            cameras=loaded.cameras,
+            streamed=streamed,
+            framing=(opened.center, opened.radius, opened.time_range),
+        )
 
     def set_scene(
         self,
@@ -265,16 +331,22 @@ class SplatModel(PanelModel):
         source: tuple[str, str] | None = None,
         cameras: tuple[cm.Camera, ...] = (),
         streamed=None,
+        framing: tuple[np.ndarray, float, tuple[float, float]] | None = None,
     ) -> None:
         """Show a loaded scene (and the cameras that observed it); ``reset`` frames the camera on it, with the
         up axis of those cameras. Colouring by an attribute the scene lacks falls back to 'colour'; a time
         outside a 4D scene's range moves to its start. ``streamed`` (a StreamedSog whose coarsest level is
-        ``g``) makes the camera choose its levels: see :meth:`stream_plan`."""
+        ``g``) makes the camera choose its levels: see :meth:`stream_plan`. ``framing`` is the scene's robust
+        (centre, radius, time range) when already known (computed here otherwise). The rows follow as
+        :meth:`_rebuild` says (a big scene's in a worker)."""
         self.scene, self.cameras = g, tuple(cameras)
+        self._scene_gen += 1
         self.stream = Stream(streamed) if streamed is not None else None
         self.source = source or (self.params.scene, self.params.path)
-        self.time_range = gauss4d.time_range(g)
-        self.radius = g.robust_center_radius()[1]
+        if framing is None:
+            framing = (*g.robust_center_radius(), gauss4d.time_range(g))
+        center, self.radius, self.time_range = framing
+        self.center = np.asarray(center, np.float64)
         p = self.params
         fix = {}
         if p.color_by not in edits.attribute_names(g):
@@ -299,17 +371,76 @@ class SplatModel(PanelModel):
     def attribute_names(self) -> list[str]:
         return edits.attribute_names(self.scene) if self.scene is not None else ["colour"]
 
+    # -- rows: built inline for small scenes, else by the owner's runner (a worker) ---------------------
     def _rebuild(self) -> None:
-        """Edits + colour mode -> the edited scene; then the rows at the current time."""
+        """Edits + colour mode + time -> the edited scene and its rows. Small scenes (up to
+        :data:`INLINE_BUILD` Gaussians) and a model without a runner build at once; bigger ones in a worker
+        (``runner``): the rows shown stay until the new ones arrive, marked stale meanwhile. One build runs at a
+        time and only the latest request waits behind it, so a time slider or an edit typed digit by digit shows
+        every result it can afford, never a pile of cancelled builds."""
         if self.scene is None:
             return
-        self.edited, self.legend, self.rows = build_rows(self.scene, self.params, self._campos())
-        self.events.emit("rows")
-
-    def _make_rows(self) -> None:
-        if self.edited is None:
+        g, params, campos = self.scene, self.params, self._campos()
+        key = (self._scene_gen, self._build_key())
+        if key == self._rows_key and self._rows_want is None and not self._rows_busy:
+            return  # the rows shown are these
+        if self._rows_want is not None and self._rows_want[1] == key:
+            return  # already asked for
+        self._rows_seq += 1
+        job = (self._rows_seq, key, lambda: build_rows_gen(g, params, campos))
+        if self.runner is None or g.count <= INLINE_BUILD:
+            self._rows_want = None
+            self._show_rows(job[0], key, drain(job[2]()))
             return
-        self.rows = scene_rows(self.edited, self.params.time, self._campos())
+        self._rows_want = job
+        self.mark_stale(UPDATING)
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._rows_busy or self._rows_want is None or self.runner is None:
+            return
+        seq, key, make = self._rows_want
+        self._rows_busy = True
+        self.runner(make, lambda built: self.rows_built(seq, key, built))
+
+    def rows_built(self, seq: int, key: tuple, built: tuple) -> None:
+        """A worker's (edited, legend, rows) for request ``seq``: shown when it is newer than the rows shown and of
+        this scene (an intermediate result of a slider drag is worth showing); then the latest request runs."""
+        self._rows_busy = False
+        if key[0] == self._scene_gen and seq > self._rows_seq_shown:
+            self._show_rows(seq, key, built)
+        if self._rows_want is not None and self._rows_want[0] <= self._rows_seq_shown:
+            self._rows_want = None
+        self._pump()
+
+    def rows_cancelled(self) -> None:
+        """The runner's job was cancelled (the panel's Stop): the rows still owe the parameters, so the latest
+        request runs again."""
+        self._rows_busy = False
+        self._pump()
+
+    def rows_failed(self, message: str) -> None:
+        self._rows_busy, self._rows_want = False, None
+        self.mark_stale(f"could not build the splats: {message}")
+
+    def rows_pending(self) -> bool:
+        """A build was asked for and its rows are not shown yet."""
+        return self._rows_want is not None
+
+    def rows_complete(self) -> None:
+        """Build the pending rows on this thread now (exports and the CLI: the figure must show the parameters)."""
+        if self._rows_want is not None:
+            seq, key, make = self._rows_want
+            self._rows_want = None
+            self._show_rows(seq, key, drain(make()))
+
+    def _show_rows(self, seq: int, key: tuple, built: tuple) -> None:
+        self.edited, self.legend, self.rows = built
+        self._rows_key, self._rows_seq_shown = key, seq
+        if self._rows_want is not None and self._rows_want[0] <= seq:
+            self._rows_want = None
+        if self._rows_want is None and self.stale == UPDATING:
+            self.mark_stale("")
         self.events.emit("rows")
 
     def _campos(self) -> np.ndarray:
@@ -339,7 +470,7 @@ class SplatModel(PanelModel):
         if changed & EDIT_FIELDS or "up_axis" in changed:
             self._rebuild()
         elif "time" in changed and self.scene.is_4d:
-            self._make_rows()
+            self._rebuild()  # the same build: the edits are cheap next to slicing a big 4D scene
 
     def set_time(self, t: float) -> None:
         lo, hi = self.time_range
@@ -378,9 +509,10 @@ class SplatModel(PanelModel):
             return  # a scene opened since
         self.stream.insert(result, self.params.stream_budget)
         self.scene = result.scene
+        self._scene_gen += 1
         if result.request.key == self._build_key():
-            self.edited, self.legend, self.rows = result.built
-            self.events.emit("rows")
+            self._rows_seq += 1
+            self._show_rows(self._rows_seq, (self._scene_gen, result.request.key), result.built)
         else:
             self._rebuild()
         self.events.emit("stream")
@@ -406,8 +538,7 @@ class SplatModel(PanelModel):
         """The default view of the scene: its robust centre from 3 radii, azimuth 30, elevation 20 degrees."""
         if self.scene is None:
             return Orbit()
-        c, r = self.scene.robust_center_radius()
-        return Orbit(tuple(float(x) for x in c), 30.0, 20.0, 3.0 * r)
+        return Orbit(tuple(float(x) for x in self.center), 30.0, 20.0, 3.0 * self.radius)
 
     def set_orbit(self, orbit: Orbit, moving: bool = False) -> None:
         self.orbit = orbit
@@ -522,13 +653,13 @@ class SplatModel(PanelModel):
             try:
                 if p.scene == "file":
                     check_scene_files(p.path)
-                loaded = drain(load_source_gen(p.scene, p.path))
+                opened = drain(open_source_gen(p.scene, p.path))
             except UserError as exc:
                 raise UserError(f"splat.params.path: {exc}") from None
             except (OSError, ValueError, KeyError) as exc:
                 raise UserError(f"splat.params.path: cannot read {p.path!r}: {exc}") from None
-            scene = loaded.gaussians
-            staged["scene"] = (loaded, source)
+            scene = opened.loaded.gaussians
+            staged["scene"] = (opened, source)
         self._check_color(p.color_by, scene, "splat.params.color_by")
         if "camera" in state:
             staged["camera"] = Orbit.from_dict(state["camera"], "splat.camera")
@@ -548,8 +679,8 @@ class SplatModel(PanelModel):
     def apply_state(self, staged: Any) -> None:
         self.params = staged["params"]
         if "scene" in staged:
-            loaded, source = staged["scene"]
-            self.set_loaded(loaded, reset="camera" not in staged, source=source)
+            opened, source = staged["scene"]
+            self.set_loaded(opened, reset="camera" not in staged, source=source)
         if "camera" in staged:
             self.orbit = staged["camera"]
         self.keyframes = list(staged["keyframes"])

@@ -27,8 +27,8 @@ from backends.splat import edits, io, tile_raster
 from backends.splat.live import warmup_job
 from panels.base import ExportAction, Panel
 from panels.splat.camera_path import CameraPath
-from panels.splat.model import BACKGROUNDS, Orbit, SplatModel
-from panels.splat.stream import load_source_gen, resolve_folder
+from panels.splat.model import BACKGROUNDS, Orbit, SplatModel, open_source_gen
+from panels.splat.stream import resolve_folder
 from panels.splat.streaming import StreamDriver
 from panels.splat.view import SplatView
 from panels.widgets import ParamForm, bind_form, param_fields
@@ -124,6 +124,7 @@ class SplatPanel(Panel):
         self.canvas_obj.events.draw.connect(lambda _ev: self._refresh_where(), position="last")
         # the bundled sample is small: load synchronously so the panel shows something at once
         self.model.load_now()
+        self.model.runner = self._build_rows  # from now on big scenes build their rows in a worker
         if not tile_raster.ready():
             self.tasks.submit(
                 warmup_job,
@@ -240,13 +241,24 @@ class SplatPanel(Panel):
             self.model.mark_stale("")
 
         self.tasks.submit(
-            load_source_gen,
+            open_source_gen,
             *source,
             group="load",
             label="load splats",
             on_done=lambda s: self.model.set_loaded(s, reset=True, source=source),
             on_error=failed,
             on_progress=lambda f, m: self.model.mark_stale(m),
+        )
+
+    def _build_rows(self, make, on_done) -> None:
+        """The model's runner: one rows build in a worker (the model queues the next request behind it)."""
+        self.tasks.submit(
+            make,
+            group="rows",
+            label="splat rows",
+            on_done=on_done,
+            on_error=self.model.rows_failed,
+            on_progress=lambda _f, message: self.status.emit(message),
         )
 
     def _on_stream(self) -> None:
@@ -279,6 +291,7 @@ class SplatPanel(Panel):
     def stop(self) -> None:
         self.play_button.setChecked(False)
         super().stop()
+        self.model.rows_cancelled()  # the rows still owe the parameters: their build starts again
         if self.model.stream is not None and self.model.stream.loading:  # those loads were cancelled
             self.model.stream.loading.clear()
             self._on_stream()
@@ -307,6 +320,7 @@ class SplatPanel(Panel):
         """The current view at any size, full detail, through the viewer's renderer (a streamed scene first
         loads every chunk its selection needs, so the figure depends on the camera and budget alone)."""
         self.model.stream_complete()
+        self.model.rows_complete()
         img = self.view.render_camera(self.model.camera((int(size[0]), int(size[1]))))
         self._refresh_where()
         return img
@@ -315,6 +329,7 @@ class SplatPanel(Panel):
         from backends.splat import raster  # torch: imported on first use (seconds), not with the panel
 
         self.model.stream_complete()
+        self.model.rows_complete()
         e = self.model.edited
         if e is None:
             raise UserError("no scene loaded")
@@ -352,12 +367,14 @@ class SplatPanel(Panel):
         keep = {"time": m.params.time}
 
         def frame(u: float, size: tuple[int, int]) -> np.ndarray:
+            m.rows_complete()
             if kind == "turntable":
                 return self.view.render_camera(m.turntable_camera(u, size))
             if kind == "camera path":
                 return self.view.render_camera(m.path_camera(u, size))
             lo, hi = m.time_range
             m.set_time(lo + (hi - lo) * u)
+            m.rows_complete()
             return self.view.render_camera(m.camera(size))
 
         def end() -> None:
@@ -371,4 +388,5 @@ class SplatPanel(Panel):
 
     def shutdown(self) -> None:
         self.view.playing = False
+        self.model.runner = None  # nothing new starts while the tasks stop
         super().shutdown()

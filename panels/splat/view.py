@@ -8,6 +8,7 @@ sorted for which view) and frame timings.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer
@@ -17,17 +18,26 @@ from backends.splat import camera as cm
 from backends.splat.live import sort_job
 from panels.splat import visuals
 from panels.splat.frusta import FrustumNode, pick_camera
-from panels.splat.model import BACKGROUNDS, SplatModel
+from panels.splat.model import BACKGROUNDS, SplatModel, most_important
 from panels.splat.scheduler import DetailScheduler
 
 # still frames of more splats than this are drawn in chunks of it, one per paint, so the GUI answers
-# between them (llvmpipe, 2 cores, 800x600: 0.3 s per 100k splats idle, 1-1.4 s loaded)
+# between them (llvmpipe, 2 cores, 800x600: 0.3 s per 100k splats idle, 1-1.4 s loaded) ...
 PROGRESSIVE_CHUNK = 50_000
+# ... and smaller, so that a paint takes about this long (s), whatever the load (the brief's 100 ms rule)
+PROGRESSIVE_TARGET_S = 0.05
 #: after this long without camera changes the view draws full detail again (s)
 STILL_AFTER_S = 0.25
 #: fly speed: scene radii per second
 FLY_SPEED = 0.6
 FLY_KEYS = ("W", "A", "S", "D", "Q", "E")
+
+
+def sort_upload_job(rows: np.ndarray, viewmat: np.ndarray, key, sh: np.ndarray | None = None) -> Iterator:
+    """Worker: :func:`~backends.splat.live.sort_job`, then the GL instance columns of the sorted rows, so the GUI
+    thread only hands them to the GL; returns (rows, milliseconds, key, parts)."""
+    rows, ms, key = yield from sort_job(rows, viewmat, key, sh)
+    return rows, ms, key, visuals.instance_parts(rows)
 
 
 class SplatView(QObject):
@@ -41,6 +51,7 @@ class SplatView(QObject):
             bgcolor=BACKGROUNDS[p.background], renderer=p.viewer
         )
         self.node.chunk = PROGRESSIVE_CHUNK
+        self.node.chunk_target_s = PROGRESSIVE_TARGET_S
         self.frusta = FrustumNode(parent=self.canvas.scene)  # scene cameras, over the splats
         self.scheduler = DetailScheduler(p.lod_count, p.moving_fps, p.moving_scale, p.lod_count)
         self.overlay = QLabel("loading ...")
@@ -111,7 +122,7 @@ class SplatView(QObject):
         if rows is None:
             return
         k = self.scheduler.moving_count(rows.count)
-        self._lod = None if k >= rows.count else rows.subset(k)
+        self._lod = None if k >= rows.count else most_important(rows, k)
         self._lod_n = k
 
     def renderer_ready(self) -> None:
@@ -225,7 +236,14 @@ class SplatView(QObject):
         else:
             vm = cam.viewmat.copy()
             self.tasks.submit(
-                sort_job, rows, vm, (key, vm), sh, group="sort", label="depth sort", on_done=self._sorted
+                sort_upload_job,
+                rows,
+                vm,
+                (key, vm),
+                sh,
+                group="sort",
+                label="depth sort",
+                on_done=self._sorted,
             )
 
     def _sort_now(self, shown, moving: bool, cam: cm.Camera) -> None:
@@ -244,8 +262,8 @@ class SplatView(QObject):
         self._shown(key, vm.copy(), 0.0)
 
     def _sorted(self, result) -> None:
-        rows, ms, (key, vm) = result
-        self.node.set_rows(rows)
+        rows, ms, (key, vm), *parts = result
+        self.node.set_rows(rows, parts=parts[0] if parts else None)
         self._shown(key, vm, ms)
 
     def _shown(self, key, vm: np.ndarray, sort_ms: float) -> None:
@@ -306,9 +324,9 @@ class SplatView(QObject):
             return np.zeros((cam.height, cam.width, 4), np.uint8)
         try:
             return visuals.render_rows(self.canvas, self.node, rows.rows, cam, rows.sh)
-        finally:
+        finally:  # the view's own frame again: a big scene's sort in the worker, as for any new view
             self._shown_key = None
-            self._sort_now((rows.rows, rows.sh), False, self.camera())
+            self.view_changed(moving=False, now=self.scheduler.sort_inline(rows.count))
 
     def memory_where(self) -> str:
         """Where the drawn rows live: host memory for the CPU renderer and a software OpenGL, else the GPU."""

@@ -122,6 +122,16 @@ varying vec2 v_uv;
 void main() { v_uv = vec2(0.5 * (a_pos.x + 1.0), 0.5 * (1.0 - a_pos.y)); gl_Position = vec4(a_pos, 0.0, 1.0); }
 """
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "software")
+#: the fewest splats an adaptive progressive paint draws (see ``SplatVisual.chunk_target_s``)
+MIN_CHUNK = 5000
+#: the per-instance GL attributes and their columns of the (N, 13) rows
+PARTS = {"a_center": (0, 3), "a_cov_a": (3, 6), "a_cov_b": (6, 9), "a_color": (9, 13)}
+
+
+def instance_parts(rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The GL instance buffers' contiguous float32 columns of the rows (a worker can make them: 0.1 s for 300k
+    rows on the loaded 2 cores, which the GUI thread then saves)."""
+    return {name: np.ascontiguousarray(rows[:, a:b], np.float32) for name, (a, b) in PARTS.items()}
 
 
 def is_software_gl() -> bool:
@@ -149,7 +159,9 @@ class SplatVisual(Visual):
     ``chunk`` > 0 (and more splats than that) draws a still frame progressively: each paint adds the next
     ``chunk`` splats (back to front) into an off-screen texture and shows the last reduced-resolution frame
     of the same view until the texture is complete (``pending`` tells the caller to paint again), so the GUI
-    answers between chunks; a finished still frame is redrawn as one texture copy. With ``timed`` set, each
+    answers between chunks; a finished still frame is redrawn as one texture copy. ``chunk_target_s`` > 0 sizes
+    each chunk (at most ``chunk``) from the measured time per splat so that a paint takes about that long: on a
+    software OpenGL under load 50k splats took 0.3-0.6 s, far over the GUI's 100 ms. With ``timed`` set, each
     draw waits for the GL (glFinish) and stores its wall time in ``last_draw_s`` (always set by 'cpu' draws)."""
 
     def __init__(self):
@@ -165,6 +177,8 @@ class SplatVisual(Visual):
         self.camera: Camera | None = None
         self.scale = 1.0
         self.chunk = 0
+        self.chunk_target_s = 0.0
+        self._chunk_now = MIN_CHUNK  # the adaptive chunk: grows (at most doubling) or shrinks to the target
         self.timed = False
         self.last_draw_s = 0.0
         self._uploads = 0  # counts set_rows calls: a new upload restarts a progressive frame
@@ -179,6 +193,7 @@ class SplatVisual(Visual):
         self.software_gl: bool | None = None  # the OpenGL is a software one (known after the first draw)
         self._host_rows = np.zeros((0, 13), np.float32)  # the rows as set (the CPU rasterizer reads them)
         self._host_sorted = True
+        self._parts: dict[str, np.ndarray] | None = None
         self._gl_uploaded = True
         self._front_first = np.zeros(0, np.int64)
         self._cpu_img: np.ndarray | None = None
@@ -211,11 +226,15 @@ class SplatVisual(Visual):
         """Fraction of the splats already in the progressive still frame."""
         return self._acc_done / max(self.count, 1)
 
-    def set_rows(self, rows: np.ndarray, back_to_front: bool = True) -> None:
+    def set_rows(
+        self, rows: np.ndarray, back_to_front: bool = True, parts: dict[str, np.ndarray] | None = None
+    ) -> None:
         """Take (N, 13) instance rows, sorted back to front. Unsorted rows (``back_to_front=False``) are for the
         'cpu' renderer only, which then sorts them by view depth itself (~2 ms for 100k). The GL instance
-        buffers are uploaded when the GL renderer first needs them."""
+        buffers are uploaded when the GL renderer first needs them, from ``parts`` (:func:`instance_parts` of
+        these rows) when given."""
         self._host_rows = np.ascontiguousarray(rows, np.float32)
+        self._parts = parts
         self._host_sorted = back_to_front
         self.count = len(rows)
         self._uploads += 1
@@ -225,17 +244,11 @@ class SplatVisual(Visual):
 
     def _upload(self) -> None:
         """The instance buffers of the GL renderer, from the host rows."""
-        rows = self._host_rows
         if not self._host_sorted:
             raise RuntimeError("the GL renderer needs rows sorted back to front")
-        parts = {
-            "a_center": rows[:, 0:3],
-            "a_cov_a": rows[:, 3:6],
-            "a_cov_b": rows[:, 6:9],
-            "a_color": rows[:, 9:13],
-        }
+        parts = self._parts if self._parts is not None else instance_parts(self._host_rows)
+        self._parts = None  # uploaded: the host copy of the columns is not kept
         for name, arr in parts.items():
-            arr = np.ascontiguousarray(arr)
             buf = self._bufs.get(name)
             if buf is None or buf.size != len(arr):
                 buf = gloo.VertexBuffer(arr, divisor=1)
@@ -374,6 +387,11 @@ class SplatVisual(Visual):
         self._low_view = self._view_key(cam)
         self._show(self._low)
 
+    def _adapt_chunk(self, n: int, seconds: float) -> None:
+        """Size the next progressive chunk from this one's time per splat (at most doubling per paint)."""
+        want = n * self.chunk_target_s / max(seconds, 1e-6)
+        self._chunk_now = int(min(max(want, MIN_CHUNK), 2 * n, max(self.chunk, MIN_CHUNK)))
+
     def _draw_progressive(self) -> None:
         cam = self.camera
         key = (self._uploads, self._view_key(cam))
@@ -381,8 +399,13 @@ class SplatVisual(Visual):
         if acc is not self._acc or key != self._acc_key:
             self._acc, self._acc_key, self._acc_done = acc, key, 0
         if self._acc_done < self.count:
-            first, last = self._acc_done, min(self._acc_done + self.chunk, self.count)
+            n = min(self.chunk, self._chunk_now) if self.chunk_target_s > 0 else self.chunk
+            first, last = self._acc_done, min(self._acc_done + n, self.count)
+            t0 = time.perf_counter()
             self._draw_into(acc, cam, clear=first == 0, first=first, last=last)
+            if self.chunk_target_s > 0:
+                gloo.gl.glFinish()  # the chunk's real cost (a software OpenGL draws lazily)
+                self._adapt_chunk(last - first, time.perf_counter() - t0)
             self._acc_done = last
         done = self._acc_done >= self.count
         self._show(acc if done or self._low is None or self._low_view != key[1] else self._low)
