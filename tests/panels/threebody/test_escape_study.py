@@ -1,0 +1,158 @@
+"""The escape map as a batch study from the panel, on a real 2-worker Dask cluster (127.0.0.1) started through
+the app's cluster path: the map fills in tile by tile, the store is the one the CLI writes (byte for byte),
+Stop keeps the finished tiles and pressing Compute again computes only the rest, and a store opened with
+File > Open study in a fresh window shows the same map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from backends.batch import EscapeMap, Study
+from backends.batch.store import done_mask
+from backends.common import drain
+from panels.threebody.escape_study import NOT_COMPUTED
+from panels.threebody.panel import ThreeBodyPanel
+from panels.threebody.plots import NOT_COMPUTED_RGBA
+from tests.reproduce import open_window
+
+GRID, T_END = 24, 4.0
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two one-thread worker processes on 127.0.0.1 through Compute > Cluster…'s start path."""
+    from app import cluster as app_cluster
+
+    client = drain(app_cluster._connect(2, ""))
+    assert app_cluster.current_client() is client
+    assert all(a.startswith("tcp://127.0.0.1:") for a in client.scheduler_info()["workers"])
+    yield client
+    app_cluster.shutdown()
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("VISUAL_LAB_STUDIES_DIR", str(tmp_path / "studies"))
+    p = ThreeBodyPanel()
+    qtbot.addWidget(p)
+    p.resize(1300, 760)
+    p.show()
+    qtbot.waitExposed(p)
+    p.tabs.setCurrentWidget(p.ensemble_map)
+    yield p
+    p.shutdown()
+
+
+def pale_cells(p) -> int:
+    """Cells the user sees as not computed yet (the overlay's pale colour)."""
+    over = p.ensemble_map.overlay.image
+    return int(np.all(over == NOT_COMPUTED_RGBA, axis=-1).sum()) if over is not None else -1
+
+
+def store_files(path: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+def wait_done(p, qtbot, timeout=50_000) -> None:
+    qtbot.waitUntil(lambda: not p.tasks.busy("ensemble"), timeout=timeout)
+
+
+def test_map_fills_tile_by_tile_on_the_cluster_and_writes_the_cli_store(cluster, panel, qtbot, tmp_path):
+    m = panel.model
+    m.set_params(ens_n=GRID, ens_t_end=T_END, ens_tile=8)  # 9 tiles
+    seen: list[int] = []
+    m.events.connect("ensemble", lambda **_: m.ensemble is not None and seen.append(pale_cells(panel)))
+    messages: list[str] = []
+    panel.status.connect(messages.append)
+    panel.ens_button.click()
+    wait_done(panel, qtbot)
+    assert m.ens_tiles == (9, 9), messages[-3:]
+    # the user saw a partly filled map: some tiles done and some still pale, then none pale
+    assert any(0 < n < GRID * GRID for n in seen), seen
+    assert seen[-1] == 0 and (m.ensemble.status != NOT_COMPUTED).all()
+    assert any("on the cluster at tcp://127.0.0.1:" in s and "/9 chunks" in s for s in messages), messages
+    store = Path(m.ens_store)
+    assert store.parent == tmp_path / "studies" and store.suffix == ".zarr"
+
+    # the CLI's store for the same parameters (visual-lab batch escape-map --grid 24 --t-end 4 --tile 8),
+    # computed in this process: byte for byte the same files
+    ref = tmp_path / "ref.zarr"
+    Study(EscapeMap(grid=GRID, t_end=T_END, tile=8), ref).run("none")
+    assert store_files(store) == store_files(ref)
+    # and the panel shows what the store holds
+    ds = xr.open_zarr(ref)
+    np.testing.assert_array_equal(m.ensemble.status, ds["status"].values)
+    np.testing.assert_array_equal(m.ensemble.escape_time, ds["escape_time"].values)
+
+    # pressing again on the same store computes nothing and shows it at once
+    messages.clear()
+    panel.ens_button.click()
+    wait_done(panel, qtbot)
+    assert any("all 9 tiles already in" in s for s in messages), messages
+
+
+def test_stop_keeps_finished_tiles_and_compute_again_does_only_the_rest(cluster, panel, qtbot, tmp_path):
+    import zarr
+
+    m = panel.model
+    m.set_params(ens_n=GRID, ens_t_end=T_END, ens_tile=4)  # 36 tiles
+
+    def stop_after_first_tiles(**_):
+        if m.ens_tiles[0] >= 2 and panel.tasks.busy("ensemble"):
+            panel.stop()
+
+    m.events.connect("ensemble", stop_after_first_tiles)
+    panel.ens_button.click()
+    wait_done(panel, qtbot)
+    m.events.disconnect("ensemble", stop_after_first_tiles)
+    store = Path(m.ens_store)
+    kept = int(done_mask(zarr.open_group(str(store), mode="r")).sum())
+    assert 2 <= kept < 36, kept
+    assert m.ens_message.startswith("stopped:") and "press Compute escape map to resume" in m.ens_message
+
+    messages: list[str] = []
+    panel.status.connect(messages.append)
+    panel.ens_button.click()
+    qtbot.waitUntil(lambda: m.ens_tiles == (36, 36) and not panel.tasks.busy("ensemble"), timeout=50_000)
+    final = [s for s in messages if s.startswith("escape map: 36/36 tiles")]
+    assert final and f"({kept} resumed, {36 - kept} computed on the cluster" in final[-1], messages
+    ref = tmp_path / "ref.zarr"
+    Study(EscapeMap(grid=GRID, t_end=T_END, tile=4), ref).run("none")
+    assert store_files(store) == store_files(ref)
+
+
+def test_open_study_in_a_fresh_window_shows_the_same_map(qtbot, tmp_path):
+    w = EscapeMap(grid=12, t_end=T_END, tile=4)  # 9 tiles
+    full, part = tmp_path / "full.zarr", tmp_path / "part.zarr"
+    Study(w, full).run("none")
+    for _ in Study(w, part).results(None, chunks=[0, 4, 8]):
+        pass
+    win = open_window(qtbot, "threebody")
+    try:
+        p = win.panels["threebody"]
+        assert win.open_path(full), win.last_error  # a .zarr folder routes to File > Open study
+        qtbot.waitUntil(lambda: p.model.ens_tiles == (9, 9), timeout=20_000)
+        assert win.active_key() == "threebody" and p.tabs.currentWidget() is p.ensemble_map
+        ds = xr.open_zarr(full)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            want = np.log10(np.where(ds["escape_time"].values > 0, ds["escape_time"].values, np.nan))
+        lo = np.nanmin(want)
+        np.testing.assert_allclose(p.ensemble_map.image.image, np.nan_to_num(want, nan=lo).T)
+        assert pale_cells(p) == 0
+        # the form follows the store, so Compute escape map would resume it in place
+        assert p.model.ens_workload_of_params() == w and p.ensemble_store(w) == full
+
+        assert win.open_study(part), win.last_error
+        qtbot.waitUntil(lambda: p.model.ens_tiles == (3, 9), timeout=20_000)
+        pale = np.all(p.ensemble_map.overlay.image == NOT_COMPUTED_RGBA, axis=-1).T  # (y, x)
+        expect = np.ones((12, 12), bool)
+        for i in (0, 4, 8):  # the diagonal tiles are done
+            expect[w.regions()[i]["status"]] = False
+        np.testing.assert_array_equal(pale, expect)
+        assert "press Compute escape map to finish it" in p.model.ens_message
+    finally:
+        win.close()
