@@ -57,8 +57,9 @@ def store_files(path: Path) -> dict[str, bytes]:
     return {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()}
 
 
-def wait_done(p, qtbot, timeout=50_000) -> None:
-    qtbot.waitUntil(lambda: not p.tasks.busy("ensemble"), timeout=timeout)
+def wait_for(p, qtbot, condition, timeout=50_000) -> None:
+    """Until ``condition()`` holds and no escape-map task runs (opening the store, then the study)."""
+    qtbot.waitUntil(lambda: condition() and not p.tasks.busy("ensemble"), timeout=timeout)
 
 
 def test_map_fills_tile_by_tile_on_the_cluster_and_writes_the_cli_store(cluster, panel, qtbot, tmp_path):
@@ -69,8 +70,7 @@ def test_map_fills_tile_by_tile_on_the_cluster_and_writes_the_cli_store(cluster,
     messages: list[str] = []
     panel.status.connect(messages.append)
     panel.ens_button.click()
-    wait_done(panel, qtbot)
-    assert m.ens_tiles == (9, 9), messages[-3:]
+    wait_for(panel, qtbot, lambda: m.ens_tiles == (9, 9))
     # the user saw a partly filled map: some tiles done and some still pale, then none pale
     assert any(0 < n < GRID * GRID for n in seen), seen
     assert seen[-1] == 0 and (m.ensemble.status != NOT_COMPUTED).all()
@@ -91,8 +91,7 @@ def test_map_fills_tile_by_tile_on_the_cluster_and_writes_the_cli_store(cluster,
     # pressing again on the same store computes nothing and shows it at once
     messages.clear()
     panel.ens_button.click()
-    wait_done(panel, qtbot)
-    assert any("all 9 tiles already in" in s for s in messages), messages
+    wait_for(panel, qtbot, lambda: any("all 9 tiles already in" in s for s in messages), timeout=20_000)
 
 
 def test_stop_keeps_finished_tiles_and_compute_again_does_only_the_rest(cluster, panel, qtbot, tmp_path):
@@ -107,17 +106,17 @@ def test_stop_keeps_finished_tiles_and_compute_again_does_only_the_rest(cluster,
 
     m.events.connect("ensemble", stop_after_first_tiles)
     panel.ens_button.click()
-    wait_done(panel, qtbot)
+    wait_for(panel, qtbot, lambda: m.ens_message.startswith("stopped:"))
     m.events.disconnect("ensemble", stop_after_first_tiles)
     store = Path(m.ens_store)
     kept = int(done_mask(zarr.open_group(str(store), mode="r")).sum())
     assert 2 <= kept < 36, kept
-    assert m.ens_message.startswith("stopped:") and "press Compute escape map to resume" in m.ens_message
+    assert "press Compute escape map to resume" in m.ens_message
 
     messages: list[str] = []
     panel.status.connect(messages.append)
     panel.ens_button.click()
-    qtbot.waitUntil(lambda: m.ens_tiles == (36, 36) and not panel.tasks.busy("ensemble"), timeout=50_000)
+    wait_for(panel, qtbot, lambda: m.ens_tiles == (36, 36))
     final = [s for s in messages if s.startswith("escape map: 36/36 tiles")]
     assert final and f"({kept} resumed, {36 - kept} computed on the cluster" in final[-1], messages
     ref = tmp_path / "ref.zarr"
