@@ -86,8 +86,17 @@ def test_not_a_store_unknown_workload_corrupt_meta_are_one_line_each(window, tmp
     meta_file = other / "zarr.json"
     meta = json.loads(meta_file.read_text())
     meta["attributes"]["visual_lab_batch"]["workload"] = "weather"
-    meta.get("consolidated_metadata", {}).pop("kind", None)
     meta_file.write_text(json.dumps(meta))
     assert not window.open_path(other)
     assert one_line(window.last_error) == f"cannot open study: {other}: no open panel shows 'weather' studies"
     assert not window.panels["studies"].opened
+
+
+def test_gui_command_line_takes_a_path_and_refuses_a_missing_one(tmp_path, capsys):
+    from app.__main__ import main
+
+    missing = tmp_path / "nope.zarr"
+    assert main(["gui", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == f"visual-lab: error: {missing}: no such file or folder"
+    assert main(["gui", str(tmp_path), "extra"]) == 2
+    assert "unexpected arguments: extra" in capsys.readouterr().err

@@ -5,6 +5,8 @@ File > Open study in a fresh window shows the same map."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +110,7 @@ def test_stop_keeps_finished_tiles_and_compute_again_does_only_the_rest(cluster,
     panel.ens_button.click()
     wait_for(panel, qtbot, lambda: m.ens_message.startswith("stopped:"))
     m.events.disconnect("ensemble", stop_after_first_tiles)
+    assert panel.tasks.join(20_000)  # a chunk being stored when Stop came is stored before we count
     store = Path(m.ens_store)
     kept = int(done_mask(zarr.open_group(str(store), mode="r")).sum())
     assert 2 <= kept < 36, kept
@@ -153,5 +156,34 @@ def test_open_study_in_a_fresh_window_shows_the_same_map(qtbot, tmp_path):
             expect[w.regions()[i]["status"]] = False
         np.testing.assert_array_equal(pale, expect)
         assert "press Compute escape map to finish it" in p.model.ens_message
+
+        # a store whose parameters make no escape map: one line naming the store and the problem
+        bad = tmp_path / "bad.zarr"
+        shutil.copytree(full, bad)
+        doc = json.loads((bad / "zarr.json").read_text())
+        doc["attributes"]["visual_lab_batch"]["params"]["grid"] = "x"
+        (bad / "zarr.json").write_text(json.dumps(doc))
+        assert not win.open_path(bad)
+        assert win.last_error == f"cannot open study: {bad}: --grid must be a whole number 1..20000, got 'x'"
     finally:
         win.close()
+
+
+def test_a_partial_study_map_survives_a_session_and_says_what_is_missing():
+    from panels.threebody.escape_study import empty_map, put_tile
+    from panels.threebody.model import ThreeBodyModel
+
+    w = EscapeMap(grid=8, t_end=1.0, tile=4)  # 4 tiles, one computed
+    res = empty_map(w)
+    put_tile(res, w.regions()[3], w.run_chunk(3, 0))
+    m = ThreeBodyModel()
+    m.set_ensemble(res)
+    assert m.ens_message.startswith("16/64 systems to t=1:")
+    state = json.loads(json.dumps(m.state(), allow_nan=False))
+    fresh = ThreeBodyModel()
+    fresh.restore(state, m.arrays())
+    done = np.zeros((8, 8), bool)
+    done[4:, 4:] = True  # tile 3: rows 4..7, columns 4..7
+    np.testing.assert_array_equal(fresh.ensemble.status != NOT_COMPUTED, done)
+    np.testing.assert_allclose(fresh.ensemble.x, (np.arange(8) + 0.5) / 8, rtol=1e-12)
+    assert fresh.ens_message == m.ens_message
