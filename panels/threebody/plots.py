@@ -19,7 +19,8 @@ from panels.widgets import finite_or_nan, make_plot
 ENS_TITLE = "Escape time: body 2 starts at (x, y), all at rest"
 ENS_LEGEND = "grey: no escape by t_end, black: close encounter"  # the title's second line (two short lines:
 # a long title would set the plot's minimum width and push the colour bar out of the tab)
-ENS_LEGEND_PARTIAL = "grey: no escape, black: close encounter, pale: not yet computed"
+# while a study fills the map; no longer than ENS_LEGEND (a longer title widens the plot for good)
+ENS_LEGEND_PARTIAL = "grey: no escape, black: close, pale: not yet done"
 BOUND_RGBA = (150, 150, 150, 255)
 CLOSE_RGBA = (0, 0, 0, 255)
 NOT_COMPUTED_RGBA = (232, 232, 232, 255)  # a tile of a study that has not landed: paler than "no escape"

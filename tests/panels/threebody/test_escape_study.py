@@ -161,6 +161,9 @@ def test_open_study_in_a_fresh_window_shows_the_same_map(qtbot, tmp_path):
             expect[w.regions()[i]["status"]] = False
         np.testing.assert_array_equal(pale, expect)
         assert "press Compute escape map to finish it" in p.model.ens_message
+        em = p.ensemble_map  # the colour bar stays in view beside a partial map (its title is no wider)
+        assert "pale: not yet done" in em.plot.getPlotItem().titleLabel.text
+        assert em.bar.isVisible() and em.bar.sceneBoundingRect().right() <= em.plot.width() + 1
 
         # a store whose parameters make no escape map: one line naming the store and the problem
         bad = tmp_path / "bad.zarr"
