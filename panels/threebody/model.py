@@ -25,7 +25,7 @@ import numpy as np
 
 from backends.common import UserError
 from backends.nbody.core import PRESETS, System, preset
-from backends.nbody.ensemble import EnsembleConfig, EnsembleResult
+from backends.nbody.ensemble import EnsembleResult
 from backends.nbody.live import MAX_SAMPLES, Recording
 from backends.nbody.run import INTEGRATORS, RunConfig
 from panels.model import PanelModel, config_to_dict, param, require_array, validate_params
@@ -211,10 +211,6 @@ class ThreeBodyModel(PanelModel):
                 "no trained policy yet: train one in the Learned stepping tab (or choose bundled)"
             )
         return self.policy
-
-    def ens_config(self) -> EnsembleConfig:
-        n = self.params.ens_n
-        return EnsembleConfig(nx=n, ny=n, t_end=self.params.ens_t_end)
 
     def ens_workload_of_params(self):
         """The batch workload of the escape map the parameters describe (``visual-lab batch escape-map
