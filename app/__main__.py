@@ -1,6 +1,6 @@
 """`visual-lab` / `python -m app`: the GUI (default) and the command line.
 
-    visual-lab [--debug] [gui]               open the main window
+    visual-lab [--debug] [gui [PATH]]        open the main window (and PATH: a file, session or .zarr study)
     visual-lab --version
     visual-lab panels                        one line per registered panel: key and title
     visual-lab run PANEL ...                 run a backend headless (no Qt, no vispy needed)
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -51,8 +52,11 @@ def _qapp():
 
 
 def cmd_gui(argv: list[str]) -> int:
-    if argv:
-        return _fail(f"unexpected arguments: {' '.join(argv)}")
+    if len(argv) > 1:
+        return _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    path = Path(argv[0]) if argv else None
+    if path is not None and not path.exists():
+        return _fail(f"{path}: no such file or folder")
     if not _has_display():
         return _fail(NO_DISPLAY)
     app = _qapp()
@@ -60,6 +64,8 @@ def cmd_gui(argv: list[str]) -> int:
 
     win = MainWindow()
     win.show()
+    if path is not None:  # once every panel is built: a study or a file goes to the panel that shows it
+        win.panels_loaded.connect(lambda: win.open_path(path))
     from app.gl import gl_info
 
     if "error" in gl_info():

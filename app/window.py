@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         mb = self.menuBar()
         file_menu = mb.addMenu("&File")
         self._add(file_menu, "&Open…", self.open_file_dialog, QKeySequence.StandardKey.Open)
+        self._add(file_menu, "Open s&tudy…", self.open_study_dialog)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
@@ -326,9 +327,43 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(Path(path))
 
-    def open_path(self, path: Path) -> bool:
-        """Session files load as sessions; other files go to the first panel whose filter accepts them."""
+    def open_study_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open study (a Zarr store: a .zarr folder)", "")
+        if path:
+            self.open_study(Path(path))
+
+    def open_study(self, path: Path) -> bool:
+        """Show a batch study's store in the panel that lists its workload in ``study_workloads``."""
+        from backends.batch.store import read_meta
+
         path = Path(path)
+        try:
+            meta = read_meta(path)  # its errors name the path
+            name = meta.get("workload")
+            key = next((k for k, p in self.panels.items() if name in p.study_workloads), None)
+            if key is None:
+                raise UserError(f"{path}: no open panel shows {name!r} studies")
+            try:
+                self.panels[key].open_study(path, meta)
+            except UserError as exc:
+                raise UserError(f"{path}: {exc}") from None
+        except UserError as exc:
+            self.show_error(f"cannot open study: {exc}")
+            return False
+        except Exception as exc:  # a store we cannot make sense of: one line, the trace in the details
+            self.show_error(f"cannot open study {path}: {type(exc).__name__}: {exc}", traceback.format_exc())
+            return False
+        self.activate(key)
+        settings.add_recent(path)
+        self.log(f"opened study {path}", status=True)
+        return True
+
+    def open_path(self, path: Path) -> bool:
+        """Session files load as sessions; a Zarr store (a folder) opens as a study; other files go to the
+        first panel whose filter accepts them."""
+        path = Path(path)
+        if path.is_dir() and (path.suffix == ".zarr" or (path / "zarr.json").is_file()):
+            return self.open_study(path)
         if path.name.endswith(".json") and self._looks_like_session(path):
             return self.load_session(path)
         for key, panel in self.panels.items():

@@ -25,17 +25,18 @@ import numpy as np
 
 from backends.common import UserError
 from backends.nbody.core import PRESETS, System, preset
-from backends.nbody.ensemble import EnsembleConfig, EnsembleResult
+from backends.nbody.ensemble import EnsembleResult
 from backends.nbody.live import MAX_SAMPLES, Recording
 from backends.nbody.run import INTEGRATORS, RunConfig
 from panels.model import PanelModel, config_to_dict, param, require_array, validate_params
+from panels.threebody.escape_study import METHOD, StoredMap, empty_map, map_summary, put_tile
 
 CONTROLLERS = ("bundled", "trained")  # the DQN policy that steers the learned integrator
 #: parameters that change how a run integrates (a recording made with other values is stale)
 RUN_FIELDS = ("integrator", "eta", "dt", "tol", "t_end", "aarseth", "controller")
 #: parameters that choose the initial conditions (a change replaces the recording at once)
 SYSTEM_FIELDS = ("preset", "seed", "ics")
-ENS_FIELDS = ("ens_n", "ens_t_end")
+ENS_FIELDS = ("ens_n", "ens_t_end", "ens_tile")
 ENS_ARRAYS = ("x", "y", "escape_time", "escaper", "status", "energy_error", "steps")
 IC_COLUMNS = ("m", "x", "y", "z", "vx", "vy", "vz")
 CAMERA_FIT = 2.6  # the view spans this many times the largest initial coordinate
@@ -65,6 +66,14 @@ class ThreeBodyParams:
     compare_rebound: bool = param(True, "compare with REBOUND")
     ens_n: int = param(48, "grid side", minimum=2, maximum=200)
     ens_t_end: float = param(10.0, "t_end", minimum=0.1, maximum=1000.0, decimals=2)
+    ens_tile: int = param(
+        16,
+        "tile side",
+        minimum=1,
+        maximum=200,
+        tooltip="the map is computed as a batch study of tile x tile systems per chunk (as `visual-lab batch "
+        "escape-map --tile`); tiles fill in as they finish",
+    )
     train_episodes: int = param(30, "episodes", minimum=1, maximum=5000)
     #: custom initial conditions, rows (m, x, y, z, vx, vy, vz); () = the preset's
     ics: tuple = ()
@@ -151,6 +160,9 @@ class ThreeBodyModel(PanelModel):
         self.ensemble: EnsembleResult | None = None
         self.ens_message = "Press Compute escape map (grey: no escape, black: close encounter)"
         self.ens_stale = ""
+        self.ens_store = ""  # the batch store the map shows ('' = none)
+        self.ens_workload = None  # its backends.batch.EscapeMap (None: not a study's map)
+        self.ens_tiles = (0, 0)  # tiles done, tiles in all
         self.rewards: list[float] = []
         self.policy = None  # a backends.nbody.learned.Policy trained in the panel
         self.train_message = "Run the 'learned' integrator with the bundled policy, or train a new one."
@@ -200,9 +212,13 @@ class ThreeBodyModel(PanelModel):
             )
         return self.policy
 
-    def ens_config(self) -> EnsembleConfig:
-        n = self.params.ens_n
-        return EnsembleConfig(nx=n, ny=n, t_end=self.params.ens_t_end)
+    def ens_workload_of_params(self):
+        """The batch workload of the escape map the parameters describe (``visual-lab batch escape-map
+        --grid N --t-end T --tile K``)."""
+        from backends.batch.workloads import EscapeMap
+
+        p = self.params
+        return EscapeMap(grid=p.ens_n, t_end=float(p.ens_t_end), tile=p.ens_tile)
 
     # -- the run ------------------------------------------------------------------------------------------
     def reset_run(self, fit_camera: bool = True) -> None:
@@ -272,11 +288,33 @@ class ThreeBodyModel(PanelModel):
     def set_ensemble(self, res: EnsembleResult | None, message: str = "") -> None:
         self.ensemble = res
         self.ens_stale = ""
-        self.ens_message = message or (res.summary() if res is not None else "")
+        self.ens_message = message or (ensemble_summary(res) if res is not None else "")
         self.events.emit("ensemble")
 
     def set_ensemble_message(self, message: str) -> None:
         self.ens_message = message
+        self.events.emit("ensemble")
+
+    def show_study(self, stored: StoredMap, message: str = "") -> None:
+        """Show a study's store (what it holds so far); later tiles arrive through :meth:`put_tiles`."""
+        self.ens_store, self.ens_workload = str(stored.path), stored.workload
+        self.ens_tiles = stored.tiles
+        self.set_ensemble(stored.result, message or map_summary(stored.result, self.ens_tiles))
+
+    def begin_study(self, workload, store: str, message: str) -> None:
+        """An empty map of ``workload`` (its store is being opened): no old map stays on screen."""
+        self.ens_store, self.ens_workload = str(store), workload
+        self.ens_tiles = (0, len(workload.regions()))
+        self.set_ensemble(empty_map(workload), message)
+
+    def put_tiles(self, tiles: list[tuple[dict, dict]], message: str = "") -> None:
+        """Finished chunks (region, arrays) of the study shown: drawn at once, one event for all of them."""
+        if self.ensemble is None or self.ens_workload is None:
+            return
+        for region, arrays in tiles:
+            put_tile(self.ensemble, region, arrays)
+        self.ens_tiles = (self.ens_tiles[0] + len(tiles), self.ens_tiles[1])
+        self.ens_message = message or map_summary(self.ensemble, self.ens_tiles)
         self.events.emit("ensemble")
 
     def set_rewards(self, rewards: list[float], message: str) -> None:
@@ -316,6 +354,7 @@ class ThreeBodyModel(PanelModel):
                 "wall_s": r.wall_s,
                 "method": r.method,
                 "stale": self.ens_stale,
+                "store": self.ens_store,
             }
         if self.policy is not None:
             st["policy"] = {"obs_dim": int(self.policy.obs_dim), "meta": _json_meta(self.policy.meta)}
@@ -354,6 +393,8 @@ class ThreeBodyModel(PanelModel):
         staged["stale"] = _text(run.get("stale", ""), f"{where}.run.stale")
         staged["ref"] = self._staged_reference(run, arrays, where)
         staged["ensemble"], staged["ens_stale"] = self._staged_ensemble(state.get("ensemble"), arrays, where)
+        ens = state.get("ensemble") or {}
+        staged["ens_store"] = _text(ens.get("store", ""), f"{where}.ensemble.store")
         rewards = state.get("rewards", [])
         if not isinstance(rewards, list) or not all(_finite_number(r) for r in rewards):
             raise UserError(f"{where}.rewards must be a list of finite numbers, got {rewards!r:.60}")
@@ -402,8 +443,8 @@ class ThreeBodyModel(PanelModel):
     def _staged_ensemble(self, ens: Any, arrays: dict, where: str) -> tuple[EnsembleResult | None, str]:
         if ens is None:
             return None, ""
-        if not isinstance(ens, dict) or set(ens) - {"t_end", "wall_s", "method", "stale"}:
-            raise UserError(f"{where}.ensemble must be an object with t_end, wall_s, method, stale")
+        if not isinstance(ens, dict) or set(ens) - {"t_end", "wall_s", "method", "stale", "store"}:
+            raise UserError(f"{where}.ensemble must be an object with t_end, wall_s, method, stale, store")
         x = require_array(arrays, "ens_x", where=where, ndim=1)
         y = require_array(arrays, "ens_y", where=where, ndim=1)
         shape = (len(y), len(x))
@@ -451,7 +492,8 @@ class ThreeBodyModel(PanelModel):
         self.run_label = staged["label"]
         self.ensemble, self.ens_stale = staged["ensemble"], staged["ens_stale"]
         if self.ensemble is not None:
-            self.ens_message = self.ensemble.summary()
+            self.ens_message = ensemble_summary(self.ensemble)
+        self.ens_store, self.ens_workload, self.ens_tiles = staged["ens_store"], None, (0, 0)
         self.rewards = staged["rewards"]
         self.policy = staged["policy"]
         self.stale = staged["stale"]
@@ -459,6 +501,11 @@ class ThreeBodyModel(PanelModel):
             self.events.emit(name)
         self.events.emit("camera", source=None)
         self.events.emit("stale", why=self.stale)
+
+
+def ensemble_summary(res: EnsembleResult) -> str:
+    """The result line of a map: the ensemble's own for a timed in-process map, a study map's otherwise."""
+    return res.summary() if res.method != METHOD and res.wall_s > 0 else map_summary(res)
 
 
 def _empty_ref() -> dict:

@@ -11,6 +11,8 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QListWidget,
@@ -23,12 +25,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.export import export_plot, save_png
+from backends.batch.study import Study, StudyReport
 from backends.common import UserError
-from backends.nbody.ensemble import escape_map
 from backends.nbody.live import SyncRun
 from backends.nbody.run import simulate
 from backends.safeio import write_npz
 from panels.base import ExportAction, Panel, VideoSpec
+from panels.study import default_store, run_study, studies_dir, where
+from panels.threebody.escape_study import StoredMap, escape_workload, map_summary, prepare, read_store
 from panels.threebody.model import ENS_ARRAYS, IC_COLUMNS, ThreeBodyModel, ThreeBodyParams
 from panels.threebody.plots import EnergyPlots, EnsembleMap, RewardPlot
 from panels.threebody.view import OrbitView
@@ -54,6 +58,12 @@ IC_FORMAT = ".4g"  # table text (the model keeps full precision; the tooltip sho
 IC_WIDEST = "-0.9324"  # a column fits this (4 digits and a sign; e-notation may elide); no scrollbar
 
 
+def _failures(failed: dict[int, str]) -> str:
+    """Failed chunks named for the status line (the first three)."""
+    shown = "; ".join(f"chunk {i} failed: {e}" for i, e in sorted(failed.items())[:3])
+    return f"{len(failed)} tile(s) failed ({shown}{'; …' if len(failed) > 3 else ''})"
+
+
 def _form(names: tuple[str, ...]) -> ParamForm:
     return ParamForm([f for f in param_fields(ThreeBodyParams) if f.name in names])
 
@@ -61,14 +71,22 @@ def _form(names: tuple[str, ...]) -> ParamForm:
 class ThreeBodyPanel(Panel):
     key = "threebody"
     title = "Three-body integrator"
+    study_workloads = ("escape-map",)
     quick_start = (
         "<p>Pick a <b>Preset</b> (figure-8, Pythagorean, random, ...) and an <b>Integrator</b>, then press "
         "<b>Run</b>: the orbit plays live, the plots show the relative energy error and the step size (REBOUND's "
         "IAS15 beside ours when <i>compare with REBOUND</i> is on). <b>Step</b> advances one frame; the slider "
         "replays the recorded run; <b>Restart run</b> starts over with the current settings.</p>"
-        "<p>Edit the <b>initial conditions</b> table to run your own system. <b>Ensemble map</b> computes "
-        "escape times over a grid of systems; <b>Learned stepping</b> trains a DQN step controller that the "
-        "<i>learned</i> integrator can use.</p>"
+        "<p>Edit the <b>initial conditions</b> table to run your own system. <b>Learned stepping</b> trains a "
+        "DQN step controller that the <i>learned</i> integrator can use.</p>"
+        "<p><b>Ensemble map</b> &gt; <b>Compute escape map</b> integrates a grid of systems as a batch study "
+        "(the store <tt>visual-lab batch escape-map</tt> writes for the same grid, t_end and tile), on the "
+        "cluster of <b>Compute &gt; Cluster…</b> when one is running, in this process otherwise; the map fills "
+        "in tile by tile (pale tiles: not computed yet) and <b>Stop</b> keeps the finished tiles. Each grid, "
+        "t_end and tile gets its own store under <tt>~/.local/share/visual-lab/studies</tt> (or "
+        "<tt>$VISUAL_LAB_STUDIES_DIR</tt>): pressing the button again resumes it, or shows it at once when it "
+        "is complete. <b>Compute into store…</b> picks the folder yourself; <b>File &gt; Open study…</b> shows "
+        "any escape-map store, e.g. one a cluster job wrote.</p>"
     )
     controls = (
         ("Left-drag", "orbit the camera"),
@@ -132,11 +150,20 @@ class ThreeBodyPanel(Panel):
 
         self.orbit = OrbitView(m)
         self.plots = EnergyPlots(m)
-        self.ens_form = _form(("ens_n", "ens_t_end"))
+        self.ens_form = _form(("ens_n", "ens_t_end", "ens_tile"))
         bind_form(self.ens_form, m, self.status.emit)
         self.ens_button = QPushButton("Compute escape map")
-        self.ens_button.clicked.connect(self.start_ensemble)
-        self.ensemble_map = EnsembleMap(m, [self.ens_form, self.ens_button])
+        self.ens_button.setToolTip("a batch study into this map's own store; again: resume (or show) it")
+        self.ens_button.clicked.connect(lambda: self.start_ensemble())
+        self.ens_store_button = QPushButton("Compute into store…")
+        self.ens_store_button.setToolTip("the same study into a Zarr store (a .zarr folder) you choose")
+        self.ens_store_button.clicked.connect(self._choose_store)
+        buttons = QWidget()
+        bl = QHBoxLayout(buttons)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addWidget(self.ens_button, 1)
+        bl.addWidget(self.ens_store_button)
+        self.ensemble_map = EnsembleMap(m, [self.ens_form, buttons])
         self.train_form = _form(("train_episodes",))
         bind_form(self.train_form, m, self.status.emit)
         self.train_button = QPushButton("Train DQN policy")
@@ -276,10 +303,19 @@ class ThreeBodyPanel(Panel):
         self.play.run_button.setChecked(True)
 
     def stop(self) -> None:
-        """Cancel every task at once (threads end in the background) and pause playback."""
+        """Cancel every task at once (threads end in the background) and pause playback; a running escape
+        map study keeps its finished tiles in its store."""
+        study_running = self.tasks.busy("ensemble")
         super().stop()
         self._timer.stop()
         self.play.set_running(False)
+        if study_running and self.model.ens_store:
+            done, total = self.model.ens_tiles
+            self.model.set_ensemble_message(
+                f"stopped: {done}/{total} tiles kept in {self.model.ens_store}; "
+                "press Compute escape map to resume"
+            )
+            self.status.emit(f"escape map stopped at {done}/{total} tiles")
 
     def advance(self, steps: int) -> None:
         """Integrate ``steps`` chunks of 20 steps on this thread, continuing the current synchronous run."""
@@ -295,22 +331,129 @@ class ThreeBodyPanel(Panel):
         self.plots.draw_run()
         export_plot(self.plots.energy_plot, path)
 
-    def start_ensemble(self) -> None:
+    # -- the escape map: a batch study --------------------------------------------------------------------
+    def ensemble_store(self, workload) -> Path:
+        """Where Compute escape map writes: the store shown when it holds this very study (pressing again
+        resumes it), else the per-user store of these parameters."""
+        m = self.model
+        if m.ens_store and m.ens_workload == workload:
+            return Path(m.ens_store)
+        return default_store(workload, label=f"{workload.grid}x{workload.shape[0]}-t{workload.t_end:g}")
+
+    def start_ensemble(self, store: Path | str | None = None) -> None:
+        """Run the escape map of the parameters as a batch study into ``store`` (default: :meth:`ensemble_store`):
+        open (or create) the store, show what it holds, compute the missing tiles."""
         try:
-            cfg = self.model.ens_config()
+            workload = self.model.ens_workload_of_params()
         except UserError as exc:
             self.status.emit(str(exc))
             return
-        self.model.set_ensemble_message(f"integrating {cfg.nx * cfg.ny} systems ...")
+        study = Study(workload, Path(store) if store else self.ensemble_store(workload))
+        self.model.set_ensemble_message(f"opening {study.store} …")
         self.tasks.submit(
-            escape_map,
-            cfg,
+            prepare,
+            study,
             group="ensemble",
-            label="ensemble escape map",
-            on_progress=lambda f, msg: self.model.set_ensemble_message(msg),
-            on_done=lambda res: res is not None and self.model.set_ensemble(res),
-            on_error=self.status.emit,
+            label="escape map store",
+            on_done=lambda stored: stored is not None and self._run_study(study, stored),
+            on_error=self._ensemble_failed,
         )
+
+    def _choose_store(self) -> None:
+        try:
+            workload = self.model.ens_workload_of_params()
+        except UserError as exc:
+            self.status.emit(str(exc))
+            return
+        start = str(self.ensemble_store(workload)) if studies_dir().is_dir() else "escape-map.zarr"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Compute the escape map into a store", start, "Zarr store (*.zarr)",
+            options=QFileDialog.Option.DontConfirmOverwrite,  # an existing store of this study resumes
+        )  # fmt: skip
+        if path:
+            p = Path(path)
+            self.start_ensemble(p if p.suffix == ".zarr" else p.with_name(p.name + ".zarr"))
+
+    def _run_study(self, study: Study, stored: StoredMap) -> None:
+        m, here = self.model, where()
+        done, total = stored.tiles
+        if done == total:
+            m.show_study(stored, f"{map_summary(stored.result, stored.tiles)}; complete in {study.store}")
+            self.status.emit(f"escape map: all {total} tiles already in {study.store}")
+            return
+        m.show_study(stored, f"{done}/{total} tiles, computing the rest {here}; store {study.store}")
+        self.status.emit(
+            f"escape map: {total - done} of {total} tiles to compute {here}; store {study.store}"
+        )
+        failed: dict[int, str] = {}
+
+        def on_tiles(results) -> None:
+            for r in results:
+                if r.error is not None:
+                    failed[r.index] = r.error
+                    self.status.emit(f"escape map: chunk {r.index} failed: {r.error}")
+            m.put_tiles([(study.region(r.index), r.arrays) for r in results if r.error is None])
+            if failed:
+                m.set_ensemble_message(f"{m.ens_message}; {_failures(failed)}")
+
+        def on_done(report: StudyReport | None) -> None:
+            if report is None:
+                return
+            text = (
+                f"escape map: {report.done}/{report.total} tiles ({report.skipped} resumed, "
+                f"{len(report.computed)} computed {here} in {report.wall_s:.1f} s); store {study.store}"
+            )
+            if report.failed:
+                text += f"; {_failures(report.failed)}: press Compute escape map to retry"
+            m.set_ensemble_message(map_summary(m.ensemble, m.ens_tiles) + f"; store {study.store}")
+            self.status.emit(text)
+
+        run_study(
+            self,
+            study,
+            on_tiles,
+            on_done,
+            self._ensemble_failed,
+            group="ensemble",
+            label=f"escape map {here}",
+        )
+
+    def _ensemble_failed(self, message: str) -> None:
+        self.model.set_ensemble_message(f"escape map not computed: {message}")
+        self.status.emit(message)
+
+    def open_study(self, path: Path, meta: dict) -> None:
+        """Show an escape-map store (partial or finished); when the form can describe its study, the form
+        follows it, so Compute escape map resumes it."""
+        escape_workload(meta)  # a corrupt or foreign meta is refused here, before any reading
+        self.tabs.setCurrentWidget(self.ensemble_map)
+        self.model.set_ensemble_message(f"reading {path} …")
+        self.tasks.submit(
+            read_store,
+            Path(path),
+            group="ensemble",
+            label=f"open {Path(path).name}",
+            on_done=lambda stored: stored is not None and self._show_opened(stored),
+            on_error=self._ensemble_failed,
+        )
+
+    def _show_opened(self, stored: StoredMap) -> None:
+        m, w = self.model, stored.workload
+        try:
+            m.set_params(ens_n=w.grid, ens_t_end=float(w.t_end), ens_tile=w.tile)
+            resumable = stored.seed == 0 and m.ens_workload_of_params() == w
+        except UserError:
+            resumable = False
+        done, total = stored.tiles
+        text = f"{map_summary(stored.result, stored.tiles)}; store {stored.path}"
+        if done < total:
+            text += (
+                "; press Compute escape map to finish it"
+                if resumable
+                else f"; finish it with `visual-lab batch resume {stored.path}`"
+            )
+        m.show_study(stored, text)
+        self.status.emit(f"opened {stored.path}: {done}/{total} tiles")
 
     def start_training(self) -> None:
         from backends.nbody.learned import bundled_train_config, train

@@ -10,14 +10,18 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from backends.nbody.ensemble import CLOSE, ESCAPED, STATUS_NAMES
 from backends.nbody.live import log_escape_time
+from panels.threebody.escape_study import NOT_COMPUTED
 from panels.threebody.model import ThreeBodyModel
 from panels.widgets import PlotThrottle, finite_or_nan, make_plot
 
 ENS_TITLE = "Escape time: body 2 starts at (x, y), all at rest"
 ENS_LEGEND = "grey: no escape by t_end, black: close encounter"  # the title's second line (two short lines:
 # a long title would set the plot's minimum width and push the colour bar out of the tab)
+# while a study fills the map; no longer than ENS_LEGEND (a longer title widens the plot for good)
+ENS_LEGEND_PARTIAL = "grey: no escape, black: close, pale: not yet done"
 BOUND_RGBA = (150, 150, 150, 255)
 CLOSE_RGBA = (0, 0, 0, 255)
+NOT_COMPUTED_RGBA = (232, 232, 232, 255)  # a tile of a study that has not landed: paler than "no escape"
 READOUT_LINES = 3  # the read-out wraps within this many lines: the layout never jumps with text length
 
 
@@ -129,13 +133,16 @@ class EnsembleMap(QWidget):
         over = np.zeros(res.status.shape + (4,), np.uint8)
         over[res.status != ESCAPED] = BOUND_RGBA
         over[res.status == CLOSE] = CLOSE_RGBA
+        partial = bool(np.any(res.status == NOT_COMPUTED))
+        over[res.status == NOT_COMPUTED] = NOT_COMPUTED_RGBA
         self.overlay.setImage(np.transpose(over, (1, 0, 2)), levels=(0, 255))
         dx = (res.x[-1] - res.x[0]) / max(len(res.x) - 1, 1) if len(res.x) > 1 else 1.0
         dy = (res.y[-1] - res.y[0]) / max(len(res.y) - 1, 1) if len(res.y) > 1 else 1.0
         rect = QRectF(res.x[0] - dx / 2, res.y[0] - dy / 2, dx * len(res.x), dy * len(res.y))
         self.image.setRect(rect)
         self.overlay.setRect(rect)
-        title = f"Escape time of {len(res.x)}x{len(res.y)} systems to t = {res.t_end:g}<br>{ENS_LEGEND}"
+        legend = ENS_LEGEND_PARTIAL if partial else ENS_LEGEND
+        title = f"Escape time of {len(res.x)}x{len(res.y)} systems to t = {res.t_end:g}<br>{legend}"
         self.plot.getPlotItem().setTitle(title, size="9pt")
 
     def _hover(self, pos) -> None:
@@ -146,6 +153,9 @@ class EnsembleMap(QWidget):
         ix = int(round((p.x() - res.x[0]) / (res.x[1] - res.x[0])))
         iy = int(round((p.y() - res.y[0]) / (res.y[1] - res.y[0])))
         if 0 <= ix < len(res.x) and 0 <= iy < len(res.y):
+            if res.status[iy, ix] == NOT_COMPUTED:
+                self.readout.setText(f"x={res.x[ix]:.3f} y={res.y[iy]:.3f}: not computed yet")
+                return
             st = STATUS_NAMES.get(int(res.status[iy, ix]), "?")
             et = res.escape_time[iy, ix]
             txt = f"x={res.x[ix]:.3f} y={res.y[iy]:.3f}: {st}"
