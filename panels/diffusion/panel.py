@@ -82,7 +82,7 @@ class DiffusionPanel(Panel):
         self.form = ParamForm(param_fields(DiffusionParams))
         bind_form(self.form, m, on_error=self._say)
         self.compare_button = QPushButton("NFE sweep (all samplers)")
-        self.compare_button.clicked.connect(self.compare)
+        self.compare_button.clicked.connect(lambda: self.compare())
         self.clear_button = QPushButton("Clear drawn points")
         self.clear_button.clicked.connect(m.clear_points)
         self.info = QLabel("Press Train (or pick model 'exact' on gmm/8gaussians and press Sample).")
@@ -216,11 +216,15 @@ class DiffusionPanel(Panel):
             work = sweep_workload(
                 m, self.study_dir, seeds=m.params.sweep_seeds, count=count, nfes=nfes, samplers=samplers
             )
+        except (UserError, OSError) as exc:
+            self._say(str(exc))
+            return None
+        try:
             study = study_for(work, m.params.seed, self.study_dir)
             study.open()  # creates the store, or opens it to resume (another study there: refused)
             meta = read_meta(study.store)
             old, done, total = store_points(study.store, meta)
-        except UserError as exc:
+        except (UserError, OSError) as exc:
             self._refuse(str(exc))
             return None
         about = f"{m.params.model} on {m.params.dataset}, {work.seeds} seed" + "s" * (work.seeds > 1)
