@@ -232,6 +232,7 @@ class TrajectoryPanel(Panel):
                 on_done=lambda rep, kind=kind: self._on_sweep_done(kind, rep), on_error=self._report,
                 group=kind, label="scene sweep" if kind == "sweep" else "CV baseline",
             )  # fmt: skip
+        self.stop_button.setEnabled(True)  # Stop cancels the studies' futures (finished runs stay stored)
         return studies
 
     def _on_sweep_chunks(self, kind: str, study, results) -> None:
@@ -245,6 +246,8 @@ class TrajectoryPanel(Panel):
     def _on_sweep_done(self, kind: str, report) -> None:
         if kind != "sweep":
             return
+        if self.model.training is None:
+            self.stop_button.setEnabled(False)
         text = f"scene sweep: {report.done}/{report.total} runs"
         if report.skipped:
             text += f" ({report.skipped} resumed)"

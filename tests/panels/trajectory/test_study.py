@@ -19,6 +19,17 @@ from tests.conftest import shared_data
 SEEDS = 6  # cv20 (constant velocity + noise, seeded): a fraction of a second per chunk; 30 chunks in all
 
 
+def _warm_up() -> None:
+    import importlib
+
+    for name in (
+        "backends.batch.workloads",
+        "backends.trajectory.cli",
+        "backends.trajectory.eigentrajectory",
+    ):
+        importlib.import_module(name)
+
+
 @pytest.fixture(scope="module")
 def cluster_client():
     """The app's own cluster (Compute > Cluster… start path): 2 workers x 1 thread on 127.0.0.1."""
@@ -26,6 +37,7 @@ def cluster_client():
 
     client = drain(cluster._connect(2, ""))
     assert all(a.startswith("tcp://127.0.0.1:") for a in client.scheduler_info()["workers"])
+    client.run(_warm_up)  # the workers import torch and the backend once, before the tests time anything
     yield client
     cluster.shutdown()
 
