@@ -59,6 +59,13 @@ COUNT = 300  # samples per run: sliced W2 still separates 3 from 33 steps; about
 SAMPLERS = ("euler", "heun", "dpmpp2m")
 
 
+def _shot(panel, name: str) -> None:
+    """A screenshot for a person to look at, when VISUAL_LAB_SCREENSHOT_DIR is set."""
+    if os.environ.get("VISUAL_LAB_SCREENSHOT_DIR"):
+        panel.resize(1400, 800)
+        panel.grab().save(os.path.join(os.environ["VISUAL_LAB_SCREENSHOT_DIR"], name))
+
+
 def _points(model) -> dict:
     return {
         (c.sampler, c.nfe): (c.sw, c.floor, model.curve_spread.get((c.sampler, c.nfe))) for c in model.curves
@@ -78,9 +85,10 @@ def test_exact_sweep_streams_stops_resumes_and_reopens(cluster_client, make_pane
     assert "on the cluster at tcp://127.0.0.1:" in panel.info.text()
     qtbot.waitUntil(lambda: len(m.curves) >= 2, timeout=40_000)
     panel.stop()  # cancels the futures: the chunks finished so far stay in the store
-    qtbot.waitUntil(lambda: not panel.tasks.busy(), timeout=20_000)
+    assert panel.tasks.join(20_000)  # a chunk being stored as Stop came is finished first (then counted)
     first = len(done_files(study.store))
     assert 2 <= first < total, first
+    _shot(panel, "diffusion_sweep_partial.png")
 
     reports = []
     panel._on_sweep_done = reports.append
@@ -111,9 +119,7 @@ def test_exact_sweep_streams_stops_resumes_and_reopens(cluster_client, make_pane
     fresh.open_study(study.store, read_meta(study.store))
     assert _points(fresh.model) == pts
     assert "exact on gmm, 2 seeds" in fresh.model.curves_about
-    if os.environ.get("VISUAL_LAB_SCREENSHOT_DIR"):
-        fresh.resize(1400, 800)
-        fresh.grab().save(os.path.join(os.environ["VISUAL_LAB_SCREENSHOT_DIR"], "diffusion_sweep.png"))
+    _shot(fresh, "diffusion_sweep_finished.png")
 
 
 def test_trained_model_sweep_is_the_cli_store_of_its_weights(cluster_client, make_panel, qtbot, tmp_path):

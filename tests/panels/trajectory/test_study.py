@@ -61,6 +61,13 @@ def make_panel(qtbot, tmp_path):
         p.shutdown()
 
 
+def _shot(panel, name: str) -> None:
+    """A screenshot for a person to look at, when VISUAL_LAB_SCREENSHOT_DIR is set."""
+    if os.environ.get("VISUAL_LAB_SCREENSHOT_DIR"):
+        panel.resize(1400, 800)
+        panel.grab().save(os.path.join(os.environ["VISUAL_LAB_SCREENSHOT_DIR"], name))
+
+
 def _pm(mean: float, sd: float) -> str:
     return f"{mean:.3f} ± {sd:.3f}"
 
@@ -81,9 +88,10 @@ def test_scene_sweep_streams_stops_resumes_exports_and_reopens(cluster_client, m
     assert "on the cluster at tcp://127.0.0.1:" in panel.info.text()
     qtbot.waitUntil(lambda: m.sweep.done >= 2, timeout=40_000)
     panel.stop()
-    qtbot.waitUntil(lambda: not panel.tasks.busy(), timeout=20_000)
+    assert panel.tasks.join(20_000)  # a chunk being stored as Stop came is finished first (then counted)
     first = len(done_files(main.store))
     assert 2 <= first < total, first
+    _shot(panel, "trajectory_sweep_partial.png")
 
     reports = []
     panel._on_sweep_done = lambda kind, rep: reports.append((kind, rep))
@@ -132,6 +140,4 @@ def test_scene_sweep_streams_stops_resumes_exports_and_reopens(cluster_client, m
     fresh = make_panel()
     fresh.open_study(main.store, read_meta(main.store))
     assert [r[:4] for r in fresh.plots.sweep_cells()] == [r[:4] for r in rows]
-    if os.environ.get("VISUAL_LAB_SCREENSHOT_DIR"):
-        panel.resize(1400, 800)
-        panel.grab().save(os.path.join(os.environ["VISUAL_LAB_SCREENSHOT_DIR"], "trajectory_sweep.png"))
+    _shot(panel, "trajectory_sweep_finished.png")
