@@ -73,6 +73,8 @@ class DiffusionPlots(QSplitter):
         item = self.nfe_plot.getPlotItem()
         self.nfe_axis, self.sw_axis = LogAxis("bottom"), LogAxis("left")
         item.setAxisItems({"bottom": self.nfe_axis, "left": self.sw_axis})
+        for axis in (self.nfe_axis, self.sw_axis):  # labels are plain numbers: no "(x0.001)" SI scaling
+            axis.enableAutoSIPrefix(False)
         item.setLabel("bottom", "NFE (model evaluations)")
         item.setLabel("left", "sliced W2 to data")
         item.setLogMode(x=True, y=True)
