@@ -99,15 +99,32 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def _nfe_parser() -> argparse.ArgumentParser:
     ap = _Parser(
-        prog="visual-lab batch nfe-sweep", description="Diffusion samplers x NFE x seeds (exact model)."
+        prog="visual-lab batch nfe-sweep",
+        description="Diffusion samplers x NFE x seeds (the exact mixture model, or trained --weights).",
     )
-    ap.add_argument("--samplers", default="euler,heun,ddim,dpmpp2m,em", help="comma-separated sampler names")
+    ap.add_argument(
+        "--samplers", default="",
+        help="comma-separated sampler names (default: euler,heun,ddim,dpmpp2m,em; with --weights, every "
+        "sampler of the model's family)",
+    )  # fmt: skip
     ap.add_argument("--nfe", type=_ints, default=(3, 5, 9, 17, 33, 65), help="NFE values, each 1..1000")
     ap.add_argument(
         "--seeds", type=int, default=4, help="repetitions per (sampler, NFE), 1..1000 (default 4)"
     )
     ap.add_argument("--count", type=int, default=2000, help="samples per run, 10..10^6 (default 2000)")
-    ap.add_argument("--dataset", default="gmm", help="gmm or 8gaussians (default gmm)")
+    ap.add_argument(
+        "--dataset",
+        default="gmm",
+        help="gmm or 8gaussians (default gmm); with --weights any dataset but points",
+    )
+    ap.add_argument("--weights", default="", help="a trained model (.pt, Export > Model weights) to sweep")
+    ap.add_argument("--csv", default="", help="point file of --dataset csv")
+    ap.add_argument("--churn", type=float, default=0.0, help="Heun S_churn, [0, 100] (default 0)")
+    ap.add_argument(
+        "--eps", type=float, default=0.5, help="interpolant SDE epsilon, [1e-4, 100] (default 0.5)"
+    )
+    ap.add_argument("--path", default="linear", help="exact model's interpolant path: linear | trig")
+    ap.add_argument("--gamma", type=float, default=0.0, help="exact model's interpolant gamma, [0, 10]")
     _common(ap)
     return ap
 
@@ -132,6 +149,8 @@ def _traj_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seeds", type=int, default=3, help="training seeds per scene, 1..100 (default 3)")
     ap.add_argument("--model", default="eigentrajectory", help="eigentrajectory | cv | cv20")
     ap.add_argument("--epochs", type=int, default=40, help="EigenTrajectory epochs, 1..1000 (default 40)")
+    ap.add_argument("--k", type=int, default=6, help="EigenTrajectory rank, 1..16 (default 6)")
+    ap.add_argument("--anchors", type=int, default=20, help="samples per agent, 1..100 (default 20)")
     _common(ap)
     return ap
 
@@ -161,13 +180,20 @@ def build_study(command: str, argv: list[str]):
             raise UserError(f"{opts}: not an option of --model {a.model}")
         workload = cls(**given)
     elif command == "nfe-sweep":
-        samplers = tuple(x.strip() for x in a.samplers.split(","))
-        workload = NfeSweep(samplers, a.nfe, a.seeds, a.count, a.dataset, a.seed)
+        samplers = tuple(x.strip() for x in a.samplers.split(",")) if a.samplers else None
+        kw = dict(nfes=a.nfe, seeds=a.seeds, count=a.count, dataset=a.dataset, seed=a.seed, weights=a.weights,
+                  csv=a.csv, churn=a.churn, eps=a.eps, path=a.path, gamma=a.gamma)  # fmt: skip
+        if samplers is None and a.weights:  # every sampler of the trained family
+            from backends.diffusion.models import load_trained
+            from backends.diffusion.pipeline import FAMILY_SAMPLERS
+
+            samplers = FAMILY_SAMPLERS[load_trained(a.weights).family]
+        workload = NfeSweep(samplers or NfeSweep.samplers, **kw)
     elif command == "dqn-eval":
         workload = DqnEval(a.systems, a.first_seed, a.chunk, a.policy, a.lam)
     else:
         scenes = tuple(x.strip() for x in a.scenes.split(",") if x.strip())
-        workload = TrajectorySweep(a.data, scenes, a.seeds, a.model, a.epochs, a.seed)
+        workload = TrajectorySweep(a.data, scenes, a.seeds, a.model, a.epochs, a.seed, a.k, a.anchors)
     return Study(workload, a.out, a.seed), parse_scheduler(a.scheduler), a.quiet
 
 

@@ -303,41 +303,130 @@ class GrayScottDataset(_SequenceDataset):
         return GrayScott(cfg), lambda sim: sim.v.detach().cpu().numpy().copy()
 
 
+def _sha256(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
+
+
+def _pinned_file(option: str, path: str, sha: str) -> str:
+    """The SHA-256 of a file a study depends on; refused when it is missing or changed since ``sha``."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"{option} {p}: no such file")
+    now = _sha256(p)
+    if sha and sha != now:
+        raise UserError(
+            f"{option} {p}: changed since the study began (SHA-256 {now[:12]}..., was {sha[:12]}...)"
+        )
+    return now
+
+
+# NfeSweep parameters added after its first stores: recorded only when set (older stores then still resume)
+NFE_EXTENSIONS = {"weights": "", "weights_sha256": "", "csv": "", "csv_sha256": "", "churn": 0.0, "eps": 0.5,
+                  "path": "linear", "gamma": 0.0}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class NfeSweep:
-    """Diffusion samplers x NFE x seeds on an exact Gaussian-mixture model (no training, so the error is the
-    sampler's own): sliced W2 to fresh ground-truth sets and its noise floor, as in
+    """Diffusion samplers x NFE x seeds: sliced W2 to fresh ground-truth sets and its noise floor, as in
     :func:`backends.diffusion.pipeline.nfe_curves`. One chunk per (sampler, NFE); the repetitions use seeds
-    ``seed + k``, the same for every sampler (paired comparisons)."""
+    ``seed + k``, the same for every sampler (paired comparisons).
+
+    The model is the exact mixture denoiser of ``dataset`` (no training, so the error is the sampler's own), or,
+    with ``weights``, a trained model saved by the diffusion panel or ``Trained.save`` (EDM, PFGM++,
+    interpolant): its SHA-256 is a parameter, so a store always names the weights it measured, and the chunks
+    (which load the file) refuse a changed file. ``csv`` is the point file of dataset 'csv'. The extension
+    parameters (weights, csv, churn, eps, path, gamma) are recorded only when set, so older stores resume."""
 
     samplers: tuple[str, ...] = ("euler", "heun", "ddim", "dpmpp2m", "em")
     nfes: tuple[int, ...] = (3, 5, 9, 17, 33, 65)
     seeds: int = 4  # repetitions, 1..1000
     count: int = 2000  # samples per run, 10..10^6
-    dataset: str = "gmm"  # gmm | 8gaussians (known mixtures)
+    dataset: str = "gmm"  # a known mixture (gmm, 8gaussians) for the exact model; any dataset with weights
     seed: int = 0
+    weights: str = ""  # a trained model's .pt file ('' = the exact model)
+    weights_sha256: str = ""  # filled in from the file; a store's value must match the file on resume
+    csv: str = ""  # points of dataset 'csv'
+    csv_sha256: str = ""
+    churn: float = 0.0  # Heun S_churn, [0, 100]
+    eps: float = 0.5  # interpolant SDE eps(t) = eps (1 - t), [1e-4, 100]
+    path: str = "linear"  # interpolant path of the exact model's ode/sde samplers
+    gamma: float = 0.0  # interpolant gamma, [0, 10]
     name = "nfe-sweep"
 
     def __post_init__(self) -> None:
-        from backends.diffusion.pipeline import FAMILY_SAMPLERS
+        from backends.diffusion.data import DATASETS
+        from backends.diffusion.models import PATHS
 
-        ok = FAMILY_SAMPLERS["exact"]
+        _check_int("--seeds", self.seeds, 1, 1000)
+        _check_int("--count", self.count, 10, 1_000_000)
+        _check_int("--seed", self.seed, 0, 2**32 - 1)
+        if not self.nfes or any(not isinstance(k, int) or not 1 <= k <= 1000 for k in self.nfes):
+            raise UserError(f"--nfe values must be whole numbers 1..1000, got {list(self.nfes)}")
+        for opt, v, lo, hi in (("--churn", self.churn, 0.0, 100.0), ("--eps", self.eps, 1e-4, 100.0),
+                               ("--gamma", self.gamma, 0.0, 10.0)):  # fmt: skip
+            if not (isinstance(v, int | float) and math.isfinite(v) and lo <= v <= hi):
+                raise UserError(f"{opt} must be in [{lo:g}, {hi:g}], got {v!r}")
+        if self.path not in PATHS:
+            raise UserError(f"--path must be one of {', '.join(PATHS)}, got {self.path!r}")
+        allowed = DATASETS if self.weights else ("gmm", "8gaussians")
+        if self.dataset not in allowed or self.dataset == "points":
+            what = (
+                "a dataset name other than 'points'"
+                if self.weights
+                else "gmm or 8gaussians (a known mixture)"
+            )
+            raise UserError(f"--dataset must be {what}, got {self.dataset!r}")
+        if (self.dataset == "csv") != bool(self.csv):
+            raise UserError("--csv FILE goes with --dataset csv (and only with it)")
+        if self.csv:
+            object.__setattr__(self, "csv_sha256", _pinned_file("--csv", self.csv, self.csv_sha256))
+        if self.weights:
+            object.__setattr__(
+                self, "weights_sha256", _pinned_file("--weights", self.weights, self.weights_sha256)
+            )
+        ok = self.model_samplers()
         bad = [x for x in self.samplers if x not in ok]
         if bad or not self.samplers or len(set(self.samplers)) != len(self.samplers):
             raise UserError(
                 f"--samplers must be distinct names from {', '.join(ok)}, got {list(self.samplers)}"
             )
-        if not self.nfes or any(not isinstance(k, int) or not 1 <= k <= 1000 for k in self.nfes):
-            raise UserError(f"--nfe values must be whole numbers 1..1000, got {list(self.nfes)}")
-        _check_int("--seeds", self.seeds, 1, 1000)
-        _check_int("--count", self.count, 10, 1_000_000)
-        _check_int("--seed", self.seed, 0, 2**32 - 1)
-        if self.dataset not in ("gmm", "8gaussians"):
-            raise UserError(f"--dataset must be gmm or 8gaussians (a known mixture), got {self.dataset!r}")
+
+    def model_samplers(self) -> tuple[str, ...]:
+        """The samplers that apply to the model (the family's, from the weights file's header)."""
+        from backends.diffusion.pipeline import FAMILY_SAMPLERS
+
+        return FAMILY_SAMPLERS[self._trained().family if self.weights else "exact"]
+
+    def _trained(self):
+        from backends.diffusion.models import load_trained
+
+        return load_trained(self.weights)
+
+    def model(self):
+        """The model the chunks sample (weights loaded with ``weights_only=True``) and the dataset."""
+        from backends.diffusion.data import make_dataset
+        from backends.diffusion.models import Interpolant
+        from backends.diffusion.pipeline import exact_model, from_trained
+
+        data = make_dataset(self.dataset, csv_path=self.csv or None)
+        if not self.weights:
+            return exact_model(data, Interpolant(self.path, self.gamma)), data
+        _pinned_file("--weights", self.weights, self.weights_sha256)
+        gen = from_trained(self._trained())
+        if gen.dim != data.dim:
+            raise UserError(
+                f"--weights {self.weights}: a {gen.dim}-D model, but {self.dataset} is {data.dim}-D"
+            )
+        return gen, data
 
     def params(self) -> dict:
         p = dataclasses.asdict(self)
         p["samplers"], p["nfes"] = list(self.samplers), list(self.nfes)
+        for k, default in NFE_EXTENSIONS.items():
+            if p[k] == default:
+                del p[k]
         return p
 
     def outputs(self) -> list[ArraySpec]:
@@ -362,21 +451,21 @@ class NfeSweep:
     def run_chunk(self, index: int, seed: int) -> dict[str, np.ndarray]:
         import torch
 
-        from backends.diffusion.data import make_dataset
         from backends.diffusion.metrics import metric_with_floor, sliced_wasserstein
-        from backends.diffusion.pipeline import SampleConfig, exact_model, generate, truth_sampler
+        from backends.diffusion.pipeline import SampleConfig, generate, truth_sampler
 
         i, j = divmod(index, len(self.nfes))
-        data = make_dataset(self.dataset)
-        model, truth = exact_model(data), truth_sampler(data)
         sw, floor, used = np.full(self.seeds, np.nan), np.full(self.seeds, np.nan), 0
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
+            model, data = self.model()
+            truth = truth_sampler(data)
             for k in range(self.seeds):
                 cfg = SampleConfig(
-                    sampler=self.samplers[i], nfe=self.nfes[j], count=self.count, seed=self.seed + k
-                )
+                    sampler=self.samplers[i], nfe=self.nfes[j], count=self.count, seed=self.seed + k,
+                    churn=self.churn, eps=self.eps,
+                )  # fmt: skip
                 res = generate(model, cfg)
                 used = res.nfe
                 if res.ok:
@@ -470,6 +559,9 @@ class DqnEval:
         }
 
 
+TRAJECTORY_EXTENSIONS = {"k": 6, "anchors": 20}
+
+
 @dataclass(frozen=True)
 class TrajectorySweep:
     """A trajectory model trained (EigenTrajectory) or applied (constant-velocity baselines) on scenes x seeds:
@@ -482,6 +574,8 @@ class TrajectorySweep:
     model: str = "eigentrajectory"  # eigentrajectory | cv | cv20
     epochs: int = 40  # 1..1000
     seed: int = 0
+    k: int = 6  # EigenTrajectory rank (eigen-descriptors), 1..16
+    anchors: int = 20  # samples per agent (best-of-N metrics), 1..100
     name = "trajectory-sweep"
 
     def __post_init__(self) -> None:
@@ -493,6 +587,8 @@ class TrajectorySweep:
         _check_int("--seeds", self.seeds, 1, 100)
         _check_int("--epochs", self.epochs, 1, 1000)
         _check_int("--seed", self.seed, 0, 2**32 - 1)
+        _check_int("--k", self.k, 1, 16)
+        _check_int("--anchors", self.anchors, 1, 100)
         root = self.root()
         if not root.is_dir():
             raise UserError(f"--data {root}: no such folder")
@@ -517,6 +613,9 @@ class TrajectorySweep:
         p = dataclasses.asdict(self)
         p["scenes"] = list(self.scene_list())
         p["data"] = str(self.root())
+        for key, default in TRAJECTORY_EXTENSIONS.items():  # added later: recorded only when set
+            if p[key] == default:
+                del p[key]
         return p
 
     def outputs(self) -> list[ArraySpec]:
@@ -540,6 +639,7 @@ class TrajectorySweep:
 
         i, k = divmod(index, self.seeds)
         threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the same arithmetic in every process (a GUI thread or a Dask worker)
         try:
             res = evaluate_scene(
                 self.root(),
@@ -547,6 +647,8 @@ class TrajectorySweep:
                 self.model,
                 epochs=self.epochs,
                 seed=self.seed + k,
+                k=self.k,
+                anchors=self.anchors,
                 log=lambda m: None,
             )
         finally:

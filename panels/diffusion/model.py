@@ -74,6 +74,9 @@ class DiffusionParams:
     gamma: float = param(0.0, "Interpolant gamma a", minimum=0.0, maximum=10.0, step=0.1)
     churn: float = param(0.0, "Heun churn", minimum=0.0, maximum=100.0, step=1.0)
     seed: int = param(0, "Seed", minimum=0, maximum=2**31 - 2)
+    sweep_seeds: int = param(
+        3, "NFE sweep seeds", minimum=1, maximum=100, tooltip="repetitions per (sampler, NFE): error bars"
+    )
     inverse: str = param(
         "none",
         "Digits inverse problem",
@@ -108,6 +111,7 @@ class DiffusionModel(PanelModel):
         self.camera: tuple[float, float, float, float] | None = None  # (x, y, w, h), when not auto-zoomed
         self.curves: list[CurvePoint] = []
         self.curves_about = ""  # which model/dataset the sweep describes
+        self.curve_spread: dict[tuple[str, int], float] = {}  # (sampler, nfe) -> std of sliced W2 over seeds
         self._dataset: Dataset | None = None
         self._target: np.ndarray | None = None
 
@@ -257,10 +261,22 @@ class DiffusionModel(PanelModel):
             self.frame = f
             self.events.emit("frame")
 
-    def set_curves(self, points: list[CurvePoint]) -> None:
+    def set_curves(self, points: list[CurvePoint], about: str | None = None) -> None:
         p = self.params
         self.curves = list(points)
-        self.curves_about = f"{p.model} on {p.dataset}" if self.curves else ""
+        self.curve_spread = {}
+        self.curves_about = (f"{p.model} on {p.dataset}" if about is None else about) if self.curves else ""
+        self.events.emit("curves")
+
+    def put_curve_points(self, new: list[tuple[CurvePoint, float]], about: str) -> None:
+        """Add (or replace) points of a sweep study as its chunks land, each with its spread over seeds."""
+        order = {s: i for i, s in enumerate(ALL_SAMPLERS)}
+        keep = {(c.sampler, c.nfe): c for c in self.curves}
+        for pt, sd in new:
+            keep[(pt.sampler, pt.nfe)] = pt
+            self.curve_spread[(pt.sampler, pt.nfe)] = sd
+        self.curves = sorted(keep.values(), key=lambda c: (order[c.sampler], c.nfe))
+        self.curves_about = about
         self.events.emit("curves")
 
     def params_changed(self, changed: set[str]) -> None:
@@ -315,7 +331,15 @@ class DiffusionModel(PanelModel):
         )
         st["curves"] = {
             "about": self.curves_about,
-            "points": [[c.sampler, c.nfe, _num(c.sw), _num(c.floor)] for c in self.curves],
+            "points": [
+                [c.sampler, c.nfe, _num(c.sw), _num(c.floor)]
+                + (
+                    [_num(self.curve_spread[(c.sampler, c.nfe)])]
+                    if (c.sampler, c.nfe) in self.curve_spread
+                    else []
+                )
+                for c in self.curves
+            ],
         }
         return st
 
@@ -456,7 +480,7 @@ class DiffusionModel(PanelModel):
         self._forget_data()
         self.set_weights(staged["weights"])
         self.set_losses(staged["losses"], staged["loss_start"])
-        self.curves_about, self.curves = staged["curves"]
+        self.curves_about, self.curves, self.curve_spread = staged["curves"]
         self.events.emit("curves")
         self.result, self.inverse = None, staged["inverse"]
         if staged["result"] is not None:
@@ -475,18 +499,21 @@ def _number(v: Any, where: str, lo: float, hi: float) -> float:
     return float(v)
 
 
-def _validate_curves(data: Any, where: str) -> tuple[str, list[CurvePoint]]:
+def _validate_curves(data: Any, where: str) -> tuple[str, list[CurvePoint], dict[tuple[str, int], float]]:
     if not isinstance(data, dict) or set(data) != {"about", "points"} or not isinstance(data["about"], str):
         raise UserError(f"{where}.curves must be an object with keys about and points")
-    points = []
+    points, spread = [], {}
     for row in data["points"] if isinstance(data["points"], list) else [None]:
-        ok = isinstance(row, list) and len(row) == 4 and row[0] in ALL_SAMPLERS
+        ok = isinstance(row, list) and len(row) in (4, 5) and row[0] in ALL_SAMPLERS
         if not ok:
             raise UserError(
-                f"{where}.curves.points: each point is [sampler, nfe, sw, floor], got {row!r:.60}"
+                f"{where}.curves.points: each point is [sampler, nfe, sw, floor(, spread)], got {row!r:.60}"
             )
+        if len(row) == 5:
+            sd = math.nan if row[4] is None else _number(row[4], f"{where}.curves spread", 0, 1e12)
+            spread[(row[0], int(_number(row[1], f"{where}.curves nfe", 1, 1e6)))] = sd
         nfe = int(_number(row[1], f"{where}.curves nfe", 1, 1e6))
         sw, floor = (math.inf if row[2] is None else _number(row[2], f"{where}.curves sw", 0, 1e12),
                      math.nan if row[3] is None else _number(row[3], f"{where}.curves floor", 0, 1e12))  # fmt: skip
         points.append(CurvePoint(row[0], nfe, sw, floor))
-    return data["about"], points
+    return data["about"], points, spread

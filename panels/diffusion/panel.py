@@ -14,6 +14,8 @@ import numpy as np
 from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from app.export import ExportAction, VideoSpec, check_writable, export_plot, save_csv, save_npz, save_png
+from backends.batch.store import read_meta
+from backends.batch.study import Study
 from backends.common import UserError, drain
 from backends.diffusion.data import make_dataset
 from backends.diffusion.live import (
@@ -28,10 +30,20 @@ from backends.diffusion.live import (
 from backends.diffusion.pipeline import LABELS, generate
 from backends.safeio import write_text
 from panels.base import Panel
+from panels.study import run_study, where
 from panels.widgets import ParamForm, bind_form, fill_with_splitter, param_fields
 
 from .model import NOT_RESAMPLED, SAMPLING, SWEEP_KEYS, DiffusionModel, DiffusionParams
 from .plots import DiffusionPlots
+from .sweep import (
+    SWEEP_COUNT,
+    chunk_point,
+    default_study_dir,
+    describe,
+    store_points,
+    study_for,
+    sweep_workload,
+)
 from .transport import Transport
 from .view import FlowView, particle_colors
 
@@ -44,6 +56,7 @@ class DiffusionPanel(Panel):
     key = "diffusion"
     title = "Diffusion sampler"
     open_filter = "Point sets (*.csv)"
+    study_workloads = ("nfe-sweep",)
     quick_start = (
         "<p>Pick a <b>Dataset</b> (2D toys, Gaussian mixtures, digits, or <i>points</i> you draw) and a "
         "<b>Model</b> (<i>exact</i> needs no training; EDM, PFGM++, stochastic interpolants and LightSB "
@@ -64,10 +77,12 @@ class DiffusionPanel(Panel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = m = DiffusionModel()
+        self.study_dir = default_study_dir()  # where NFE sweep stores go (one per model and settings)
+        self.study: Study | None = None  # the NFE sweep study running or last run
         self.form = ParamForm(param_fields(DiffusionParams))
         bind_form(self.form, m, on_error=self._say)
         self.compare_button = QPushButton("NFE sweep (all samplers)")
-        self.compare_button.clicked.connect(self.compare)
+        self.compare_button.clicked.connect(lambda: self.compare())
         self.clear_button = QPushButton("Clear drawn points")
         self.clear_button.clicked.connect(m.clear_points)
         self.info = QLabel("Press Train (or pick model 'exact' on gmm/8gaussians and press Sample).")
@@ -185,8 +200,78 @@ class DiffusionPanel(Panel):
         except UserError as exc:
             self._on_sample_error(str(exc))
 
-    def compare(self) -> None:
-        """The NFE-vs-sliced-W2 curves of every applicable sampler, in the background."""
+    def compare(
+        self,
+        *,
+        nfes: tuple[int, ...] | None = None,
+        samplers: tuple[str, ...] | None = None,
+        count: int = SWEEP_COUNT,
+    ) -> Study | None:
+        """The NFE-vs-sliced-W2 curves of every sampler of the model shown, as an ``nfe-sweep`` study: on the
+        cluster (Compute > Cluster…) or in this process, points (mean and spread over the seeds) appear as
+        chunks land; the store is kept, so pressing it again resumes (LightSB, one sampler: in the panel)."""
+        m = self.model
+        if m.params.model == "lightsb":
+            return self._compare_in_panel()
+        try:
+            work = sweep_workload(
+                m, self.study_dir, seeds=m.params.sweep_seeds, count=count, nfes=nfes, samplers=samplers
+            )
+        except (UserError, OSError) as exc:
+            self._say(str(exc))
+            return None
+        try:
+            study = study_for(work, m.params.seed, self.study_dir)
+            study.open()  # creates the store, or opens it to resume (another study there: refused)
+            meta = read_meta(study.store)
+            old, done, total = store_points(study.store, meta)
+        except (UserError, OSError) as exc:
+            self._refuse(str(exc))
+            return None
+        about = f"{m.params.model} on {m.params.dataset}, {work.seeds} seed" + "s" * (work.seeds > 1)
+        m.set_curves([])
+        m.put_curve_points(old, about)
+        self.study = study
+        self._say(f"NFE sweep {where()}: {done}/{total} chunks already in {study.store}")
+
+        def on_chunks(results) -> None:
+            failed = [f"chunk {r.index} failed: {r.error}" for r in results if r.error is not None]
+            got = [
+                chunk_point(work.samplers, len(work.nfes), r.index, r.arrays)
+                for r in results
+                if r.error is None
+            ]
+            if got:
+                m.put_curve_points(got, about)
+            if failed:
+                self._say("; ".join(failed))
+
+        run_study(self, study, on_chunks, on_done=self._on_sweep_done, on_error=self._say, group="sweep",
+                  label="NFE sweep")  # fmt: skip
+        return study
+
+    def _on_sweep_done(self, report) -> None:
+        text = f"NFE sweep: {report.done}/{report.total} chunks"
+        if report.skipped:
+            text += f" ({report.skipped} resumed)"
+        if report.failed:
+            text += ", failed: " + "; ".join(f"chunk {i}: {e}" for i, e in sorted(report.failed.items()))
+        if report.cancelled:
+            text += " (stopped: press NFE sweep to resume)"
+        self._say(f"{text}. Store: {self.study.store if self.study else ''}")
+
+    def _refuse(self, msg: str) -> None:
+        """A study that cannot start (a store holding another study, missing data): one line, in a dialog."""
+        from PySide6.QtWidgets import QMessageBox
+
+        self._say(msg)
+        box = QMessageBox(QMessageBox.Icon.Warning, "NFE sweep", msg, parent=self)
+        box.setModal(False)
+        box.show()
+        self._dialog = box
+
+    def _compare_in_panel(self) -> None:
+        """LightSB's one sampler, swept in a worker of this panel (no study store)."""
         m = self.model
         try:
             if not m.can_sample():
@@ -200,6 +285,14 @@ class DiffusionPanel(Panel):
             curves_job, gen, m.dataset(), m.sample_config(), group="sweep", label="NFE sweep",
             on_yield=m.set_curves, on_done=m.set_curves, on_error=self._say,
         )  # fmt: skip
+
+    def open_study(self, path: Path, meta: dict) -> None:
+        """Plot an ``nfe-sweep`` store's curves (finished chunks only; the model shown is not changed)."""
+        points, done, total = store_points(Path(path), meta)
+        self.tasks.cancel("sweep")
+        self.model.set_curves([])
+        self.model.put_curve_points(points, f"{Path(path).name}: {describe(meta)}")
+        self._say(f"study {Path(path).name}: {done}/{total} chunks")
 
     def advance(self, steps: int) -> None:
         """Synchronous: ``10 * steps`` training steps (none for 'exact'), then sample and show the last frame."""

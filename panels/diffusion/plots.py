@@ -74,11 +74,14 @@ class DiffusionPlots(QSplitter):
         item = self.nfe_plot.getPlotItem()
         self.nfe_axis, self.sw_axis = LogAxis("bottom"), LogAxis("left")
         item.setAxisItems({"bottom": self.nfe_axis, "left": self.sw_axis})
+        for axis in (self.nfe_axis, self.sw_axis):  # labels are plain numbers: no "(x0.001)" SI scaling
+            axis.enableAutoSIPrefix(False)
         item.setLabel("bottom", "NFE (model evaluations)")
         item.setLabel("left", "sliced W2 to data")
         item.setLogMode(x=True, y=True)
         item.showGrid(x=True, y=True, alpha=0.25)
         self._curves: dict[str, pg.PlotDataItem] = {}
+        self._bars: dict[str, pg.ErrorBarItem] = {}  # +-1 standard deviation over seeds (a sweep study's)
         self._floor = pg.InfiniteLine(
             angle=0,
             pen=pg.mkPen("k", style=Qt.PenStyle.DashLine),
@@ -135,6 +138,7 @@ class DiffusionPlots(QSplitter):
         for s in list(self._curves):
             if s not in by:  # a sampler of an earlier sweep: remove it from the plot and its legend
                 self.nfe_plot.getPlotItem().removeItem(self._curves.pop(s))
+                self.nfe_plot.getPlotItem().removeItem(self._bars.pop(s))
         for s, pts in by.items():
             if s not in self._curves:
                 color = SAMPLER_COLORS[s]
@@ -147,7 +151,10 @@ class DiffusionPlots(QSplitter):
                     symbolBrush=color,
                     name=LABELS[s],
                 )
+                self._bars[s] = pg.ErrorBarItem(pen=pg.mkPen(color, width=1), beam=0.04)
+                self.nfe_plot.getPlotItem().addItem(self._bars[s])
             self._curves[s].setData([p.nfe for p in pts], finite_or_nan([p.sw for p in pts]))
+            self._set_bars(s, pts)
         floors = [p.floor for p in m.curves if math.isfinite(p.floor)]
         if floors:
             self._floor.setValue(math.log10(float(np.mean(floors))))
@@ -159,6 +166,24 @@ class DiffusionPlots(QSplitter):
             vb.setRange(xRange=EMPTY_NFE_RANGE, yRange=EMPTY_SW_RANGE, padding=0)
         about = f": {m.curves_about}" if m.curves else " (press NFE sweep)"
         self.nfe_plot.getPlotItem().setTitle(f"Sample quality vs NFE{about}", color="k")
+
+    def _set_bars(self, sampler: str, pts: list) -> None:
+        """Error bars of +-1 std over seeds, in the plot's log10 coordinates (ErrorBarItem is not log-aware);
+        the lower end is clipped at 1/10 of the mean where the spread reaches zero."""
+        sd = np.array([self.model.curve_spread.get((p.sampler, p.nfe), np.nan) for p in pts], float)
+        mean = np.array([p.sw for p in pts], float)
+        ok = np.isfinite(sd) & np.isfinite(mean) & (mean > 0)
+        x, m, sd = np.log10([p.nfe for p in pts])[ok], mean[ok], sd[ok]
+        y = np.log10(m)
+        self._bars[sampler].setData(
+            x=x, y=y, top=np.log10(m + sd) - y, bottom=y - np.log10(np.maximum(m - sd, m / 10)), beam=0.04
+        )
+
+    def error_bars(self, sampler: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log10 NFE, log10 mean, log10 of the upper end) of a sampler's error bars, as drawn."""
+        o = self._bars[sampler].opts
+        x, y, top = (np.asarray(o[k] if o[k] is not None else [], float) for k in ("x", "y", "top"))
+        return x, y, y + top
 
     def curve_samplers(self) -> list[str]:
         """The samplers whose sweep curves are drawn (the legend's entries)."""

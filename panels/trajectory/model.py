@@ -7,7 +7,8 @@ File > Open, and the weights of the EigenTrajectory model the figure uses (as ar
 sidecar of an export reproduces its image.
 
 Events: ``params``, ``restored``, ``stale`` (base), ``scene`` (new data or a load error), ``forecast``,
-``frame`` (window or focus), ``camera``, ``training`` (history of the run in progress or of the model shown).
+``frame`` (window or focus), ``camera``, ``training`` (history of the run in progress or of the model shown),
+``sweep`` (the scene sweep table; not part of the session: its store keeps it).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from backends.trajectory.live import (
     resolve_data,
 )
 from panels.model import PanelModel, param
+from panels.trajectory.sweep import SceneSweep
 
 MAX_MODELS = 8  # trained EigenTrajectory models kept (one per data/scene/k/anchors/seed), oldest dropped
 PICK_RADIUS_M = 1.0  # a click selects the nearest agent within this distance (metres; ~30 px in image mode)
@@ -58,6 +60,9 @@ class TrajectoryParams:
     anchors: int = param(20, "Anchors / samples", minimum=1, maximum=50)
     seed: int = param(0, "Seed", minimum=0, maximum=10**6)
     epochs: int = param(20, "Training epochs", minimum=1, maximum=500)
+    sweep_seeds: int = param(
+        3, "Sweep seeds", minimum=1, maximum=100, tooltip="training seeds per scene of 'Sweep scenes x seeds'"
+    )
     image_coords: bool = param(
         False,
         "Image pixels (homography)",
@@ -90,6 +95,7 @@ class TrajectoryModel(PanelModel):
         self.camera: tuple[float, float, float, float] | None = None  # x, y, width, height (view units)
         self.models: OrderedDict[tuple, Any] = OrderedDict()
         self.training: Training | None = None
+        self.sweep: SceneSweep | None = None  # the scene sweep table (a study's finished chunks)
         self._load()
         self._predict()
 
@@ -208,6 +214,24 @@ class TrajectoryModel(PanelModel):
             )
         self.events.emit("forecast")
         self.events.emit("training")
+
+    # -- scene sweep (the panel runs the studies; these run on the GUI thread) ------------------------------
+    def set_sweep(self, sweep: SceneSweep | None) -> None:
+        self.sweep = sweep
+        self.events.emit("sweep")
+
+    def put_sweep_chunks(
+        self, chunks: list[tuple[int, dict]], baseline_scenes: list[str] | None = None
+    ) -> None:
+        """Finished chunks of the sweep (or, with ``baseline_scenes``, of the constant-velocity baseline)."""
+        if self.sweep is None:
+            return
+        for index, arrays in chunks:
+            if baseline_scenes is None:
+                self.sweep.put(index, arrays)
+            else:
+                self.sweep.put_baseline(baseline_scenes, index, arrays)
+        self.events.emit("sweep")
 
     # -- window, focus, camera -------------------------------------------------------------------------------
     def set_window(self, win: int) -> None:

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QTabWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from panels.trajectory.model import TrajectoryModel
 from panels.widgets import PlotThrottle, make_plot
 
+SWEEP_COLUMNS = ("scene", "seeds", "minADE (m)", "minFDE (m)", "CV ADE (m)", "CV FDE (m)")
 MAX_POINTS = 4000  # ET-space scatter: a fixed random subset of the test agents keeps the plot responsive
 
 
@@ -33,6 +43,19 @@ class TrajectoryPlots(QTabWidget):
         self.addTab(self.basis_plot, "Basis")
         self.addTab(self.coef_plot, "ET space")
         self.addTab(self.loss_plot, "Training")
+        self.sweep_tab = QWidget()
+        self.sweep_title = QLabel("Scene sweep: none yet (press Sweep scenes × seeds)")
+        self.sweep_title.setWordWrap(True)
+        self.sweep_table = QTableWidget(0, len(SWEEP_COLUMNS))
+        self.sweep_table.setHorizontalHeaderLabels(SWEEP_COLUMNS)
+        self.sweep_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.sweep_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.sweep_table.verticalHeader().setVisible(False)
+        lay = QVBoxLayout(self.sweep_tab)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.sweep_title)
+        lay.addWidget(self.sweep_table, 1)
+        self.addTab(self.sweep_tab, "Scene sweep")
         for name in ("forecast", "restored"):
             model.events.connect(name, self.update_model_plots)
         # a training run reports every epoch: redraw its curve at most every 100 ms while it runs
@@ -40,6 +63,7 @@ class TrajectoryPlots(QTabWidget):
             self.update_loss, live=lambda: model.training is not None, plots=(self.loss_plot,), parent=self
         )
         model.events.connect("training", self.loss_throttle.request)
+        model.events.connect("sweep", self.update_sweep)
         self.update_model_plots()
         self.update_loss()
 
@@ -134,3 +158,41 @@ class TrajectoryPlots(QTabWidget):
             symbolSize=5,
             name="validation minFDE (m)",
         )
+
+    def update_sweep(self, **_info) -> None:
+        """The scene sweep table: mean ± std over the seeds finished so far (a blank cell: not yet)."""
+        sw = self.model.sweep
+        t = self.sweep_table
+        if sw is None:
+            t.setRowCount(0)
+            self.sweep_title.setText("Scene sweep: none yet (press Sweep scenes × seeds)")
+            return
+        self.sweep_title.setText(
+            f"Scene sweep: {sw.model} over {len(sw.scenes)} scenes × {sw.seeds} seeds, "
+            f"{sw.done}/{sw.total} runs done (mean ± std over seeds; CV = constant velocity)"
+        )
+        t.setRowCount(len(sw.scenes))
+        for r, row in enumerate(sw.rows()):
+            scene, n, ade, ade_sd, fde, fde_sd, cv_ade, cv_fde = row
+            cells = [scene, f"{n}/{sw.seeds}", _pm(ade, ade_sd), _pm(fde, fde_sd), _num(cv_ade), _num(cv_fde)]
+            for c, text in enumerate(cells):
+                item = t.item(r, c)
+                if item is None:
+                    t.setItem(r, c, QTableWidgetItem(text))
+                else:
+                    item.setText(text)
+
+    def sweep_cells(self) -> list[list[str]]:
+        """The table's text, row by row (what the user reads)."""
+        t = self.sweep_table
+        return [[t.item(r, c).text() for c in range(t.columnCount())] for r in range(t.rowCount())]
+
+
+def _num(v: float) -> str:
+    return "" if not np.isfinite(v) else f"{v:.3f}"
+
+
+def _pm(mean: float, sd: float) -> str:
+    if not np.isfinite(mean):
+        return ""
+    return f"{mean:.3f}" if not np.isfinite(sd) else f"{mean:.3f} ± {sd:.3f}"

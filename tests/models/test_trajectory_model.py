@@ -93,6 +93,7 @@ def _invalid_values():
         "anchors": 0,
         "seed": -1,
         "epochs": "fast",
+        "sweep_seeds": 101,
         "image_coords": "yes",
     }
     assert set(bad) == set(param_specs(TrajectoryParams))  # a new field needs a case here

@@ -1,4 +1,5 @@
-"""One torch thread: the test machine is small and shared; more threads only oversubscribe it."""
+"""One torch thread: the test machine is small and shared; more threads only oversubscribe it. NFE sweep
+stores go to the test's temporary folder (never to the user's data folder)."""
 
 import pytest
 import torch
@@ -10,3 +11,8 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _study_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISUAL_LAB_STUDY_DIR", str(tmp_path / "studies"))
