@@ -9,37 +9,12 @@ finished chunks stay stored.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.cluster import current_client
 from app.worker import Task
 from backends.batch.study import ChunkResult, Study, StudyReport
-
-STUDIES_ENV = "VISUAL_LAB_STUDIES_DIR"
-
-
-def studies_dir() -> Path:
-    """Where a panel's studies go unless the user picks a store: ``$VISUAL_LAB_STUDIES_DIR``, else
-    ``$XDG_DATA_HOME/visual-lab/studies`` (``~/.local/share/visual-lab/studies``): data, not settings."""
-    env = os.environ.get(STUDIES_ENV)
-    if env:
-        return Path(env)
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "visual-lab" / "studies"
-
-
-def default_store(workload, seed: int = 0, label: str = "") -> Path:
-    """The store a study gets when the user picks none: one per study (workload, parameters, seed), so
-    starting the same study again resumes it (or shows it at once when it is complete) and another one never
-    meets a foreign store. ``label`` makes the name readable, e.g. "48x48-t10"."""
-    key = json.dumps([workload.name, workload.params(), int(seed)], sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    stem = "-".join(x for x in (workload.name, label, digest) if x)
-    return studies_dir() / f"{stem}.zarr"
 
 
 def where() -> str:

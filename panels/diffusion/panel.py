@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from app.export import ExportAction, VideoSpec, check_writable, export_plot, save_csv, save_npz, save_png
+from backends.batch.places import studies_dir
 from backends.batch.store import read_meta
 from backends.batch.study import Study
 from backends.common import UserError, drain
@@ -38,7 +39,6 @@ from .plots import DiffusionPlots
 from .sweep import (
     SWEEP_COUNT,
     chunk_point,
-    default_study_dir,
     describe,
     store_points,
     study_for,
@@ -77,7 +77,7 @@ class DiffusionPanel(Panel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = m = DiffusionModel()
-        self.study_dir = default_study_dir()  # where NFE sweep stores go (one per model and settings)
+        self.study_dir = studies_dir()  # where NFE sweep stores go (one per model and settings)
         self.study: Study | None = None  # the NFE sweep study running or last run
         self.form = ParamForm(param_fields(DiffusionParams))
         bind_form(self.form, m, on_error=self._say)

@@ -11,13 +11,12 @@ store byte for byte.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
+from backends.batch.places import default_store
 from backends.batch.study import Study
 from backends.batch.workloads import NfeSweep
 from backends.common import UserError
@@ -26,24 +25,12 @@ from backends.diffusion.pipeline import FAMILY_SAMPLERS, CurvePoint
 from backends.safeio import write_bytes
 
 SWEEP_COUNT = 2000  # samples per (sampler, NFE, seed): the in-process sweep's count
-STUDY_DIR_ENV = "VISUAL_LAB_STUDY_DIR"
-
-
-def default_study_dir() -> Path:
-    """Where the panels keep their study stores: ``$VISUAL_LAB_STUDY_DIR``, else the user's data folder."""
-    env = os.environ.get(STUDY_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data) / "visual-lab" / "studies"
 
 
 def study_for(workload, seed: int, root: Path) -> Study:
-    """The study of ``workload`` in ``root/<workload>-<digest>.zarr``: one store per parameters and seed,
-    so a re-run with the same ones finds its store and resumes."""
-    text = json.dumps({"workload": workload.name, "params": workload.params(), "seed": seed}, sort_keys=True)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Study(workload, root / f"{workload.name}-{digest}.zarr", seed=seed)
+    """The study of ``workload`` in its default store under ``root``: one store per parameters and seed, so a
+    re-run with the same ones finds its store and resumes."""
+    return Study(workload, default_store(workload, seed, root=root), seed=seed)
 
 
 def _pinned(root: Path, stem: str, suffix: str, data: bytes) -> Path:
@@ -147,4 +134,4 @@ def describe(meta: dict) -> str:
     return f"{model} on {p.get('dataset', '?')}, {p.get('seeds', '?')} seeds"
 
 
-__all__ = ["SWEEP_COUNT", "default_study_dir", "describe", "study_for", "store_points", "sweep_workload"]
+__all__ = ["SWEEP_COUNT", "describe", "study_for", "store_points", "sweep_workload"]

@@ -9,7 +9,6 @@ zero-shot runs get a network rebuilt from those copies.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTa
 
 from app.export import export_plot, save_csv, save_npz, save_png
 from backends.batch import Study
+from backends.batch.places import studies_dir
 from backends.common import UserError, drain
 from backends.operator import checkpoint
 from backends.operator import data as opdata
@@ -34,12 +34,6 @@ from panels.widgets import ParamForm, PlotThrottle, bind_form, fill_with_splitte
 
 SECONDS_PER_SAMPLE = 0.5  # video: how long each test sample is shown
 SECONDS_PER_STEP = 0.25  # video: how long each rollout step is shown
-
-
-def default_study_dir() -> Path:
-    """Where Generate keeps its stores (one per parameter set, so a rerun resumes or reopens)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "visual-lab" / "operator-studies"
 
 
 class OperatorPanel(Panel):
@@ -89,7 +83,7 @@ class OperatorPanel(Panel):
         ev.connect("rollout", lambda **_: self.rollout_view.draw(self.model))
         ev.connect("zeroshot", lambda **_: self.zeroshot_view.draw(self.model))
         ev.connect("sample", lambda **_: self.zeroshot_view.draw(self.model))
-        self.study_dir = default_study_dir()
+        self.study_dir = studies_dir()  # Generate keeps one store per parameter set here
         self._show_summary()
 
     # -- UI -------------------------------------------------------------------------------------------------

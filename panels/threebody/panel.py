@@ -25,13 +25,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.export import export_plot, save_png
+from backends.batch.places import default_store, studies_dir
 from backends.batch.study import Study, StudyReport
 from backends.common import UserError
 from backends.nbody.live import SyncRun
 from backends.nbody.run import simulate
 from backends.safeio import write_npz
 from panels.base import ExportAction, Panel, VideoSpec
-from panels.study import default_store, run_study, studies_dir, where
+from panels.study import run_study, where
 from panels.threebody.escape_study import StoredMap, escape_workload, map_summary, prepare, read_store
 from panels.threebody.model import ENS_ARRAYS, IC_COLUMNS, ThreeBodyModel, ThreeBodyParams
 from panels.threebody.plots import EnergyPlots, EnsembleMap, RewardPlot

@@ -16,6 +16,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.export import check_writable, export_plot, save_csv, save_npz, save_png
+from backends.batch.places import studies_dir
 from backends.batch.store import read_meta
 from backends.common import UserError
 from backends.safeio import write_text
@@ -34,7 +35,6 @@ from panels.trajectory.plots import TrajectoryPlots
 from panels.trajectory.sweep import (
     TABLE_HEADER,
     SceneSweep,
-    default_study_dir,
     read_store,
     study_for,
     sweep_workloads,
@@ -74,7 +74,7 @@ class TrajectoryPanel(Panel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = TrajectoryModel()
-        self.study_dir = default_study_dir()  # where scene sweep stores go (one per settings)
+        self.study_dir = studies_dir()  # where scene sweep stores go (one per settings)
         self.studies: dict[str, object] = {}  # "sweep" / "baseline" -> the Study running or last run
         self.view = TrajectoryView(self.model)
         self._build_ui()

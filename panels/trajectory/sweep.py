@@ -8,39 +8,26 @@ resumes it, and ``visual-lab batch trajectory-sweep --data D --seeds S --model M
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from backends.batch.places import default_store
 from backends.batch.study import Study
 from backends.batch.workloads import TrajectorySweep
 from backends.common import UserError
 from backends.trajectory.live import SHARED_ETHUCY
 
 METRICS = ("minADE", "minFDE", "ADE", "FDE")
-STUDY_DIR_ENV = "VISUAL_LAB_STUDY_DIR"
 TABLE_HEADER = ("scene", "seeds", "minADE_mean", "minADE_std", "minFDE_mean", "minFDE_std",
                 "cv_ADE", "cv_FDE")  # fmt: skip
 
 
-def default_study_dir() -> Path:
-    """Where the panels keep their study stores: ``$VISUAL_LAB_STUDY_DIR``, else the user's data folder."""
-    env = os.environ.get(STUDY_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data) / "visual-lab" / "studies"
-
-
 def study_for(workload, seed: int, root: Path) -> Study:
-    """The study of ``workload`` in ``root/<workload>-<digest>.zarr``: one store per parameters and seed."""
-    text = json.dumps({"workload": workload.name, "params": workload.params(), "seed": seed}, sort_keys=True)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Study(workload, root / f"{workload.name}-{digest}.zarr", seed=seed)
+    """The study of ``workload`` in its default store under ``root``: one store per parameters and seed, so a
+    re-run with the same ones finds its store and resumes."""
+    return Study(workload, default_store(workload, seed, root=root), seed=seed)
 
 
 def sweep_root(data: str) -> Path:

@@ -15,4 +15,4 @@ def _one_thread():
 
 @pytest.fixture(autouse=True)
 def _study_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("VISUAL_LAB_STUDY_DIR", str(tmp_path / "studies"))
+    monkeypatch.setenv("VISUAL_LAB_STUDIES_DIR", str(tmp_path / "studies"))
