@@ -97,7 +97,7 @@ def test_coarse_epochs_train_on_the_subsampled_grid_under_one_onecycle_schedule(
     # epoch 1 of the recipe is exactly an epoch on every other node (the 17 x 17 grid of the same functions)
     plain = replace(recipe, coarse_epochs=0)
     next(train(twin, _coarse(tr), te, plain))
-    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), name
     rest = list(run)
     # one-cycle: warm-up to the peak at the end of the first quarter, then cosine decay to ~lr/25/1e4
