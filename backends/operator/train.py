@@ -42,7 +42,7 @@ class TrainConfig:
     loss: str = "l2"  # l2 | h1 | hminus1
     seed: int = 0
     device: str = "cpu"
-    warmup: float = 0.1  # onecycle: fraction of the steps spent warming up (from lr/25), [0.01, 0.5]
+    warmup: float = 0.1  # onecycle: fraction of the steps warming up from lr/25 (at least 2), [0.01, 0.5]
     coarse_epochs: int = 0  # the first epochs on the grid subsampled by coarse_stride, 0..epochs-1
     coarse_stride: int = 2  # subsampling of the coarse epochs, 2..8 (node grids: n -> (n-1)/s + 1)
 
@@ -188,10 +188,14 @@ def train(
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
     elif cfg.schedule == "onecycle":
         sched = None
-        per_step = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=max(cfg.epochs * batches_per_epoch, 2), pct_start=cfg.warmup,
-            anneal_strategy="cos", cycle_momentum=False, div_factor=25.0, final_div_factor=1e4,
-        )  # fmt: skip
+        total_steps = cfg.epochs * batches_per_epoch
+        if total_steps >= 3:  # fewer steps: the learning rate stays at lr
+            # at least 2 warm-up steps and 1 decay step (OneCycleLR divides by each phase's length)
+            pct = min(max(cfg.warmup, 2 / total_steps), (total_steps - 1) / total_steps)
+            per_step = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=pct, anneal_strategy="cos",
+                cycle_momentum=False, div_factor=25.0, final_div_factor=1e4,
+            )  # fmt: skip
     else:
         sched = None
     loss_fn = LOSSES[cfg.loss]

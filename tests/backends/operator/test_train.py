@@ -103,3 +103,11 @@ def test_coarse_epochs_train_on_the_subsampled_grid_under_one_onecycle_schedule(
     # one-cycle: warm-up to the peak at the end of the first quarter, then cosine decay to ~lr/25/1e4
     assert first.lr == pytest.approx(5e-3, rel=0.05) and rest[-1].lr < 1e-5
     assert rest[-1].test_l2 < first.test_l2
+
+
+@pytest.mark.parametrize("n, epochs", [(16, 1), (16, 2), (24, 5)])  # 2, 4 and 15 steps in all
+def test_onecycle_runs_on_short_schedules(darcy33, n, epochs):
+    tr, te = darcy33.subset(slice(0, n)), darcy33.subset(slice(40, 44))
+    model = make_model(ModelConfig(kind="fno", modes=4, width=4, layers=1), tr, 0)
+    hist = drain(train(model, tr, te, TrainConfig(epochs=epochs, batch_size=8, lr=1e-3, schedule="onecycle")))
+    assert len(hist) == epochs and all(0 < h.lr <= 1e-3 for h in hist)
