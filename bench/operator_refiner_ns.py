@@ -25,6 +25,12 @@ from backends.operator.refine import refine
 from backends.operator.train import TrainConfig, evaluate, make_model, predict, train
 
 
+def _error_spectrum(pred, true) -> list[float]:
+    """Share of the squared error in each integer |k| shell (where the error sits: low modes or truncated)."""
+    _, e = data.energy_spectrum(pred - true)
+    return [round(float(v), 4) for v in e / e.sum()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=32)
@@ -34,7 +40,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--refine-epochs", type=int, default=3)
     ap.add_argument("--refine-lr", type=float, default=1e-3)
-    ap.add_argument("--modes", type=int, default=8)
+    ap.add_argument("--modes", type=int, default=8, help="neuralop n_modes per spatial axis (8: |k| <= 4)")
+    ap.add_argument("--modes-t", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data", default=None, help="reuse an NPZ written by a previous run")
@@ -52,16 +60,22 @@ def main() -> None:
     tr, te = ds.subset(slice(0, len(ds) - args.n_test)), ds.subset(slice(len(ds) - args.n_test, len(ds)))
     cfg = ModelConfig(
         kind="fno3d", in_channels=ds.x.shape[1], out_channels=ds.y.shape[1], modes=args.modes, width=args.width,
-        modes_t=6,
+        modes_t=args.modes_t,
     )  # fmt: skip
     model = make_model(cfg, tr, 0)
     t0 = time.perf_counter()
-    for s in train(model, tr, te, TrainConfig(epochs=args.epochs, batch_size=10, lr=3e-3, schedule="cosine")):
+    for s in train(
+        model, tr, te, TrainConfig(epochs=args.epochs, batch_size=10, lr=args.lr, schedule="cosine")
+    ):
         if s.epoch % 5 == 0 or s.epoch == args.epochs:
             print(f"epoch {s.epoch}: test rel L2 {s.test_l2:.4f}", flush=True)
     t_train = time.perf_counter() - t0
     pred = predict(model, te.x)
-    before = {"rel_l2": evaluate(model, te)["rel_l2"], "hf": data.high_frequency_error(pred, te.y)}
+    before = {"rel_l2": evaluate(model, te)["rel_l2"], "hf": data.high_frequency_error(pred, te.y),
+              "error_spectrum": _error_spectrum(pred, te.y)}  # fmt: skip
+    print(f"trained: rel L2 {before['rel_l2']:.4f}, above the median k {before['hf']:.4g} "
+          f"({before['hf'] / before['rel_l2']:.0%} of it); error energy per |k| shell {before['error_spectrum']}",
+          flush=True)  # fmt: skip
     t0 = time.perf_counter()
     tc = TrainConfig(epochs=args.refine_epochs, batch_size=10, lr=args.refine_lr, schedule="none")
     for s in refine(model, tr, te, tc):
@@ -70,9 +84,12 @@ def main() -> None:
         )
     t_refine = time.perf_counter() - t0
     pred = predict(model, te.x)
-    after = {"rel_l2": evaluate(model, te)["rel_l2"], "hf": data.high_frequency_error(pred, te.y)}
+    after = {"rel_l2": evaluate(model, te)["rel_l2"], "hf": data.high_frequency_error(pred, te.y),
+             "error_spectrum": _error_spectrum(pred, te.y)}  # fmt: skip
     out = {
         "n": ds.resolution,
+        "modes": args.modes,
+        "modes_t": args.modes_t,
         "train": len(tr),
         "test": len(te),
         "epochs": args.epochs,

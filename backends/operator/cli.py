@@ -1,11 +1,13 @@
 """Headless operator learning: ``visual-lab run operator generate|train|eval|refine ...``.
 
-    generate --model darcy|ns --count N --n RES [--seed S] --out data.npz
+    generate --model darcy|ns --count N --n RES [--seed S] --out data.npz|data.zarr [--scheduler S]
     train    --data DATA --model fno|tfno|lsm|fno3d --epochs E [--modes M] [--width W] [--seed S]
              --save-weights DIR --out metrics.json
     eval     --weights DIR --data DATA --out metrics.json      (rel_l2: mean relative L2 over the test samples)
     refine   --weights DIR --data DATA --epochs E --save-weights DIR2 --out metrics.json
 
+``generate`` into a ``.zarr`` folder runs the batch layer's ``pde-dataset`` study (chunks on Dask, resumable:
+the same command on the same store finishes it; see ``visual-lab batch``); into ``.npz``, one in-process run.
 DATA is our NPZ (x, y), a neuraloperator ``.pt`` (dict of tensors x, y) or a Zarr store with arrays x, y.
 Test samples: ``--test-data FILE``, else the last ``--n-test`` samples (default 10%). ``eval``/``refine`` on the
 file a model was trained on reuse its held-out split; on any other file every sample is a test sample.
@@ -82,20 +84,33 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--n", type=int, required=True, help="grid points per side (darcy 16..1024, ns 16..512)")
     g.add_argument("--seed", type=int, default=0, help=">= 0")
     g.add_argument("--tol", type=float, default=1e-8, help="darcy: CG relative residual, (0, 1e-2]")
-    g.add_argument("--solver", default="pcg", help="darcy: pcg (fastest here) | recycled (Krylov recycling)")
     g.add_argument(
-        "--compare", action="store_true", help="darcy: also solve with the other solver, record both"
+        "--solver", default=None,
+        help="darcy, .npz: pcg (default, fastest here) | recycled (Krylov recycling); .zarr: recycled CG per chunk",
+    )  # fmt: skip
+    g.add_argument(
+        "--compare", action="store_true", help="darcy, .npz: also solve with the other solver, record both"
     )
     g.add_argument("--nu", type=float, default=1e-3, help="ns: viscosity, [1e-6, 1] (FNO: 1e-3, 1e-4, 1e-5)")
     g.add_argument("--steps", type=int, default=None, help="ns: unit-time steps T, 2..200 (FNO: 50/30/20)")
     g.add_argument("--t-in", type=int, default=10, help="ns: given steps (inputs), 1..T-1 (default 10)")
     g.add_argument(
-        "--solve-n", type=int, default=None, help="ns: solver grid, a multiple of --n (default --n)"
+        "--solve-n", type=int, default=None, help="ns, .npz: solver grid, a multiple of --n (default --n)"
     )
-    g.add_argument("--dt", type=float, default=1e-2, help="ns: largest time step, (0, 0.1]")
-    g.add_argument("--batch", type=int, default=32, help="ns: samples solved together, 1..1024")
-    g.add_argument("--device", default="cpu", help="ns: cpu | cuda | auto")
-    g.add_argument("--out", required=True, help="output .npz")
+    g.add_argument(
+        "--dt", type=float, default=None,
+        help="ns: time step, (0, 0.1]; .npz: the largest adaptive step (default 1e-2), .zarr: fixed (1e-3)",
+    )  # fmt: skip
+    g.add_argument("--batch", type=int, default=32, help="ns, .npz: samples solved together, 1..1024")
+    g.add_argument("--device", default="cpu", help="ns, .npz: cpu | cuda | auto")
+    g.add_argument(
+        "--chunk", type=int, default=None, help=".zarr: samples per chunk, 1..10000 (darcy 32, ns 16)"
+    )
+    g.add_argument(
+        "--scheduler", default="local",
+        help=".zarr: none | local[:N] (default local) | tcp://HOST:PORT | slurm:... | pbs:... (as visual-lab batch)",
+    )  # fmt: skip
+    g.add_argument("--out", required=True, help="output .npz, or a .zarr store (a folder; rerun resumes)")
     _common(g)
 
     t = sub.add_parser("train", help="train a neural operator")
@@ -199,12 +214,20 @@ def _data_notes(args, train, test) -> dict:
 def cmd_generate(args) -> int:
     from . import data
 
+    if Path(args.out).suffix == ".zarr":
+        return _generate_zarr(args)
     out = _check_out(args.out, ".npz")
     require(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
+    require(args.chunk is None, "--chunk: only for a .zarr --out (a batch study)")
     if args.model == "darcy":
         require(0 < args.tol <= 1e-2, f"--tol must be in (0, 1e-2], got {args.tol}")
         gen = data.generate_darcy(
-            args.n, args.count, seed=args.seed, tol=args.tol, solver=args.solver, compare=args.compare
+            args.n,
+            args.count,
+            seed=args.seed,
+            tol=args.tol,
+            solver=args.solver or "pcg",
+            compare=args.compare,
         )
     else:
         require(
@@ -212,13 +235,62 @@ def cmd_generate(args) -> int:
         )
         gen = data.generate_ns(
             args.n, args.count, nu=args.nu, steps=args.steps, t_in=args.t_in, solve_n=args.solve_n,
-            dt=args.dt, batch=args.batch, seed=args.seed, device=args.device,
+            dt=1e-2 if args.dt is None else args.dt, batch=args.batch, seed=args.seed, device=args.device,
         )  # fmt: skip
     ds = _progress(gen, args.quiet)
     data.save_npz(out, ds)
     s = ds.summary()
     print(f"wrote {out}: {s['count']} {s['kind']} samples at {s['resolution']}x{s['resolution']}, "
           f"{ds.meta['seconds']:.1f} s")  # fmt: skip
+    return 0
+
+
+def zarr_workload(args):
+    """The batch layer's ``pde-dataset`` workload for ``generate --out X.zarr`` (options checked first)."""
+    from backends.batch.workloads import DarcyDataset, NavierStokesDataset
+
+    from .data import NS_SETTINGS
+
+    for flag, given in (("--compare", args.compare), ("--solve-n", args.solve_n is not None),
+                        ("--device", args.device != "cpu")):  # fmt: skip
+        require(not given, f"{flag}: not available for a .zarr --out (the batch study solves on the CPU)")
+    chunk = {} if args.chunk is None else {"chunk": args.chunk}
+    if args.model == "darcy":
+        require(
+            args.solver in (None, "recycled"),
+            f"--solver {args.solver}: a .zarr study solves with recycled CG (use .npz for pcg)",
+        )
+        require(0 < args.tol <= 1e-2, f"--tol must be in (0, 1e-2], got {args.tol}")
+        return DarcyDataset(count=args.count, n=args.n, tol=args.tol, **chunk)
+    steps = NS_SETTINGS.get(args.nu, (50, 10))[0] if args.steps is None else args.steps
+    require(2 <= steps <= 200, f"--steps must be in 2..200, got {steps}")
+    require(1 <= args.t_in < steps, f"--t-in must be in 1..{steps - 1}, got {args.t_in}")
+    require(1e-6 <= args.nu <= 1.0, f"--nu must be in [1e-6, 1], got {args.nu}")
+    dt = {} if args.dt is None else {"dt": args.dt}
+    # the NPZ layout: x = w(0..t_in-1), y = w(t_in..T), T + 1 frames in all
+    return NavierStokesDataset(
+        count=args.count, n=args.n, nu=args.nu, t_in=args.t_in, t_out=steps + 1 - args.t_in, **dt, **chunk
+    )
+
+
+def _generate_zarr(args) -> int:
+    from backends.batch.cli import ProgressLine
+    from backends.batch.schedulers import parse_scheduler
+    from backends.batch.study import Study
+
+    require(0 <= args.seed < 2**32, f"--seed must be in 0..2^32-1 for a .zarr study, got {args.seed}")
+    study = Study(zarr_workload(args), args.out, args.seed)
+    spec = parse_scheduler(args.scheduler)
+    study.open()  # --out checked (foreign folder, another study) before a cluster starts
+    progress = None if args.quiet else ProgressLine()
+    report = study.run(spec, on_result=progress)
+    if progress is not None:
+        progress(None, report, final=True)
+    if report.failed:
+        first = "; ".join(f"chunk {i}: {e}" for i, e in sorted(report.failed.items())[:3])
+        raise UserError(f"--out {args.out}: {len(report.failed)} chunk(s) failed ({first}); rerun to retry")
+    print(f"wrote {args.out}: {args.count} {args.model} samples at {args.n}x{args.n} in {report.done} chunks "
+          f"({report.skipped} resumed), {report.wall_s:.1f} s")  # fmt: skip
     return 0
 
 

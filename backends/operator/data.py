@@ -270,12 +270,19 @@ def _load_zarr(p: Path) -> OperatorData:
         root = zarr.open(str(p), mode="r")
         x, y = root["x"], root["y"]
         attrs = dict(root.attrs)
+        done = np.asarray(root["done"][...]) if "done" in root else None
         xa, ya = np.asarray(x[...]), np.asarray(y[...])
     except Exception as e:
         raise UserError(f"data {p}: not a Zarr store with arrays x and y ({type(e).__name__}: {e})") from None
+    if done is not None and not done.all():  # a batch store's unfinished chunks hold fill values, not data
+        raise UserError(
+            f"data {p}: the study store is unfinished ({int(done.sum())}/{done.size} chunks done); "
+            f"finish it with: visual-lab batch resume {p}"
+        )
     kind = str(attrs.get("kind", attrs.get("model", "generic")))
+    kind = "darcy" if "darcy" in kind else "ns" if kind in ("ns", "navier-stokes") else kind
     meta = {k: v for k, v in attrs.items() if isinstance(v, str | int | float | bool)}
-    return _pair(p, xa, ya, "darcy" if "darcy" in kind else kind, meta)
+    return _pair(p, xa, ya, kind, meta)
 
 
 def load_split(

@@ -1,5 +1,7 @@
 """Training lowers the error, is deterministic, round-trips through checkpoints, and runs at 2n."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,33 @@ def test_latent_spectral_model_learns_darcy(trained):
     untrained = evaluate(model, te)["rel_l2"]
     hist = drain(train(model, tr, te, TrainConfig(epochs=8, batch_size=8, lr=5e-3)))
     assert hist[-1].train_loss < 0.5 * hist[0].train_loss and hist[-1].test_l2 < 0.7 * untrained
+
+
+def test_coarse_epochs_train_on_the_subsampled_grid_under_one_onecycle_schedule(darcy33):
+    import copy
+
+    import torch
+
+    tr, te = darcy33.subset(slice(0, 40)), darcy33.subset(slice(40, 48))
+    model = make_model(ModelConfig(kind="fno", modes=6, width=8, layers=2), tr, 0)
+    twin = copy.deepcopy(model)
+    recipe = TrainConfig(epochs=4, batch_size=8, lr=5e-3, schedule="onecycle", warmup=0.25, coarse_epochs=1)
+    run = train(model, tr, te, recipe)
+    first = next(run)
+    # epoch 1 of the recipe is exactly an epoch on every other node (the 17 x 17 grid of the same functions)
+    plain = replace(recipe, coarse_epochs=0)
+    next(train(twin, _coarse(tr), te, plain))
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), name
+    rest = list(run)
+    # one-cycle: warm-up to the peak at the end of the first quarter, then cosine decay to ~lr/25/1e4
+    assert first.lr == pytest.approx(5e-3, rel=0.05) and rest[-1].lr < 1e-5
+    assert rest[-1].test_l2 < first.test_l2
+
+
+@pytest.mark.parametrize("n, epochs", [(16, 1), (16, 2), (24, 5)])  # 2, 4 and 15 steps in all
+def test_onecycle_runs_on_short_schedules(darcy33, n, epochs):
+    tr, te = darcy33.subset(slice(0, n)), darcy33.subset(slice(40, 44))
+    model = make_model(ModelConfig(kind="fno", modes=4, width=4, layers=1), tr, 0)
+    hist = drain(train(model, tr, te, TrainConfig(epochs=epochs, batch_size=8, lr=1e-3, schedule="onecycle")))
+    assert len(hist) == epochs and all(0 < h.lr <= 1e-3 for h in hist)
