@@ -21,7 +21,9 @@ import argparse
 import dataclasses
 import json
 import math
+import signal
 import sys
+import threading
 import time
 
 from backends.common import UserError
@@ -278,9 +280,22 @@ def run_study(command: str, argv: list[str]) -> int:
     study, spec, quiet = build_resume(argv) if command == "resume" else build_study(command, argv)
     study.open()  # --out checked (foreign, other study, unwritable) before a cluster starts
     progress = None if quiet else ProgressLine()
+    # Ctrl-C cancels the study through a handler rather than a KeyboardInterrupt, which library code in the
+    # main thread (zarr's sync wrapper, Dask's waits) may swallow: the study then ended normally with every chunk
+    interrupted = threading.Event()
+
+    def on_sigint(signum, frame):
+        interrupted.set()
+        study.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         report = study.run(spec, on_result=progress)
     except KeyboardInterrupt:
+        interrupted.set()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
         kept = study.n_chunks - len(study.pending())
         print(
             f"\ncancelled: {kept}/{study.n_chunks} chunks kept in {study.store}; "
