@@ -343,7 +343,7 @@ class ThreeBodyModel(PanelModel):
     def dqn_columns(self) -> tuple[tuple[str, ...], list[np.ndarray]]:
         """The table shown, as CSV columns."""
         if not self.dqn_rows:
-            raise UserError("no dqn-eval study yet: open one with File > Open study…")
+            raise UserError("no dqn-eval study yet: press File > Open study… and choose a dqn-eval store")
         return TABLE_HEADER, table_columns(self.dqn_rows)
 
     # -- sessions -----------------------------------------------------------------------------------------
