@@ -179,7 +179,15 @@ class RewardPlot(QWidget):
         self.plot = make_plot("DQN training reward", "episode", "episode reward")
         self.curve = self.plot.plot(pen="b", symbol="o", symbolSize=4, name="reward")
         self.info = fixed_text()
-        self.study_plot = make_plot(DQN_TITLE, "mean force evaluations", "log-mean |dE/E|", logy=True)
+        # log-log: the etas span decades in both cost and error, the policy sits among the cheap ones
+        self.study_plot = make_plot(
+            DQN_TITLE, "mean force evaluations", "log-mean |dE/E|", logx=True, logy=True
+        )
+        item = self.study_plot.getPlotItem()
+        item.getViewBox().setDefaultPadding(0.1)  # room for the eta labels at the ends
+        item.legend.anchor(
+            (1, 0), (1, 0), offset=(-10, 10)
+        )  # top right: the curve runs top left to bottom right
         self.fixed_curve = self.study_plot.plot(pen="b", symbol="o", symbolSize=6, name="fixed eta")
         self.policy_point = self.study_plot.plot(
             pen=None, symbol="star", symbolSize=16, symbolBrush=POLICY_BRUSH, name="policy"
@@ -221,9 +229,10 @@ class RewardPlot(QWidget):
         pol, fixed = rows[0], rows[1:]
         self.fixed_curve.setData([r.mean_evals for r in fixed], [r.log_mean_de for r in fixed])
         self.policy_point.setData([pol.mean_evals], [pol.log_mean_de])
-        for r in fixed:  # the eta beside its marker (log axis: the item sits at log10 y)
-            label = pg.TextItem(r.stepping.removeprefix("eta="), color="k", anchor=(0, 1))
-            label.setPos(r.mean_evals, np.log10(r.log_mean_de))
+        for r in fixed:  # the eta below left of its marker, off the line (log axes: at log10 x, log10 y)
+            eta = r.stepping.removeprefix("eta=")
+            label = pg.TextItem(f"{float(eta):.2g}" if _is_number(eta) else eta, color="k", anchor=(1, 0))
+            label.setPos(np.log10(r.mean_evals), np.log10(r.log_mean_de))
             self.study_plot.addItem(label)
             self.eta_labels.append(label)
         blown = sum(r.blowups for r in fixed)
@@ -232,3 +241,11 @@ class RewardPlot(QWidget):
             f"blow-ups: policy {pol.blowups}, fixed etas {blown}"
         )
         self.study_plot.getPlotItem().setTitle(title, size="9pt")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

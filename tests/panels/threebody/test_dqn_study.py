@@ -47,8 +47,9 @@ def test_open_dqn_eval_store_plots_the_table_and_exports_it(qtbot, tmp_path, par
         np.testing.assert_array_equal(y, [r.log_mean_de for r in rows[1:]])
         px, py = plot.policy_point.getOriginalDataset()
         assert (px[0], py[0]) == (rows[0].mean_evals, rows[0].log_mean_de)
-        assert plot.study_plot.getPlotItem().ctrl.logYCheck.isChecked()  # a log axis for |dE/E|
-        assert [t.toPlainText() for t in plot.eta_labels][:2] == ["0.0001", "0.000215443"]
+        ctrl = plot.study_plot.getPlotItem().ctrl
+        assert ctrl.logXCheck.isChecked() and ctrl.logYCheck.isChecked()  # log-log: decades in both
+        assert [t.toPlainText() for t in plot.eta_labels][:2] == ["0.0001", "0.00022"]
         title = plot.study_plot.getPlotItem().titleLabel.text
         assert "2 systems" in title and f"blow-ups: policy {blown[0]}, fixed etas {blown[1:].sum()}" in title
         assert "1/2 chunks, 2/4 systems" in p.model.dqn_message and "batch resume" in p.model.dqn_message
