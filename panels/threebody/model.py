@@ -8,6 +8,7 @@ Views and plots listen to :attr:`ThreeBodyModel.events`:
 - ``history()``: a run appended samples (plots, slider);   ``frame()``: the playback time moved;
 - ``reference()``: the REBOUND curve grew;   ``camera(source)``: the camera changed;
 - ``ensemble()``: the escape map or its message changed;   ``training()``: rewards or the trained policy;
+- ``dqn_study()``: a dqn-eval store was opened (its cost–accuracy table, :mod:`.dqn_study`);
 - ``stale(why)``: the recording no longer matches the parameters (''= it does);   ``restored()``.
 
 The session is this model's state (:meth:`state` + :meth:`arrays`): the recording shown, the escape map and
@@ -29,6 +30,7 @@ from backends.nbody.ensemble import EnsembleResult
 from backends.nbody.live import MAX_SAMPLES, Recording
 from backends.nbody.run import INTEGRATORS, RunConfig
 from panels.model import PanelModel, config_to_dict, param, require_array, validate_params
+from panels.threebody.dqn_study import TABLE_HEADER, SteppingRow, StoredEval, table_columns, table_summary
 from panels.threebody.escape_study import METHOD, StoredMap, empty_map, map_summary, put_tile
 
 CONTROLLERS = ("bundled", "trained")  # the DQN policy that steers the learned integrator
@@ -166,6 +168,10 @@ class ThreeBodyModel(PanelModel):
         self.rewards: list[float] = []
         self.policy = None  # a backends.nbody.learned.Policy trained in the panel
         self.train_message = "Run the 'learned' integrator with the bundled policy, or train a new one."
+        # a dqn-eval store opened (File > Open study…): not part of the session, the store is its own record
+        self.dqn_rows: list[SteppingRow] = []
+        self.dqn_store = ""
+        self.dqn_message = ""
 
     # -- parameters ---------------------------------------------------------------------------------------
     def set_params(self, **changes: Any) -> set[str]:
@@ -327,6 +333,18 @@ class ThreeBodyModel(PanelModel):
         self.policy = policy
         self.train_message = message
         self.events.emit("training")
+
+    def show_dqn_study(self, stored: StoredEval, message: str = "") -> None:
+        """Show a dqn-eval store's cost–accuracy table (row 0 the policy, then the fixed etas)."""
+        self.dqn_rows, self.dqn_store = list(stored.rows), str(stored.path)
+        self.dqn_message = message or table_summary(stored)
+        self.events.emit("dqn_study")
+
+    def dqn_columns(self) -> tuple[tuple[str, ...], list[np.ndarray]]:
+        """The table shown, as CSV columns."""
+        if not self.dqn_rows:
+            raise UserError("no dqn-eval study yet: press File > Open study… and choose a dqn-eval store")
+        return TABLE_HEADER, table_columns(self.dqn_rows)
 
     # -- sessions -----------------------------------------------------------------------------------------
     def state_keys(self) -> set[str]:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.export import export_plot, save_png
+from app.export import export_plot, save_csv, save_png
 from backends.batch.places import default_store, studies_dir
 from backends.batch.study import Study, StudyReport
 from backends.common import UserError
@@ -33,6 +33,7 @@ from backends.nbody.run import simulate
 from backends.safeio import write_npz
 from panels.base import ExportAction, Panel, VideoSpec
 from panels.study import run_study, where
+from panels.threebody.dqn_study import StoredEval, eval_workload, read_eval_store, table_summary
 from panels.threebody.escape_study import StoredMap, escape_workload, map_summary, prepare, read_store
 from panels.threebody.model import ENS_ARRAYS, IC_COLUMNS, ThreeBodyModel, ThreeBodyParams
 from panels.threebody.plots import EnergyPlots, EnsembleMap, RewardPlot
@@ -72,7 +73,7 @@ def _form(names: tuple[str, ...]) -> ParamForm:
 class ThreeBodyPanel(Panel):
     key = "threebody"
     title = "Three-body integrator"
-    study_workloads = ("escape-map",)
+    study_workloads = ("escape-map", "dqn-eval")
     quick_start = (
         "<p>Pick a <b>Preset</b> (figure-8, Pythagorean, random, ...) and an <b>Integrator</b>, then press "
         "<b>Run</b>: the orbit plays live, the plots show the relative energy error and the step size (REBOUND's "
@@ -88,6 +89,9 @@ class ThreeBodyPanel(Panel):
         "<tt>$VISUAL_LAB_STUDIES_DIR</tt>): pressing the button again resumes it, or shows it at once when it "
         "is complete. <b>Compute into store…</b> picks the folder yourself; <b>File &gt; Open study…</b> shows "
         "any escape-map store, e.g. one a cluster job wrote.</p>"
+        "<p><b>File &gt; Open study…</b> on a <tt>visual-lab batch dqn-eval</tt> store shows, in <b>Learned "
+        "stepping</b>, the policy (red star) against each fixed eta: mean force evaluations against the log-mean "
+        "|dE/E| over the systems finished so far; <b>Export &gt; DQN study table CSV</b> saves the table.</p>"
     )
     controls = (
         ("Left-drag", "orbit the camera"),
@@ -425,7 +429,10 @@ class ThreeBodyPanel(Panel):
 
     def open_study(self, path: Path, meta: dict) -> None:
         """Show an escape-map store (partial or finished); when the form can describe its study, the form
-        follows it, so Compute escape map resumes it."""
+        follows it, so Compute escape map resumes it. A dqn-eval store goes to Learned stepping."""
+        if meta.get("workload") == "dqn-eval":
+            self._open_dqn_study(Path(path), meta)
+            return
         escape_workload(meta)  # a corrupt or foreign meta is refused here, before any reading
         self.tabs.setCurrentWidget(self.ensemble_map)
         self.model.set_ensemble_message(f"reading {path} …")
@@ -455,6 +462,26 @@ class ThreeBodyPanel(Panel):
             )
         m.show_study(stored, text)
         self.status.emit(f"opened {stored.path}: {done}/{total} tiles")
+
+    def _open_dqn_study(self, path: Path, meta: dict) -> None:
+        eval_workload(meta)  # a corrupt meta is refused here, before any reading
+        self.tabs.setCurrentWidget(self.rewards)
+        self.tasks.submit(
+            read_eval_store,
+            path,
+            group="dqn-study",
+            label=f"open {path.name}",
+            on_done=lambda stored: stored is not None and self._show_dqn_study(stored),
+            on_error=self.status.emit,
+        )
+
+    def _show_dqn_study(self, stored: StoredEval) -> None:
+        done, total = stored.chunks
+        text = table_summary(stored) + f"; store {stored.path}"
+        if done < total:
+            text += f"; finish it with `visual-lab batch resume {stored.path}`"
+        self.model.show_dqn_study(stored, text)
+        self.status.emit(f"opened {stored.path}: {done}/{total} chunks")
 
     def start_training(self) -> None:
         from backends.nbody.learned import bundled_train_config, train
@@ -512,6 +539,8 @@ class ThreeBodyPanel(Panel):
             ExportAction("Ensemble map PNG", ("png",), self._write_ens_png),
             ExportAction("Ensemble map NPZ", ("npz",), self._write_ens_npz),
             ExportAction("DQN policy weights", ("pt",), self._write_policy),
+            ExportAction("DQN study table CSV", ("csv",), lambda p: save_csv(p, *self.model.dqn_columns())),
+            ExportAction("DQN study plot PNG/SVG", ("png", "svg"), self._write_dqn_plot),
         ]
 
     def _ensemble(self):
@@ -526,6 +555,10 @@ class ThreeBodyPanel(Panel):
     def _write_ens_npz(self, path: Path) -> None:
         r = self._ensemble()
         write_npz(path, **{k: getattr(r, k) for k in ENS_ARRAYS}, t_end=np.float64(r.t_end))
+
+    def _write_dqn_plot(self, path: Path) -> None:
+        self.model.dqn_columns()  # no study yet: one clear line
+        export_plot(self.rewards.study_plot, path)
 
     def _write_policy(self, path: Path) -> None:
         if self.model.policy is None:

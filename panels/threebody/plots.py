@@ -165,23 +165,87 @@ class EnsembleMap(QWidget):
             self.readout.setText(txt)
 
 
+DQN_TITLE = "dqn-eval study: cost against accuracy"
+POLICY_BRUSH = (220, 30, 30)
+
+
 class RewardPlot(QWidget):
+    """The DQN training reward and, once a dqn-eval store is opened, its cost–accuracy plot: the fixed etas
+    as a labelled line with markers, the policy as a red star."""
+
     def __init__(self, model: ThreeBodyModel, controls: list[QWidget], parent=None) -> None:
         super().__init__(parent)
         self.model = model
         self.plot = make_plot("DQN training reward", "episode", "episode reward")
         self.curve = self.plot.plot(pen="b", symbol="o", symbolSize=4, name="reward")
         self.info = fixed_text()
+        # log-log: the etas span decades in both cost and error, the policy sits among the cheap ones
+        self.study_plot = make_plot(
+            DQN_TITLE, "mean force evaluations", "log-mean |dE/E|", logx=True, logy=True
+        )
+        item = self.study_plot.getPlotItem()
+        item.getViewBox().setDefaultPadding(0.1)  # room for the eta labels at the ends
+        item.legend.anchor(
+            (1, 0), (1, 0), offset=(-10, 10)
+        )  # top right: the curve runs top left to bottom right
+        self.fixed_curve = self.study_plot.plot(pen="b", symbol="o", symbolSize=6, name="fixed eta")
+        self.policy_point = self.study_plot.plot(
+            pen=None, symbol="star", symbolSize=16, symbolBrush=POLICY_BRUSH, name="policy"
+        )
+        self.eta_labels: list[pg.TextItem] = []
+        self.study_info = fixed_text()
         lay = QVBoxLayout(self)
         for w in controls:
             lay.addWidget(w)
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.info)
+        lay.addWidget(self.study_plot, 1)
+        lay.addWidget(self.study_info)
         model.events.connect("training", self.draw)
         model.events.connect("restored", self.draw)
+        model.events.connect("dqn_study", self.draw_study)
         self.draw()
+        self.draw_study()
 
     def draw(self, **_) -> None:
         r = np.asarray(self.model.rewards, float)
         self.curve.setData(np.arange(1, len(r) + 1), r)
         self.info.setText(self.model.train_message)
+
+    def draw_study(self, **_) -> None:
+        rows, m = self.model.dqn_rows, self.model
+        for label in self.eta_labels:
+            self.study_plot.removeItem(label)
+        self.eta_labels = []
+        shown = bool(rows) and rows[0].systems > 0
+        self.study_plot.setVisible(bool(m.dqn_store))
+        self.study_info.setVisible(bool(m.dqn_store))
+        self.study_info.setText(m.dqn_message)
+        if not shown:
+            self.fixed_curve.setData([], [])
+            self.policy_point.setData([], [])
+            self.study_plot.getPlotItem().setTitle(DQN_TITLE, size="9pt")
+            return
+        pol, fixed = rows[0], rows[1:]
+        self.fixed_curve.setData([r.mean_evals for r in fixed], [r.log_mean_de for r in fixed])
+        self.policy_point.setData([pol.mean_evals], [pol.log_mean_de])
+        for r in fixed:  # the eta below left of its marker, off the line (log axes: at log10 x, log10 y)
+            eta = r.stepping.removeprefix("eta=")
+            label = pg.TextItem(f"{float(eta):.2g}" if _is_number(eta) else eta, color="k", anchor=(1, 0))
+            label.setPos(np.log10(r.mean_evals), np.log10(r.log_mean_de))
+            self.study_plot.addItem(label)
+            self.eta_labels.append(label)
+        blown = sum(r.blowups for r in fixed)
+        title = (
+            f"{pol.systems} systems: log-mean |dE/E| against cost<br>"
+            f"blow-ups: policy {pol.blowups}, fixed etas {blown}"
+        )
+        self.study_plot.getPlotItem().setTitle(title, size="9pt")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
