@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTa
 
 from app.export import export_plot, save_csv, save_npz, save_png
 from backends.batch import Study
-from backends.batch.places import studies_dir
+from backends.batch.places import default_store, studies_dir
 from backends.common import UserError, drain
 from backends.operator import checkpoint
 from backends.operator import data as opdata
@@ -196,7 +196,7 @@ class OperatorPanel(Panel):
         try:
             work = dataset_workload(p.problem, n, p.count, p.chunk, nu=p.nu, steps=p.steps)
             self.study_dir.mkdir(parents=True, exist_ok=True)
-            study = Study(work, self.study_dir / f"{name}.zarr", seed=p.seed)
+            study = Study(work, default_store(work, p.seed, label=name, root=self.study_dir), seed=p.seed)
             study.open()
         except (UserError, OSError) as e:
             self.status.emit(str(e))
