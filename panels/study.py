@@ -67,3 +67,26 @@ def run_study(
     )
     task.also_cancel(study.cancel)
     return task
+
+
+def report_line(what: str, report: StudyReport, unit: str = "chunks", again: str = "press it again") -> str:
+    """One status line for a finished, failed or stopped study: counts, resumed chunks, failures by chunk."""
+    text = f"{what}: {report.done}/{report.total} {unit}"
+    if report.skipped:
+        text += f" ({report.skipped} resumed)"
+    if report.failed:
+        text += ", failed: " + "; ".join(f"chunk {i}: {e}" for i, e in sorted(report.failed.items()))
+    if report.cancelled:
+        text += f" (stopped: {again} to resume)"
+    return text
+
+
+def refuse(panel, title: str, message: str):
+    """A study that cannot start (a store holding another study, missing data): the one line in a non-modal
+    dialog (the panel keeps working); returns the box so the caller can keep it alive."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=panel)
+    box.setModal(False)
+    box.show()
+    return box

@@ -31,7 +31,7 @@ from backends.diffusion.live import (
 from backends.diffusion.pipeline import LABELS, generate
 from backends.safeio import write_text
 from panels.base import Panel
-from panels.study import run_study, where
+from panels.study import refuse, report_line, run_study, where
 from panels.widgets import ParamForm, bind_form, fill_with_splitter, param_fields
 
 from .model import NOT_RESAMPLED, SAMPLING, SWEEP_KEYS, DiffusionModel, DiffusionParams
@@ -251,24 +251,13 @@ class DiffusionPanel(Panel):
         return study
 
     def _on_sweep_done(self, report) -> None:
-        text = f"NFE sweep: {report.done}/{report.total} chunks"
-        if report.skipped:
-            text += f" ({report.skipped} resumed)"
-        if report.failed:
-            text += ", failed: " + "; ".join(f"chunk {i}: {e}" for i, e in sorted(report.failed.items()))
-        if report.cancelled:
-            text += " (stopped: press NFE sweep to resume)"
+        text = report_line("NFE sweep", report, again="press NFE sweep")
         self._say(f"{text}. Store: {self.study.store if self.study else ''}")
 
     def _refuse(self, msg: str) -> None:
         """A study that cannot start (a store holding another study, missing data): one line, in a dialog."""
-        from PySide6.QtWidgets import QMessageBox
-
         self._say(msg)
-        box = QMessageBox(QMessageBox.Icon.Warning, "NFE sweep", msg, parent=self)
-        box.setModal(False)
-        box.show()
-        self._dialog = box
+        self._dialog = refuse(self, "NFE sweep", msg)
 
     def _compare_in_panel(self) -> None:
         """LightSB's one sampler, swept in a worker of this panel (no study store)."""

@@ -29,7 +29,7 @@ from backends.trajectory.live import (
 )
 from panels.base import ExportAction, Panel, VideoSpec
 from panels.model import config_to_dict
-from panels.study import run_study, where
+from panels.study import refuse, report_line, run_study, where
 from panels.trajectory.model import TrajectoryModel, TrajectoryParams
 from panels.trajectory.plots import TrajectoryPlots
 from panels.trajectory.sweep import (
@@ -248,24 +248,13 @@ class TrajectoryPanel(Panel):
             return
         if self.model.training is None:
             self.stop_button.setEnabled(False)
-        text = f"scene sweep: {report.done}/{report.total} runs"
-        if report.skipped:
-            text += f" ({report.skipped} resumed)"
-        if report.failed:
-            text += ", failed: " + "; ".join(f"chunk {i}: {e}" for i, e in sorted(report.failed.items()))
-        if report.cancelled:
-            text += " (stopped: press Sweep again to resume)"
+        text = report_line("scene sweep", report, unit="runs", again="press Sweep again")
         self._report(text)
 
     def _refuse(self, msg: str) -> None:
         """A sweep that cannot start (no data folder, a store holding another study): one line, in a dialog."""
-        from PySide6.QtWidgets import QMessageBox
-
         self._report(msg)
-        box = QMessageBox(QMessageBox.Icon.Warning, "Scene sweep", msg, parent=self)
-        box.setModal(False)
-        box.show()
-        self._dialog = box
+        self._dialog = refuse(self, "Scene sweep", msg)
 
     def open_study(self, path: Path, meta: dict) -> None:
         """Show a ``trajectory-sweep`` store's table (finished chunks only)."""

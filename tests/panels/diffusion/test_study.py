@@ -16,43 +16,21 @@ from backends.common import drain
 from backends.diffusion.live import generative
 from backends.diffusion.pipeline import SampleConfig, nfe_curves
 from tests.backends.batch.helpers import assert_same_store, done_files
-
-
-def _warm_up() -> None:
-    import importlib
-
-    for name in ("backends.batch.workloads", "backends.diffusion.pipeline", "backends.diffusion.metrics"):
-        importlib.import_module(name)
+from tests.panels.study_fixtures import app_cluster, panel_factory
 
 
 @pytest.fixture(scope="module")
 def cluster_client():
-    """The app's own cluster (Compute > Cluster… start path): 2 workers x 1 thread on 127.0.0.1."""
-    from app import cluster
-
-    client = drain(cluster._connect(2, ""))
-    assert all(a.startswith("tcp://127.0.0.1:") for a in client.scheduler_info()["workers"])
-    client.run(_warm_up)  # the workers import torch and the backend once, before the tests time anything
-    yield client
-    cluster.shutdown()
+    yield from app_cluster(
+        "backends.batch.workloads", "backends.diffusion.pipeline", "backends.diffusion.metrics"
+    )
 
 
 @pytest.fixture
 def make_panel(qtbot, tmp_path):
     from panels.diffusion.panel import DiffusionPanel
 
-    made = []
-
-    def make():
-        p = DiffusionPanel()
-        p.study_dir = tmp_path / "studies"
-        qtbot.addWidget(p)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.shutdown()
+    yield from panel_factory(DiffusionPanel, qtbot, tmp_path)
 
 
 COUNT = 300  # samples per run: sliced W2 still separates 3 from 33 steps; about a second per chunk (2 seeds)

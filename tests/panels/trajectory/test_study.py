@@ -12,53 +12,26 @@ import pytest
 import xarray as xr
 
 from backends.batch.store import read_meta
-from backends.common import drain
 from tests.backends.batch.helpers import assert_same_store, done_files
 from tests.conftest import shared_data
+from tests.panels.study_fixtures import app_cluster, panel_factory
 
 SEEDS = 4  # cv20 (constant velocity + noise, seeded): a fraction of a second per chunk
 SCENES = ("eth", "hotel", "zara1")  # 12 chunks, and 3 of the constant-velocity baseline
 
 
-def _warm_up() -> None:
-    import importlib
-
-    for name in (
-        "backends.batch.workloads",
-        "backends.trajectory.cli",
-        "backends.trajectory.eigentrajectory",
-    ):
-        importlib.import_module(name)
-
-
 @pytest.fixture(scope="module")
 def cluster_client():
-    """The app's own cluster (Compute > Cluster… start path): 2 workers x 1 thread on 127.0.0.1."""
-    from app import cluster
-
-    client = drain(cluster._connect(2, ""))
-    assert all(a.startswith("tcp://127.0.0.1:") for a in client.scheduler_info()["workers"])
-    client.run(_warm_up)  # the workers import torch and the backend once, before the tests time anything
-    yield client
-    cluster.shutdown()
+    yield from app_cluster(
+        "backends.batch.workloads", "backends.trajectory.cli", "backends.trajectory.eigentrajectory"
+    )
 
 
 @pytest.fixture
 def make_panel(qtbot, tmp_path):
     from panels.trajectory.panel import TrajectoryPanel
 
-    made = []
-
-    def make():
-        p = TrajectoryPanel()
-        p.study_dir = tmp_path / "studies"
-        qtbot.addWidget(p)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.shutdown()
+    yield from panel_factory(TrajectoryPanel, qtbot, tmp_path)
 
 
 def _shot(panel, name: str) -> None:
