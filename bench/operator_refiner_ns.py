@@ -11,6 +11,7 @@ nice .venv/bin/python bench/operator_refiner_ns.py [--n 32] [--count 120] [--ste
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -45,6 +46,14 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--frame-dt", type=float, default=1.0, help="time between frames of generated data")
+    ap.add_argument(
+        "--variants",
+        default="residual-test,residual-train,hminus1",
+        help="refinements of copies of the trained model: residual-test (the paper's residual on the "
+        "test inputs, no targets), residual-train, hminus1 (data misfit)",
+    )
+    ap.add_argument("--out", default=None, help="also write the JSON here")
     ap.add_argument("--data", default=None, help="reuse an NPZ written by a previous run")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -52,7 +61,11 @@ def main() -> None:
     if args.data and os.path.exists(args.data):
         ds = data.load(args.data)
     else:
-        ds = drain(data.generate_ns(args.n, args.count, nu=1e-3, steps=args.steps, t_in=10, batch=args.count))
+        ds = drain(
+            data.generate_ns(
+                args.n, args.count, nu=1e-3, steps=args.steps, t_in=10, batch=40, frame_dt=args.frame_dt
+            )
+        )
         if args.data:
             data.save_npz(args.data, ds)
     print(f"data: {len(ds)} sequences at {ds.resolution}^2, {ds.x.shape[1]} given -> {ds.y.shape[1]} predicted, "
@@ -70,39 +83,42 @@ def main() -> None:
         if s.epoch % 5 == 0 or s.epoch == args.epochs:
             print(f"epoch {s.epoch}: test rel L2 {s.test_l2:.4f}", flush=True)
     t_train = time.perf_counter() - t0
-    pred = predict(model, te.x)
-    before = {"rel_l2": evaluate(model, te)["rel_l2"], "hf": data.high_frequency_error(pred, te.y),
-              "error_spectrum": _error_spectrum(pred, te.y)}  # fmt: skip
+    before = _scores(model, te)
     print(f"trained: rel L2 {before['rel_l2']:.4f}, above the median k {before['hf']:.4g} "
           f"({before['hf'] / before['rel_l2']:.0%} of it); error energy per |k| shell {before['error_spectrum']}",
           flush=True)  # fmt: skip
-    t0 = time.perf_counter()
-    tc = TrainConfig(epochs=args.refine_epochs, batch_size=10, lr=args.refine_lr, schedule="none")
-    for s in refine(model, tr, te, tc):
-        print(
-            f"refine epoch {s.epoch}: H^-1 loss {s.train_loss:.4g}, test rel L2 {s.test_l2:.4f}", flush=True
-        )
-    t_refine = time.perf_counter() - t0
-    pred = predict(model, te.x)
-    after = {"rel_l2": evaluate(model, te)["rel_l2"], "hf": data.high_frequency_error(pred, te.y),
-             "error_spectrum": _error_spectrum(pred, te.y)}  # fmt: skip
+    runs = {}
+    for variant in args.variants.split(","):
+        objective, _, on = variant.partition("-")
+        m = copy.deepcopy(model)
+        t0 = time.perf_counter()
+        tc = TrainConfig(epochs=args.refine_epochs, batch_size=10, lr=args.refine_lr, schedule="none")
+        for s in refine(m, tr, te, tc, objective=objective, inputs=te.x if on == "test" else None):
+            print(
+                f"{variant} epoch {s.epoch}: loss {s.train_loss:.4g}, test rel L2 {s.test_l2:.4f}", flush=True
+            )
+        seconds = time.perf_counter() - t0
+        after = _scores(m, te) | {"seconds": seconds, "cost_ratio": seconds / t_train}
+        print(f"{variant}: rel L2 {before['rel_l2']:.4f} -> {after['rel_l2']:.4f}, above the median k "
+              f"{before['hf']:.4g} -> {after['hf']:.4g} (x{after['hf'] / before['hf']:.2f}), "
+              f"{seconds:.0f} s = {after['cost_ratio']:.1%} of training", flush=True)  # fmt: skip
+        runs[variant] = after
     out = {
-        "n": ds.resolution,
-        "modes": args.modes,
-        "modes_t": args.modes_t,
-        "train": len(tr),
-        "test": len(te),
-        "epochs": args.epochs,
-        "refine_epochs": args.refine_epochs,
-        "refine_lr": args.refine_lr,
-        "before": before,
-        "after": after,
-        "median_wavenumber": data.median_wavenumber(ds.resolution),
-        "train_seconds": t_train,
-        "refine_seconds": t_refine,
-        "cost_ratio": t_refine / t_train,
-    }
+        "n": ds.resolution, "frame_dt": ds.meta.get("frame_dt", 1.0), "modes": args.modes,
+        "modes_t": args.modes_t, "width": args.width, "train": len(tr), "test": len(te), "epochs": args.epochs,
+        "refine_epochs": args.refine_epochs, "refine_lr": args.refine_lr, "before": before, "refined": runs,
+        "median_wavenumber": data.median_wavenumber(ds.resolution), "train_seconds": t_train,
+    }  # fmt: skip
     print(json.dumps(out))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+def _scores(model, te) -> dict:
+    pred = predict(model, te.x)
+    return {"rel_l2": evaluate(model, te)["rel_l2"], "hf": data.high_frequency_error(pred, te.y),
+            "error_spectrum": _error_spectrum(pred, te.y)}  # fmt: skip
 
 
 if __name__ == "__main__":

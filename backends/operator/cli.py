@@ -5,6 +5,7 @@
              --save-weights DIR --out metrics.json
     eval     --weights DIR --data DATA --out metrics.json      (rel_l2: mean relative L2 over the test samples)
     refine   --weights DIR --data DATA --epochs E --save-weights DIR2 --out metrics.json
+             [--objective residual|hminus1] [--on train|test]
 
 ``generate`` into a ``.zarr`` folder runs the batch layer's ``pde-dataset`` study (chunks on Dask, resumable:
 the same command on the same store finishes it; see ``visual-lab batch``); into ``.npz``, one in-process run.
@@ -95,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=None, help="ns: unit-time steps T, 2..200 (FNO: 50/30/20)")
     g.add_argument("--t-in", type=int, default=10, help="ns: given steps (inputs), 1..T-1 (default 10)")
     g.add_argument(
+        "--frame-dt", type=float, default=1.0,
+        help="ns: time between frames, [0.01, 10] (default 1, the FNO benchmark; the Spectral-Refiner "
+             "residual wants frames that resolve the flow, e.g. 0.25)",
+    )  # fmt: skip
+    g.add_argument(
         "--solve-n", type=int, default=None, help="ns, .npz: solver grid, a multiple of --n (default --n)"
     )
     g.add_argument(
@@ -141,6 +147,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--weights", required=True, help="trained checkpoint directory")
     _data_args(r)
     _train_args(r)
+    r.add_argument(
+        "--objective", default=None, choices=["residual", "hminus1"],
+        help="residual: H^-1 norm of the Navier-Stokes residual (the paper's; default for our NS data); "
+             "hminus1: H^-1 misfit to the training targets (default otherwise)",
+    )  # fmt: skip
+    r.add_argument(
+        "--on", default="train", choices=["train", "test"],
+        help="residual: refine on the training inputs (default) or on the test inputs (no targets are used)",
+    )  # fmt: skip
     r.add_argument("--save-weights", required=True, help="refined checkpoint directory")
     r.add_argument("--out", required=True, help="metrics .json")
     _common(r)
@@ -236,6 +251,7 @@ def cmd_generate(args) -> int:
         gen = data.generate_ns(
             args.n, args.count, nu=args.nu, steps=args.steps, t_in=args.t_in, solve_n=args.solve_n,
             dt=1e-2 if args.dt is None else args.dt, batch=args.batch, seed=args.seed, device=args.device,
+            frame_dt=args.frame_dt,
         )  # fmt: skip
     ds = _progress(gen, args.quiet)
     data.save_npz(out, ds)
@@ -268,9 +284,11 @@ def zarr_workload(args):
     require(1e-6 <= args.nu <= 1.0, f"--nu must be in [1e-6, 1], got {args.nu}")
     dt = {} if args.dt is None else {"dt": args.dt}
     # the NPZ layout: x = w(0..t_in-1), y = w(t_in..T), T + 1 frames in all
+    require(0.01 <= args.frame_dt <= 10, f"--frame-dt must be in [0.01, 10], got {args.frame_dt}")
     return NavierStokesDataset(
-        count=args.count, n=args.n, nu=args.nu, t_in=args.t_in, t_out=steps + 1 - args.t_in, **dt, **chunk
-    )
+        count=args.count, n=args.n, nu=args.nu, t_in=args.t_in, t_out=steps + 1 - args.t_in,
+        frame_dt=args.frame_dt, **dt, **chunk,
+    )  # fmt: skip
 
 
 def _generate_zarr(args) -> int:
@@ -381,7 +399,7 @@ def cmd_eval(args) -> int:
 
 def cmd_refine(args) -> int:
     from . import checkpoint, data
-    from .refine import refine
+    from .refine import default_objective, refine
     from .train import evaluate, predict
 
     out = _check_out(args.out, ".json")
@@ -394,20 +412,28 @@ def cmd_refine(args) -> int:
     model, meta = checkpoint.load(args.weights)
     train_data, test = _split(args, meta)
     require(train_data is not None, f"--data {args.data}: refine needs training samples (give --n-test)")
+    objective = args.objective or default_objective(train_data)
+    require(
+        objective == "residual" or args.on == "train",
+        "--on test: only the residual objective needs no targets",
+    )
+    inputs = test.x if args.on == "test" else None
     before = evaluate(model, test)["rel_l2"]
     hf_before = data.high_frequency_error(predict(model, test.x), test.y)
     t0 = time.perf_counter()
-    history = _progress(refine(model, train_data, test, cfg_t), args.quiet)
+    history = _progress(refine(model, train_data, test, cfg_t, objective, inputs), args.quiet)
     seconds = time.perf_counter() - t0
     pred = predict(model, test.x)
     after = evaluate(model, test)["rel_l2"]
     hf_after = data.high_frequency_error(pred, test.y)
     notes = {k: v for k, v in meta.items() if k not in ("format", "version", "model")}
-    notes.update(refine=cfg_t.__dict__ | {"loss": "hminus1"}, refine_seconds=seconds)
+    notes.update(refine=cfg_t.__dict__ | {"objective": objective, "on": args.on}, refine_seconds=seconds)
     checkpoint.save(args.save_weights, model, notes)
     train_seconds = meta.get("train_seconds")
     metrics = {
         "command": "refine",
+        "objective": objective,
+        "on": args.on,
         "rel_l2_before": before,
         "rel_l2": after,
         "high_frequency_error_before": hf_before,

@@ -128,11 +128,14 @@ def generate_ns(
     batch: int = 32,
     seed: int = 0,
     device: str = "cpu",
+    frame_dt: float = 1.0,
 ) -> Iterator[Progress]:
-    """Navier-Stokes vorticity sequences w(t), t = 0..steps, in unit steps; returns OperatorData.
+    """Navier-Stokes vorticity sequences w(t), t = j * frame_dt for j = 0..steps; returns OperatorData.
 
-    x = w at t = 0..t_in-1, y = w at t = t_in..steps. Solved at ``solve_n`` (a multiple of n, default n) with
-    Crank-Nicolson/Heun and CFL-adaptive dt <= ``dt``, then subsampled by striding."""
+    x = frames 0..t_in-1, y = frames t_in..steps. Unit frame spacing is the FNO benchmark's; finer spacing
+    (``frame_dt`` < 1) resolves the time derivative that the Spectral-Refiner residual needs. Solved at
+    ``solve_n`` (a multiple of n, default n) with Crank-Nicolson/Heun and CFL-adaptive dt <= ``dt``, then
+    subsampled by striding."""
     from backends.pde.ns import NavierStokes2D, NSConfig
 
     steps = NS_SETTINGS.get(nu, (50, 10))[0] if steps is None else steps
@@ -146,6 +149,7 @@ def generate_ns(
         solve_n % n == 0 and solve_n <= 1024, f"--solve-n must be a multiple of --n up to 1024, got {solve_n}"
     )
     require(0 < dt <= 0.1, f"--dt must be in (0, 0.1], got {dt}")
+    require(0.01 <= frame_dt <= 10, f"--frame-dt must be in [0.01, 10], got {frame_dt}")
     require(1 <= batch <= 1024, f"--batch must be in 1..1024, got {batch}")
     stride = solve_n // n
     w = np.zeros((count, steps + 1, n, n), np.float32)
@@ -160,7 +164,7 @@ def generate_ns(
         sim = NavierStokes2D(cfg)
         w[start : start + b, 0] = sim.vorticity().cpu().numpy()[:, ::stride, ::stride]
         for t in range(1, steps + 1):
-            sim.advance_to(float(t))
+            sim.advance_to(t * frame_dt)
             w[start : start + b, t] = sim.vorticity().cpu().numpy()[:, ::stride, ::stride]
             done += b
             yield Progress(
@@ -174,6 +178,7 @@ def generate_ns(
         "nu": nu,
         "steps": steps,
         "t_in": t_in,
+        "frame_dt": frame_dt,
         "seed": seed,
         "seconds": time.perf_counter() - t0,
     }

@@ -150,11 +150,7 @@ class OperatorModel(nn.Module):
 
 def last_spectral_conv(net: nn.Module) -> nn.Module:
     """The last spectral convolution of an FNO-family network (fno, tfno, fno3d)."""
-    fno = net.fno if isinstance(net, SpatioTemporalFNO) else net
-    blocks = getattr(fno, "fno_blocks", None)
-    if blocks is None:
-        raise UserError("this model has no spectral convolutions to refine (use fno, tfno or fno3d)")
-    return blocks.convs[-1]
+    return _fno_of(net).fno_blocks.convs[-1]
 
 
 def widen_last_conv(net: nn.Module, modes: int, modes_t: int = 0) -> None:
@@ -186,6 +182,41 @@ def widen_last_conv(net: nn.Module, modes: int, modes_t: int = 0) -> None:
         if old.bias is not None:
             new.bias.copy_(old.bias)
     convs[-1] = new
+
+
+def _fno_of(net: nn.Module):
+    fno = net.fno if isinstance(net, SpatioTemporalFNO) else net
+    if getattr(fno, "fno_blocks", None) is None:
+        raise UserError("this model has no spectral convolutions to refine (use fno, tfno or fno3d)")
+    return fno
+
+
+def features_before_last_block(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The FNO's hidden state entering its last Fourier layer, for normalised inputs ``x``.
+
+    With everything but the last layer frozen (Spectral-Refiner) this is a constant of the input, so the
+    refinement computes it once and runs only :func:`last_block_and_projection` per step."""
+    fno = _fno_of(net)
+    if isinstance(net, SpatioTemporalFNO):
+        x = x.unsqueeze(-1).expand(*x.shape, net.t_out)
+    if fno.positional_embedding is not None:
+        x = fno.positional_embedding(x)
+    x = fno.lifting(x)
+    if fno.domain_padding is not None:
+        x = fno.domain_padding.pad(x)
+    for i in range(fno.n_layers - 1):
+        x = fno.fno_blocks(x, i)
+    return x
+
+
+def last_block_and_projection(net: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """The rest of the forward pass after :func:`features_before_last_block` (normalised outputs)."""
+    fno = _fno_of(net)
+    h = fno.fno_blocks(h, fno.n_layers - 1)
+    if fno.domain_padding is not None:
+        h = fno.domain_padding.unpad(h)
+    h = fno.projection(h)
+    return h[:, 0].permute(0, 3, 1, 2) if isinstance(net, SpatioTemporalFNO) else h
 
 
 # -- spatiotemporal FNO ---------------------------------------------------------------------------------------

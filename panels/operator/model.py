@@ -126,10 +126,15 @@ def weights_copy(net: OperatorModel) -> dict[str, torch.Tensor]:
 def train_with_previews(
     net: OperatorModel, train_data, test_data, cfg: TrainConfig, refine: bool = False
 ) -> Iterator[Preview]:
-    """The trainer (or the Spectral-Refiner) with the test predictions and weights after every epoch."""
+    """The trainer (or the Spectral-Refiner: the Navier-Stokes residual for our NS data, the H^-1 data misfit
+    otherwise) with the test predictions and weights after every epoch."""
+    from backends.operator.refine import default_objective
     from backends.operator.refine import refine as refine_gen
 
-    gen = refine_gen(net, train_data, test_data, cfg) if refine else train(net, train_data, test_data, cfg)
+    if refine:
+        gen = refine_gen(net, train_data, test_data, cfg, default_objective(train_data))
+    else:
+        gen = train(net, train_data, test_data, cfg)
     for stats in gen:
         yield Preview(stats, predict(net, test_data.x), net.cfg, weights_copy(net))
 
