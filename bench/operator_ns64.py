@@ -43,6 +43,11 @@ def main() -> None:
     ap.add_argument("--modes", type=int, default=16, help="neuralop n_modes: 16 = the paper's 8 per side")
     ap.add_argument("--modes-t", type=int, default=16, help="time modes (neuralop count; paper 8 per side)")
     ap.add_argument("--width", type=int, default=20)
+    ap.add_argument(
+        "--model", default="fno3d", choices=["fno3d", "fno"],
+        help="fno3d: the paper's FNO-3D; fno: a 2D FNO with the 10 given frames in and the 40 predicted frames "
+             "out as channels (much cheaper per step on a CPU)",
+    )  # fmt: skip
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save-weights", default=None)
     ap.add_argument("--out", default=None, help="also write the summary JSON here")
@@ -56,7 +61,7 @@ def main() -> None:
     tr, te = full.subset(slice(0, n_tr)), full.subset(slice(len(full) - args.n_test, len(full)))
     print(f"data: {len(tr)} train / {len(te)} test at {tr.resolution}^2, {tr.x.shape[1]} -> {tr.y.shape[1]}")
     cfg = ModelConfig(
-        kind="fno3d", in_channels=tr.x.shape[1], out_channels=tr.y.shape[1], modes=args.modes,
+        kind=args.model, in_channels=tr.x.shape[1], out_channels=tr.y.shape[1], modes=args.modes,
         modes_t=args.modes_t, width=args.width,
     )  # fmt: skip
     model = make_model(cfg, tr, 0)
