@@ -44,11 +44,13 @@ OBJECTIVES = ("residual", "hminus1")
 
 
 def widen_for_refinement(model: OperatorModel, resolution: int) -> None:
-    """Freeze the model, widen its last spectral conv to all ``resolution`` modes, unfreeze that layer."""
+    """Freeze the model, widen its last spectral conv to all ``resolution`` modes in space, and unfreeze that
+    layer's spectral weights (its bias, a constant offset, stays as trained).
+
+    fno3d keeps its trained time modes: the truncation that matters here is the spatial one (the high
+    wavenumbers), and widening time too would triple the cost of every refinement step."""
     cfg = model.cfg
-    modes_t = 0
-    if isinstance(model.net, SpatioTemporalFNO):
-        modes_t = 2 * cfg.out_channels  # covers the (padded) time axis: no truncation in time either
+    modes_t = min(cfg.modes_t, cfg.out_channels) if isinstance(model.net, SpatioTemporalFNO) else 0
     device = next(model.parameters()).device
     widen_last_conv(model.net, resolution, modes_t)
     model.cfg = replace(cfg, last_modes=resolution, last_modes_t=modes_t)
@@ -57,7 +59,7 @@ def widen_for_refinement(model: OperatorModel, resolution: int) -> None:
     conv = last_spectral_conv(model.net)
     conv.to(device)
     for p in conv.parameters():
-        p.requires_grad_(True)
+        p.requires_grad_(p.is_complex())
 
 
 def equation_of(data: OperatorData) -> NSResidual:
@@ -70,6 +72,10 @@ def equation_of(data: OperatorData) -> NSResidual:
 
 def default_objective(data: OperatorData) -> str:
     return "residual" if data.kind == "ns" and "nu" in data.meta else "hminus1"
+
+
+#: learning rate and batch size that worked per objective (docs/benchmarks/operator.md, section 3)
+DEFAULTS = {"residual": (5e-3, 5), "hminus1": (1e-3, 10)}
 
 
 def refine(
@@ -91,7 +97,7 @@ def refine(
         return (yield from _refine_residual(model, x, test_data, cfg, eq))
     widen_for_refinement(model, train_data.resolution)
     cfg = replace(cfg, loss="hminus1")
-    params = list(last_spectral_conv(model.net).parameters())
+    params = [p for p in last_spectral_conv(model.net).parameters() if p.requires_grad]
     return (yield from train(model, train_data, test_data, cfg, params=params))
 
 
@@ -106,7 +112,7 @@ def _refine_residual(
     given = torch.as_tensor(x, device=device)
     with torch.no_grad():
         scale = input_scale(res, given, model.cfg.out_channels)
-    params = list(last_spectral_conv(model.net).parameters())
+    params = [p for p in last_spectral_conv(model.net).parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
     t_start, history = time.perf_counter(), []
