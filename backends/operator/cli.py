@@ -66,7 +66,12 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def _train_args(p: argparse.ArgumentParser, epochs_required: bool = True) -> None:
     p.add_argument("--epochs", type=int, required=epochs_required, default=None, help="1..100000")
     p.add_argument("--batch-size", type=int, default=20, help="1..4096 (default 20)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate in (0, 1] (train 1e-3, refine 1e-3)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate in (0, 1] (train 1e-3; refine: residual 5e-3, hminus1 1e-3)",
+    )
     p.add_argument("--weight-decay", type=float, default=1e-4, help="[0, 1) (default 1e-4)")
     p.add_argument("--schedule", default="cosine", help="cosine | step | none (default cosine)")
     p.add_argument("--step-size", type=int, default=100, help="step schedule: epochs per decay, 1..100000")
@@ -399,7 +404,7 @@ def cmd_eval(args) -> int:
 
 def cmd_refine(args) -> int:
     from . import checkpoint, data
-    from .refine import default_objective, refine
+    from .refine import DEFAULTS, default_objective, refine
     from .train import evaluate, predict
 
     out = _check_out(args.out, ".json")
@@ -408,11 +413,12 @@ def cmd_refine(args) -> int:
         Path(args.save_weights).resolve() != Path(args.weights).resolve(),
         "--save-weights must differ from --weights (the trained checkpoint is kept)",
     )
-    cfg_t = _train_config(args, 1e-3)
+    _train_config(args, 1e-3)  # the numeric options are checked before any work
     model, meta = checkpoint.load(args.weights)
     train_data, test = _split(args, meta)
     require(train_data is not None, f"--data {args.data}: refine needs training samples (give --n-test)")
     objective = args.objective or default_objective(train_data)
+    cfg_t = _train_config(args, DEFAULTS[objective][0])
     require(
         objective == "residual" or args.on == "train",
         "--on test: only the residual objective needs no targets",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -106,6 +106,7 @@ class Preview:
     prediction: np.ndarray
     config: ModelConfig
     weights: dict[str, torch.Tensor]
+    high_k_error: float = math.nan  # test error above the median wavenumber (what Spectral-Refiner targets)
 
 
 def data_generator(p: OperatorParams) -> Iterator:
@@ -128,15 +129,20 @@ def train_with_previews(
 ) -> Iterator[Preview]:
     """The trainer (or the Spectral-Refiner: the Navier-Stokes residual for our NS data, the H^-1 data misfit
     otherwise) with the test predictions and weights after every epoch."""
-    from backends.operator.refine import default_objective
+    from backends.operator.refine import DEFAULTS, default_objective
     from backends.operator.refine import refine as refine_gen
 
     if refine:
-        gen = refine_gen(net, train_data, test_data, cfg, default_objective(train_data))
+        objective = default_objective(train_data)
+        lr, batch = DEFAULTS[objective]
+        cfg = replace(cfg, lr=lr, batch_size=batch)
+        gen = refine_gen(net, train_data, test_data, cfg, objective)
     else:
         gen = train(net, train_data, test_data, cfg)
     for stats in gen:
-        yield Preview(stats, predict(net, test_data.x), net.cfg, weights_copy(net))
+        pred = predict(net, test_data.x)
+        high_k = opdata.high_frequency_error(pred, test_data.y)
+        yield Preview(stats, pred, net.cfg, weights_copy(net), high_k)
 
 
 @dataclass

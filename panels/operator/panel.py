@@ -248,7 +248,10 @@ class OperatorPanel(Panel):
     def _on_preview(self, p) -> None:
         self.model.add_preview(p)
         s = p.stats
-        self.status.emit(f"epoch {s.epoch}/{s.epochs}: loss {s.train_loss:.4g}, test rel L2 {s.test_l2:.4g}")
+        self.status.emit(
+            f"epoch {s.epoch}/{s.epochs}: loss {s.train_loss:.4g}, test rel L2 {s.test_l2:.4g}, "
+            f"above the median wavenumber {p.high_k_error:.3g}"
+        )
 
     def start(self) -> None:
         self._run_training(refine=False)

@@ -11,6 +11,7 @@ import pytest
 
 from backends.common import UserError
 from backends.operator import checkpoint
+from backends.operator import data as opdata
 from backends.operator.train import predict
 from panels.operator.panel import OperatorPanel
 from panels.operator.render import VIRIDIS, colorize, compose, shared_limits
@@ -115,12 +116,17 @@ def test_train_in_the_background_and_stop_without_blocking(panel, qtbot):
     assert np.allclose(
         predict(panel.model.network(), panel.model.test_data.x), panel.model.prediction, atol=1e-5
     )
+    messages = []
+    panel.status.connect(messages.append)
     panel.refine()
     qtbot.waitUntil(lambda: not panel.tasks.busy(), timeout=60_000)
     assert (
         panel.model.net_config.last_modes == 20 and len(panel.model.history) == n + 3
     )  # refiner epochs appended
-    assert panel.model.history[-1].lr == pytest.approx(1e-3)
+    assert panel.model.history[-1].lr == pytest.approx(1e-3)  # Darcy: the H^-1 data misfit's rate
+    shown = [m for m in messages if m.startswith("epoch 3/3")]
+    expected = opdata.high_frequency_error(panel.model.prediction, panel.model.test_data.y)
+    assert shown and f"above the median wavenumber {expected:.3g}" in shown[-1]
 
 
 def test_sidecar_reproduces_the_figure_in_a_fresh_window_and_from_the_cli(qtbot, tmp_path):
