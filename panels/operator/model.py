@@ -63,6 +63,13 @@ class OperatorParams:
     lr: float = param(5e-3, "Learning rate", minimum=1e-6, maximum=1.0, log=True)
     batch_size: int = param(16, "Batch size", minimum=1, maximum=1024)
     refine_epochs: int = param(3, "Refiner epochs", minimum=1, maximum=1000)
+    refine_on: str = param(
+        "test",
+        "Refine on (ns)",
+        choices=("test", "train"),
+        tooltip="Navier-Stokes: fine-tune against the equation's residual on the test inputs (no targets used, "
+        "as a solver would) or on the training inputs",
+    )
     chunk: int = param(
         16,
         "Samples per chunk (Generate)",
@@ -125,7 +132,12 @@ def weights_copy(net: OperatorModel) -> dict[str, torch.Tensor]:
 
 
 def train_with_previews(
-    net: OperatorModel, train_data, test_data, cfg: TrainConfig, refine: bool = False
+    net: OperatorModel,
+    train_data,
+    test_data,
+    cfg: TrainConfig,
+    refine: bool = False,
+    refine_on: str = "train",
 ) -> Iterator[Preview]:
     """The trainer (or the Spectral-Refiner: the Navier-Stokes residual for our NS data, the H^-1 data misfit
     otherwise) with the test predictions and weights after every epoch."""
@@ -136,7 +148,8 @@ def train_with_previews(
         objective = default_objective(train_data)
         lr, batch = DEFAULTS[objective]
         cfg = replace(cfg, lr=lr, batch_size=batch)
-        gen = refine_gen(net, train_data, test_data, cfg, objective)
+        inputs = test_data.x if objective == "residual" and refine_on == "test" else None
+        gen = refine_gen(net, train_data, test_data, cfg, objective, inputs)
     else:
         gen = train(net, train_data, test_data, cfg)
     for stats in gen:

@@ -130,6 +130,14 @@ class OperatorPanel(Panel):
         self.curves_plot = make_plot("Training", "epoch", "relative error", logy=True)
         self.c_train = self.curves_plot.plot([], [], pen=pg.mkPen("#1f77b4", width=2), name="train loss")
         self.c_test = self.curves_plot.plot([], [], pen=pg.mkPen("#d62728", width=2), name="test rel L2")
+        self.refine_mark = pg.InfiniteLine(
+            angle=90,
+            pen=pg.mkPen("#555", width=1, style=QtCore.Qt.PenStyle.DashLine),
+            label="refine",
+            labelOpts={"position": 0.9},
+        )
+        self.refine_mark.setVisible(False)
+        self.curves_plot.addItem(self.refine_mark)
         self.spectra_plot = make_plot(
             "Energy spectrum (test set)", "wavenumber |k|", "E(k)", logx=True, logy=True
         )
@@ -173,10 +181,17 @@ class OperatorPanel(Panel):
             self.images.show_fields({k: f[k] for k in TITLES}, shared_limits(f))
 
     def _draw_history(self, **_) -> None:
+        """Epochs counted on from training into refinement (a refinement restarts its own epoch numbers), with
+        a dashed line where the last refinement starts: its loss is the refiner's objective, not the
+        training loss."""
         h = self.model.history
-        ep = np.array([s.epoch for s in h], float)
+        ep = np.arange(1, len(h) + 1, dtype=float)
         self.c_train.setData(ep, np.array([s.train_loss for s in h], float))
         self.c_test.setData(ep, np.array([s.test_l2 for s in h], float))
+        starts = [i for i in range(1, len(h)) if h[i].epoch <= h[i - 1].epoch]
+        self.refine_mark.setVisible(bool(starts))
+        if starts:
+            self.refine_mark.setValue(starts[-1] + 0.5)
 
     def _draw_spectra(self, **_) -> None:
         sp = self.model.spectra()
@@ -240,7 +255,7 @@ class OperatorPanel(Panel):
             return
         self.tasks.submit(
             train_with_previews, net, m.train_data, m.test_data, m.params.train_config(refine), refine,
-            label="refine operator" if refine else "train operator", group="run",
+            m.params.refine_on, label="refine operator" if refine else "train operator", group="run",
             on_yield=self._on_preview, on_error=self.status.emit, throttle_ms=0,
             on_done=lambda _r: self.status.emit("refinement done" if refine else "training done"),
         )  # fmt: skip

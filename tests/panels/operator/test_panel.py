@@ -127,6 +127,9 @@ def test_train_in_the_background_and_stop_without_blocking(panel, qtbot):
     shown = [m for m in messages if m.startswith("epoch 3/3")]
     expected = opdata.high_frequency_error(panel.model.prediction, panel.model.test_data.y)
     assert shown and f"above the median wavenumber {expected:.3g}" in shown[-1]
+    qtbot.waitUntil(lambda: len(panel.c_test.xData) == n + 3, timeout=5_000)  # the plot throttle
+    assert list(panel.c_test.xData) == list(range(1, n + 4))  # epochs count on into the refinement
+    assert panel.refine_mark.isVisible() and panel.refine_mark.value() == n + 0.5
 
 
 def test_sidecar_reproduces_the_figure_in_a_fresh_window_and_from_the_cli(qtbot, tmp_path):
