@@ -16,16 +16,20 @@ block.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backends.operator import checkpoint, data
-from backends.operator.models import ModelConfig
-from backends.operator.train import TrainConfig, batch_starts, evaluate, make_model, step_seconds, train
+import torch  # noqa: E402
+
+from backends.operator import checkpoint, data  # noqa: E402
+from backends.operator.models import ModelConfig  # noqa: E402
+from backends.operator.train import TrainConfig, batch_starts, evaluate, make_model, step_seconds, train  # noqa: E402
+from bench.operator_common import report  # noqa: E402
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
@@ -92,31 +96,12 @@ def main() -> None:
     ev = evaluate(model, te)
     if args.save_weights:
         checkpoint.save(args.save_weights, model, {"n_test": args.n_test, "resolution": tr.resolution})
-    out = {
-        "rel_l2": ev["rel_l2"],
-        "resolution": ev["resolution"],
-        "t_in": int(tr.x.shape[1]),
-        "t_out": int(tr.y.shape[1]),
-        "epochs_done": last.epoch if last else 0,
-        "epochs_planned": epochs,
-        "stopped": stopped,
-        "wall_seconds": time.perf_counter() - w0,
-        "cpu_seconds": time.process_time() - c0,
-        "budget": args.budget,
-        "clock": args.clock,
-        "threads": args.threads,
-        "load_start": load0,
-        "load_end": os.getloadavg()[0],
-        "n_train": len(tr),
-        "n_test": len(te),
-        "model": cfg.to_dict(),
-        "train": tc.__dict__,
-        "costs": costs,
-        "history": history,
-    }
-    print(json.dumps(out, allow_nan=False))
-    if args.out:
-        checkpoint.write_json(args.out, out)
+    report(
+        args, ev=ev, last=last, epochs=epochs, stopped=stopped, w0=w0, c0=c0, load0=load0, tr=tr, te=te,
+        cfg=cfg, tc=tc, costs=costs, history=history,
+        t_in=int(tr.x.shape[1]),
+        t_out=int(tr.y.shape[1]),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The rollout and zero-shot exports: NPZ of the predicted and true sequences, CSV of the error against time,
-PNG of the zero-shot tiles. Written from the model through the shell's atomic writers."""
+"""The panel's data exports: test predictions (NPZ), training metrics (CSV), weights (checkpoint directory),
+the rollout (NPZ of the predicted and true sequences, CSV of the error against time) and the zero-shot tiles
+(PNG). Written from the model through the shell's atomic writers."""
 
 from __future__ import annotations
 
@@ -9,10 +10,34 @@ import numpy as np
 
 from app.export import save_csv, save_npz, save_png
 from backends.common import UserError
+from backends.operator import checkpoint
 from panels.operator.model import OperatorLab
 from panels.operator.render import compose_zeroshot
 
 ZEROSHOT_PNG_SIZE = (1600, 800)
+
+
+def write_predictions(model: OperatorLab, path: Path) -> None:
+    """x, y, prediction and per-sample rel_l2 of the test set."""
+    if model.prediction is None:
+        raise UserError("no predictions yet: press Train (or load weights) first")
+    t = model.test_data
+    save_npz(path, x=t.x, y=t.y, prediction=model.prediction, rel_l2=model.test_errors())
+
+
+def write_metrics(model: OperatorLab, path: Path) -> None:
+    """One row per epoch (training, then refinement): the EpochStats columns."""
+    if not model.history:
+        raise UserError("no training history yet: press Train")
+    names, cols = model.metrics_columns()
+    save_csv(path, names, cols)
+
+
+def write_weights(model: OperatorLab, path: Path) -> None:
+    net = model.network()
+    if net is None:
+        raise UserError("no model yet: press Train first")
+    checkpoint.save(path, net, {"n_test": len(model.test_data)})
 
 
 def _rollout(model: OperatorLab):

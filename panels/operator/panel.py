@@ -15,7 +15,7 @@ import numpy as np
 from PySide6 import QtCore
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
-from app.export import export_plot, save_csv, save_npz, save_png
+from app.export import export_plot, save_png
 from backends.batch import Study
 from backends.batch.places import default_store, studies_dir
 from backends.common import UserError, drain
@@ -25,7 +25,14 @@ from backends.operator.rollout import rollout
 from backends.operator.studies import dataset_workload, load_study, read_study
 from backends.operator.zeroshot import zero_shot_generated
 from panels.base import ExportAction, Panel, VideoSpec
-from panels.operator.exports import write_rollout_csv, write_rollout_npz, write_zeroshot_png
+from panels.operator.exports import (
+    write_metrics,
+    write_predictions,
+    write_rollout_csv,
+    write_rollout_npz,
+    write_weights,
+    write_zeroshot_png,
+)
 from panels.operator.model import OperatorLab, OperatorParams, data_generator, train_with_previews
 from panels.operator.render import TITLES, compose, compose_rollout, shared_limits
 from panels.operator.views import RolloutView, TileGrid, ZeroShotView
@@ -378,31 +385,13 @@ class OperatorPanel(Panel):
     def exports(self) -> list[ExportAction]:
         return [
             ExportAction("Test sample PNG", ("png",), lambda p: save_png(p, self.render((1600, 400)))),
-            ExportAction("Predictions NPZ", ("npz",), self._write_predictions),
-            ExportAction("Metrics CSV", ("csv",), self._write_metrics),
+            ExportAction("Predictions NPZ", ("npz",), lambda p: write_predictions(self.model, p)),
+            ExportAction("Metrics CSV", ("csv",), lambda p: write_metrics(self.model, p)),
             ExportAction(
                 "Training curves SVG/PNG", ("svg", "png", "csv"), lambda p: export_plot(self.curves_plot, p)
             ),
-            ExportAction("Weights (checkpoint directory)", ("ckpt",), self._write_weights),
+            ExportAction("Weights (checkpoint directory)", ("ckpt",), lambda p: write_weights(self.model, p)),
             ExportAction("Rollout NPZ", ("npz",), lambda p: write_rollout_npz(self.model, p)),
             ExportAction("Rollout error CSV", ("csv",), lambda p: write_rollout_csv(self.model, p)),
             ExportAction("Zero-shot PNG", ("png",), lambda p: write_zeroshot_png(self.model, p)),
         ]
-
-    def _write_predictions(self, path: Path) -> None:
-        m = self.model
-        if m.prediction is None:
-            raise UserError("no predictions yet: press Train (or load weights) first")
-        save_npz(path, x=m.test_data.x, y=m.test_data.y, prediction=m.prediction, rel_l2=m.test_errors())
-
-    def _write_metrics(self, path: Path) -> None:
-        if not self.model.history:
-            raise UserError("no training history yet: press Train")
-        names, cols = self.model.metrics_columns()
-        save_csv(path, names, cols)
-
-    def _write_weights(self, path: Path) -> None:
-        net = self.model.network()
-        if net is None:
-            raise UserError("no model yet: press Train first")
-        checkpoint.save(path, net, {"n_test": len(self.model.test_data)})

@@ -13,7 +13,6 @@ from backends.common import UserError
 from backends.operator import checkpoint
 from backends.operator import data as opdata
 from backends.operator.train import predict
-from panels.operator.panel import OperatorPanel
 from panels.operator.render import VIRIDIS, colorize, compose, shared_limits
 from tests.conftest import shared_data
 
@@ -21,16 +20,9 @@ pytest.importorskip("neuralop")
 
 
 @pytest.fixture
-def panel(qtbot, tmp_path):
-    p = OperatorPanel()
-    qtbot.addWidget(p)
-    p.resize(1200, 700)
-    p.show()
-    qtbot.waitExposed(p)
-    p.study_dir = tmp_path / "studies"  # Generate writes its stores here, not in the user's cache
-    p.model.set_params(n=20, count=30, n_test=6, epochs=3, width=8, modes=4, batch_size=8)
-    yield p
-    p.shutdown()
+def panel(bare_panel):
+    bare_panel.model.set_params(n=20, count=30, n_test=6, epochs=3, width=8, modes=4, batch_size=8)
+    return bare_panel
 
 
 def test_advance_trains_and_the_views_show_what_the_model_holds(panel):

@@ -20,7 +20,6 @@ from backends.operator.studies import dataset_workload  # noqa: E402
 from backends.operator.train import evaluate, predict  # noqa: E402
 from backends.operator.zeroshot import fine_test_set  # noqa: E402
 from panels.operator.model import ZEROSHOT_SEED_OFFSET  # noqa: E402
-from panels.operator.panel import OperatorPanel  # noqa: E402
 from panels.operator.render import compose_rollout  # noqa: E402
 
 T_IN = 10
@@ -33,15 +32,8 @@ def ns_data():
 
 
 @pytest.fixture
-def panel(qtbot, tmp_path):
-    p = OperatorPanel()
-    qtbot.addWidget(p)
-    p.resize(1200, 700)
-    p.show()
-    qtbot.waitExposed(p)
-    p.study_dir = tmp_path / "studies"
-    yield p
-    p.shutdown()
+def panel(bare_panel):
+    return bare_panel
 
 
 def test_rollout_beside_the_solver_and_its_exports(panel, qtbot, ns_data, tmp_path):
